@@ -1,0 +1,207 @@
+"""The ``robench`` command line: evaluate, train, list.
+
+User mistakes raise :class:`RobenchError`; :func:`main` prints them as one line on stderr and
+exits with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from robench.errors import RobenchError
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+                  help="Measure how image classifiers fail when a few important pixels are perturbed or hidden.")
+console = Console()
+ZOO_DEFAULT = "zoo:standard"
+
+
+def parse_floats(text: str | None, option: str) -> tuple[float, ...] | None:
+    """'0.485,0.456,0.406' → (0.485, 0.456, 0.406); RobenchError naming ``option`` otherwise."""
+    if text is None:
+        return None
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise RobenchError(f"{option} takes comma-separated numbers, e.g. 0.485,0.456,0.406; got {text!r}") from None
+    return values
+
+
+def parse_size(text: str | None, option: str) -> tuple[int, ...] | None:
+    """'3,32,32' (C,H,W), '32,32' (H,W) or '32' (square) → a tuple of ints."""
+    if text is None:
+        return None
+    try:
+        values = tuple(int(v) for v in text.lower().replace("x", ",").split(","))
+    except ValueError:
+        raise RobenchError(f"{option} takes sizes like 3,32,32 or 224; got {text!r}") from None
+    if not 1 <= len(values) <= 3 or min(values) < 1:
+        raise RobenchError(f"{option} takes C,H,W or H,W or one size; got {text!r}")
+    return values
+
+
+def resolve_model_spec(spec: str) -> str:
+    """``zoo:NAME`` → the path of a model bundled with robench; other specs unchanged."""
+    if not spec.startswith("zoo:"):
+        return spec
+    from robench.zoo import zoo_path
+
+    return str(zoo_path(spec[len("zoo:"):]))
+
+
+@app.command()
+def evaluate(
+    model: str = typer.Option(ZOO_DEFAULT, "--model", "-m", help="Checkpoint path, timm:NAME, or zoo:NAME (bundled)."),
+    data: str = typer.Option("sample", "--data", "-d", help="cifar10, imagefolder:PATH, npz:PATH or sample (bundled)."),
+    suite: str = typer.Option("clean", "--suite", "-s", help="Suite name(s), comma-separated."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory for results.csv, per_image.csv, meta.json."),
+    arch: Optional[str] = typer.Option(None, help="Architecture for a bare state dict: robench name, timm name or pkg.module:callable."),
+    arch_path: Optional[str] = typer.Option(None, help="Directory to import --arch pkg.module from."),
+    weights: Optional[str] = typer.Option(None, help="Local weights file for a timm:NAME model."),
+    mean: Optional[str] = typer.Option(None, help="Per-channel normalisation mean, e.g. 0.485,0.456,0.406."),
+    std: Optional[str] = typer.Option(None, help="Per-channel normalisation std, e.g. 0.229,0.224,0.225."),
+    num_classes: Optional[int] = typer.Option(None, help="Override the model's class count."),
+    input_size: Optional[str] = typer.Option(None, help="Override the model's input size: C,H,W."),
+    trust_checkpoint: bool = typer.Option(False, help="Allow checkpoints that run pickled code when loaded."),
+    data_dir: Optional[str] = typer.Option(None, help="Where to look for datasets (default $ROBENCH_DATA)."),
+    split: str = typer.Option("test", help="Dataset split: test, train or val."),
+    limit: Optional[int] = typer.Option(None, help="Evaluate a seeded random subset of this many images."),
+    image_size: Optional[str] = typer.Option(None, help="Resize image-folder images to H,W (shorter side/0.875, centre crop)."),
+    seed: int = typer.Option(0, help="Seed for subsets and every random draw."),
+    batch_size: int = typer.Option(128, help="Images per batch."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    overwrite: bool = typer.Option(False, help="Replace results of a different run in --out."),
+) -> None:
+    """Evaluate a model with one or more suites and print the results table."""
+    from robench.data import load_dataset
+    from robench.models.loading import LoadOptions, load_model
+    from robench.runner import evaluate as run_evaluation
+    from robench.runner import resolve_device
+    from robench.suites import make_suites
+
+    options = {k: v for k, v in locals().items() if k not in {"load_dataset", "LoadOptions", "load_model",
+                                                               "run_evaluation", "resolve_device", "make_suites"}}
+    options["out"] = str(out) if out else None
+    suites = make_suites(suite, seed=seed)
+    dev = resolve_device(device)
+    size = parse_size(input_size, "--input-size")
+    if size is not None and len(size) != 3:
+        raise RobenchError("--input-size takes C,H,W, e.g. 3,32,32")
+    load_opts = LoadOptions(arch=arch, arch_path=arch_path, weights=weights, mean=parse_floats(mean, "--mean"),
+                            std=parse_floats(std, "--std"), num_classes=num_classes, input_size=size,  # type: ignore[arg-type]
+                            trust_checkpoint=trust_checkpoint)
+    if num_classes is not None and num_classes < 1:
+        raise RobenchError("--num-classes must be at least 1")
+    net = load_model(resolve_model_spec(model), load_opts)
+    img = parse_size(image_size, "--image-size")
+    dataset = load_dataset(data, split, data_dir, limit, seed, image_size=(img[-2], img[-1]) if img and len(img) > 1
+                           else (img[0], img[0]) if img else None)
+    result = run_evaluation(net, dataset, suites, out_dir=out, seed=seed, batch_size=batch_size, device=dev,
+                            options=options, overwrite=overwrite)
+    print_results(result.results, title=f"{net.info.name} on {dataset.identity.get('description', data)} "
+                                        f"({len(result.per_image)} images)")
+    if out:
+        console.print(f"results written to {out}/")
+
+
+def print_results(results, title: str) -> None:  # type: ignore[no-untyped-def]
+    """Print a results table (per-class rows folded into one line each)."""
+    table = Table(title=title)
+    for col in ("suite", "test", "variant", "param", "metric", "value", "95% CI", "n"):
+        table.add_column(col, justify="right" if col in ("value", "n") else "left")
+    for row in results.itertuples(index=False):
+        ci = "" if row.ci_low != row.ci_low else f"[{row.ci_low:.3f}, {row.ci_high:.3f}]"
+        table.add_row(row.suite, row.test, row.variant, str(row.param), row.metric, f"{row.value:.4f}", ci, str(row.n))
+    console.print(table)
+
+
+@app.command()
+def train(
+    out: Path = typer.Option(..., "--out", "-o", help="Checkpoint to write (robench format, .pt or .safetensors)."),
+    method: str = typer.Option("standard", help="Training method."),
+    arch: str = typer.Option("cnn_small", help="Architecture: robench name, timm name or pkg.module:callable."),
+    data: str = typer.Option("cifar10", help="Dataset spec (its train split is used; test split for evaluation)."),
+    data_dir: Optional[str] = typer.Option(None, help="Where to look for datasets (default $ROBENCH_DATA)."),
+    epochs: int = typer.Option(30),
+    batch_size: int = typer.Option(128),
+    lr: float = typer.Option(0.1, help="Initial SGD learning rate."),
+    momentum: float = typer.Option(0.9),
+    weight_decay: float = typer.Option(5e-4),
+    schedule: str = typer.Option("cosine", help="cosine, plateau (ReduceLROnPlateau on training loss) or constant."),
+    augment: bool = typer.Option(True, help="Random crop (pad 4) and horizontal flip."),
+    seed: int = typer.Option(0),
+    train_limit: Optional[int] = typer.Option(None, help="Train on a seeded subset of this many images."),
+    eval_limit: Optional[int] = typer.Option(2000, help="Test images used for per-epoch accuracy."),
+    device: str = typer.Option("auto"),
+    name: Optional[str] = typer.Option(None, help="Model name recorded in the checkpoint (default: file stem)."),
+    resume: bool = typer.Option(False, help="Continue an interrupted run from OUT.state.pt."),
+) -> None:
+    """Train a model and write a robench checkpoint with its training log."""
+    from robench.train import TrainConfig
+    from robench.train import train as run_training
+
+    config = TrainConfig(out=str(out), method=method, arch=arch, data=data, data_dir=data_dir, epochs=epochs,
+                         batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
+                         schedule=schedule, augment=augment, seed=seed, train_limit=train_limit,
+                         eval_limit=eval_limit, device=device, name=name, resume=resume)
+    model = run_training(config)
+    log = model.info.training.get("log", [])
+    if log:
+        console.print(f"trained {model.info.name}: final test accuracy {log[-1]['test_acc']:.4f}, "
+                      f"selected epoch {model.info.training.get('selected_epoch')} → {out}")
+
+
+@app.command("list")
+def list_things(what: str = typer.Argument("all", help="archs, suites, datasets, methods, zoo or all.")) -> None:
+    """List robench's architectures, suites, dataset kinds, training methods and bundled models."""
+    from robench.data import DATASET_KINDS
+    from robench.models.architecture_spec import list_models
+    from robench.suites import SUITES
+    from robench.train import METHODS
+    from robench.zoo import zoo_names
+
+    groups = {"archs": list_models(), "suites": list(SUITES), "datasets": list(DATASET_KINDS),
+              "methods": list(METHODS), "zoo": [f"zoo:{n}" for n in zoo_names()]}
+    if what != "all" and what not in groups:
+        raise RobenchError(f"nothing called {what!r} to list; choose from {', '.join(groups)} or all")
+    for key, names in groups.items():
+        if what in ("all", key):
+            console.print(f"[bold]{key}[/bold]: {', '.join(names)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app; user errors become one line on stderr and exit status 2."""
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        app(args=argv, standalone_mode=False)
+    except RobenchError as exc:
+        err.print(f"robench: error: {exc}", markup=False)
+        return 2
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err.print("robench: interrupted; run the same command again to resume", markup=False)
+        return 130
+    except click.ClickException as exc:
+        err.print(f"robench: error: {exc.format_message()} (see --help)", markup=False)
+        return 2
+    except KeyboardInterrupt:
+        err.print("robench: interrupted; run the same command again to resume", markup=False)
+        return 130
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,140 @@
+"""Decoding image files (folders and tar archives) into uint8 N×H×W×C arrays, with an on-disk cache.
+
+Decoded arrays are cached under ``$ROBENCH_CACHE`` (default ``~/.cache/robench``) as ``.npy``
+files that are memory-mapped on later runs, so a large set costs no memory beyond what a batch touches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from robench.errors import RobenchError
+from robench.io import atomic_path, write_json_atomic
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".pgm", ".tif", ".tiff")
+
+
+def cache_dir() -> Path:
+    """Where decoded datasets are cached: ``$ROBENCH_CACHE`` or ``~/.cache/robench``."""
+    return Path(os.environ.get("ROBENCH_CACHE") or Path.home() / ".cache" / "robench")
+
+
+def cache_key(*parts: Any) -> str:
+    """A short stable key from the parts that determine a decoded array."""
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:20]
+
+
+def cached_arrays(key: str, build: Callable[[], tuple[np.ndarray, np.ndarray, list[str]]]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Return (images memmap, labels, classes) for ``key``, building and caching them on first use."""
+    root = cache_dir() / "decoded"
+    images_path, meta_path = root / f"{key}.npy", root / f"{key}.json"
+    if images_path.exists() and meta_path.exists():
+        try:
+            meta = json.loads(meta_path.read_text())
+            return np.load(images_path, mmap_mode="r"), np.asarray(meta["labels"], dtype=np.int64), list(meta["classes"])
+        except (ValueError, KeyError, OSError):
+            pass  # a damaged cache entry is rebuilt below
+    images, labels, classes = build()
+    try:
+        with atomic_path(images_path) as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, images)
+        write_json_atomic(meta_path, {"labels": labels.tolist(), "classes": classes})
+    except OSError:
+        pass  # caching is an optimisation: a read-only cache directory must not stop the run
+    return images, labels, classes
+
+
+def decode_image(data: bytes | Path, name: str, size: tuple[int, int] | None, grayscale: bool) -> np.ndarray:
+    """Decode one image to uint8 H×W×C (C = 1 if ``grayscale`` else 3), resized to ``size`` if given."""
+    try:
+        with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as img:
+            img = img.convert("L" if grayscale else "RGB")
+            if size is not None and img.size != (size[1], size[0]):
+                img = resize_center_crop(img, size)
+            arr = np.asarray(img, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise RobenchError(f"cannot decode image {name}: {exc}") from None
+    return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+def resize_center_crop(img: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Resize the shorter side to ``size / 0.875`` (the ImageNet evaluation convention), then centre-crop."""
+    h, w = size
+    scale = max(h, w) / 0.875 / min(img.size)
+    img = img.resize((max(w, round(img.size[0] * scale)), max(h, round(img.size[1] * scale))), Image.BICUBIC)
+    left, top = (img.size[0] - w) // 2, (img.size[1] - h) // 2
+    return img.crop((left, top, left + w, top + h))
+
+
+def stack_images(items: Iterable[tuple[bytes | Path, str]], count: int, size: tuple[int, int] | None,
+                 grayscale: bool, progress: Callable[[Iterable[Any]], Iterator[Any]] | None = None) -> np.ndarray:
+    """Decode ``count`` images into one uint8 N×H×W×C array; all must share a size unless ``size`` is given."""
+    out: np.ndarray | None = None
+    iterator = progress(items) if progress else items
+    for i, (data, name) in enumerate(iterator):
+        arr = decode_image(data, name, size, grayscale)
+        if out is None:
+            out = np.empty((count, *arr.shape), dtype=np.uint8)
+        elif arr.shape != out.shape[1:]:
+            raise RobenchError(
+                f"image {name} is {arr.shape[1]}×{arr.shape[0]} but earlier ones are {out.shape[2]}×{out.shape[1]}; "
+                "pass --image-size to resize them all"
+            )
+        out[i] = arr
+    if out is None:
+        raise RobenchError("no images found")
+    return out
+
+
+def folder_listing(root: Path) -> tuple[list[tuple[Path, int]], list[str]]:
+    """ImageFolder layout: ``root/<class>/<image>``; classes sorted by name, files sorted within each."""
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise RobenchError(f"{root} has no class sub-directories (expected ImageFolder layout root/<class>/<image>)")
+    files = [(f, label) for label, c in enumerate(classes)
+             for f in sorted((root / c).iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+    if not files:
+        raise RobenchError(f"{root} holds no images ({', '.join(IMAGE_SUFFIXES)}) in its class directories")
+    return files, classes
+
+
+def folder_is_grayscale(files: list[tuple[Path, int]]) -> bool:
+    """True when the first images are single-channel (mode L): the set is then decoded as 1 channel."""
+    sample = files[:: max(1, len(files) // 16)][:16]
+    modes = set()
+    for f, _ in sample:
+        with Image.open(f) as img:
+            modes.add(img.mode)
+    return modes <= {"L", "1", "I;16"}
+
+
+def tar_members(archive: Path, split: str) -> tuple[list[tuple[bytes, str, str]], list[str]]:
+    """(bytes, member name, class) for every image under ``<split>/<class>/`` in a tar archive."""
+    found: list[tuple[bytes, str, str]] = []
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            for member in tar:
+                parts = Path(member.name).parts
+                if not member.isfile() or Path(member.name).suffix.lower() not in IMAGE_SUFFIXES:
+                    continue
+                if len(parts) >= 3 and parts[-3] == split:
+                    handle = tar.extractfile(member)
+                    if handle is not None:
+                        found.append((handle.read(), member.name, parts[-2]))
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise RobenchError(f"cannot read archive {archive}: {exc}") from None
+    if not found:
+        raise RobenchError(f"archive {archive} has no images under {split}/<class>/")
+    found.sort(key=lambda t: t[1])
+    return found, sorted({c for _, _, c in found})

@@ -1,0 +1,178 @@
+"""Turn a dataset spec into an :class:`ImageSet`.
+
+Specs: ``cifar10`` (searched in ``--data-dir`` and ``$ROBENCH_DATA``: torchvision's python format,
+an ImageFolder tree, or the ``cifar10-jpeg.tar.gz`` archive; downloaded through torchvision only
+as a last resort), ``imagefolder:PATH``, ``npz:PATH`` (keys ``x`` uint8 N×H×W×C or N×H×W and
+``y``; optional ``classes``), ``sample`` (1,000 lossless CIFAR-10 test images bundled with robench).
+"""
+
+from __future__ import annotations
+
+import os
+from importlib.resources import files
+from pathlib import Path
+
+import numpy as np
+
+from robench.data.decode import (
+    cache_key,
+    cached_arrays,
+    folder_is_grayscale,
+    folder_listing,
+    stack_images,
+    tar_members,
+)
+from robench.data.imageset import ImageSet
+from robench.errors import RobenchError
+from robench.progress import track
+
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+DATASET_KINDS = ("cifar10", "imagefolder:PATH", "npz:PATH", "sample")
+SPLITS = ("train", "test", "val")
+
+
+def load_dataset(spec: str, split: str = "test", data_dir: str | None = None, limit: int | None = None,
+                 seed: int = 0, image_size: tuple[int, int] | None = None) -> ImageSet:
+    """Load the dataset ``spec``; ``limit`` keeps a seeded random subset of that many images, in order.
+
+    ``image_size`` (H, W) resizes folder images (shorter side to size/0.875, centre crop); arrays
+    (npz, sample, CIFAR) are never resized.
+    """
+    if split not in SPLITS:
+        raise RobenchError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    kind, _, arg = spec.partition(":")
+    if kind == "sample" and not arg:
+        data = _sample(split)
+    elif kind == "cifar10" and not arg:
+        data = _cifar10(split, data_dir)
+    elif kind == "npz" and arg:
+        data = _npz(Path(arg).expanduser())
+    elif kind == "imagefolder" and arg:
+        data = _imagefolder(Path(arg).expanduser(), split, image_size)
+    else:
+        raise RobenchError(f"unknown dataset {spec!r}; use one of {', '.join(DATASET_KINDS)}")
+    data.identity.update(spec=spec, split=split)
+    if limit is not None:
+        if limit < 1:
+            raise RobenchError(f"--limit must be at least 1, got {limit}")
+        if limit < len(data):
+            keep = np.sort(np.random.default_rng(seed).choice(len(data), size=limit, replace=False))
+            data = data.subset(keep)
+        data.identity.update(limit=limit, limit_seed=seed)
+    data.identity["n"] = len(data)
+    return data
+
+
+def _sample(split: str) -> ImageSet:
+    if split != "test":
+        raise RobenchError("the bundled sample holds test images only; use --split test")
+    with files("robench").joinpath("assets/cifar10_test_sample.npz").open("rb") as f:
+        arrays = np.load(f)
+        x, y, index = arrays["x"], arrays["y"].astype(np.int64), arrays["test_index"].astype(np.int64)
+    ident = {"name": "cifar10-sample", "description": "CIFAR-10 official test images 0..999 (lossless), bundled"}
+    return ImageSet(x, y, CIFAR10_CLASSES, index, ident)
+
+
+def _npz(path: Path) -> ImageSet:
+    if not path.is_file():
+        raise RobenchError(f"npz file {path} not found")
+    try:
+        arrays = np.load(path, allow_pickle=False)
+        keys = set(arrays.files)
+    except (ValueError, OSError) as exc:
+        raise RobenchError(f"cannot read npz file {path}: {exc}") from None
+    if not {"x", "y"} <= keys:
+        raise RobenchError(f"npz file {path} must hold arrays 'x' (uint8 N×H×W×C) and 'y' (labels); it has {sorted(keys)}")
+    x, y = arrays["x"], arrays["y"]
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.dtype != np.uint8 or x.ndim != 4:
+        raise RobenchError(f"npz key 'x' must be uint8 N×H×W×C or N×H×W, got {x.dtype} {x.shape}")
+    if x.shape[-1] not in (1, 3, 4) and x.shape[1] in (1, 3):
+        raise RobenchError(f"npz key 'x' has shape {x.shape}, which looks channels-first; store it as N×H×W×C")
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise RobenchError(f"npz key 'y' must be a 1-D integer array, got {y.dtype} {y.shape}")
+    classes = [str(c) for c in arrays["classes"]] if "classes" in keys else [str(i) for i in range(int(y.max()) + 1)]
+    index = arrays["index"].astype(np.int64) if "index" in keys else np.arange(len(y))
+    return ImageSet(x, y.astype(np.int64), classes, index, {"name": path.stem, "path": str(path.resolve())})
+
+
+def _imagefolder(path: Path, split: str, image_size: tuple[int, int] | None) -> ImageSet:
+    if not path.is_dir():
+        raise RobenchError(f"image folder {path} not found")
+    root = path / split if (path / split).is_dir() else path
+    return _decode_folder(root, {"name": path.name, "path": str(path.resolve())}, image_size)
+
+
+def _decode_folder(root: Path, identity: dict, image_size: tuple[int, int] | None) -> ImageSet:
+    listing, classes = folder_listing(root)
+    stat = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f, _ in listing]
+    key = cache_key("folder", str(root.resolve()), stat, image_size)
+
+    def build() -> tuple[np.ndarray, np.ndarray, list[str]]:
+        gray = folder_is_grayscale(listing)
+        images = stack_images(((f, str(f)) for f, _ in listing), len(listing), image_size, gray,
+                              progress=lambda it: track(it, total=len(listing), description=f"decoding {root.name}"))
+        return images, np.array([label for _, label in listing], dtype=np.int64), classes
+
+    images, labels, classes = cached_arrays(key, build)
+    return ImageSet(images, labels, classes, np.arange(len(labels)), identity)
+
+
+def _cifar10(split: str, data_dir: str | None) -> ImageSet:
+    if split == "val":
+        raise RobenchError("CIFAR-10 has train and test splits only")
+    roots = [Path(p).expanduser() for p in (data_dir, os.environ.get("ROBENCH_DATA")) if p]
+    for root in roots:
+        if (root / "cifar-10-batches-py").is_dir():
+            return _cifar10_torchvision(root, split, download=False)
+        for folder in (root / "cifar10", root / "cifar10-jpeg", root):
+            if (folder / split).is_dir() and {p.name for p in (folder / split).iterdir()} >= set(CIFAR10_CLASSES):
+                data = _decode_folder(folder / split, {"name": "cifar10", "path": str(folder.resolve())}, None)
+                data.identity["encoding"] = "jpeg" if any((folder / split / "airplane").glob("*.jpg")) else "lossless"
+                return data
+        archive = root / "cifar10-jpeg.tar.gz"
+        if archive.is_file():
+            return _cifar10_archive(archive, split)
+    if roots:
+        target = roots[0]
+        try:
+            return _cifar10_torchvision(target, split, download=True)
+        except RobenchError:
+            pass
+    looked = ", ".join(str(r) for r in roots) or "nowhere (no --data-dir and no $ROBENCH_DATA)"
+    raise RobenchError(
+        f"CIFAR-10 not found in {looked} (looked for cifar-10-batches-py/, an ImageFolder {split}/ tree, "
+        "cifar10-jpeg.tar.gz) and it could not be downloaded; pass --data-dir DIR"
+    )
+
+
+def _cifar10_torchvision(root: Path, split: str, download: bool) -> ImageSet:
+    from torchvision.datasets import CIFAR10
+
+    try:
+        ds = CIFAR10(str(root), train=split == "train", download=download)
+    except Exception as exc:  # download failures come as URLError, OSError, RuntimeError
+        raise RobenchError(f"CIFAR-10 could not be read or downloaded into {root}: {exc}") from None
+    ident = {"name": "cifar10", "path": str(root.resolve()), "encoding": "lossless"}
+    y = np.asarray(ds.targets, dtype=np.int64)
+    return ImageSet(np.asarray(ds.data, dtype=np.uint8), y, CIFAR10_CLASSES, np.arange(len(y)), ident)
+
+
+def _cifar10_archive(archive: Path, split: str) -> ImageSet:
+    stat = archive.stat()
+    key = cache_key("cifar10-archive", str(archive.resolve()), stat.st_size, stat.st_mtime_ns, split)
+
+    def build() -> tuple[np.ndarray, np.ndarray, list[str]]:
+        members, classes = tar_members(archive, split)
+        if classes != CIFAR10_CLASSES:
+            raise RobenchError(f"archive {archive} has classes {classes}, not CIFAR-10's")
+        images = stack_images(((data, name) for data, name, _ in members), len(members), None, False,
+                              progress=lambda it: track(it, total=len(members), description=f"decoding cifar10 {split}"))
+        labels = np.array([CIFAR10_CLASSES.index(c) for _, _, c in members], dtype=np.int64)
+        return images, labels, classes
+
+    images, labels, classes = cached_arrays(key, build)
+    ident = {"name": "cifar10", "path": str(archive.resolve()), "encoding": "jpeg",
+             "description": "CIFAR-10 (JPEG re-encoded)"}
+    return ImageSet(images, labels, classes, np.arange(len(labels)), ident)

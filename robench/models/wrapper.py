@@ -1,0 +1,63 @@
+"""The model robench evaluates: a network with its normalisation inside and its metadata beside it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass
+class ModelInfo:
+    """What robench knows about a model; recorded with every result.
+
+    ``input_size`` is (C, H, W) or None when the format does not say; ``mean``/``std`` are
+    per-channel values in [0, 1] space applied inside :class:`RobenchModel`.
+    """
+
+    name: str
+    arch: str | None
+    num_classes: int | None
+    input_size: tuple[int, int, int] | None
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    classes: list[str] | None = None
+    source: str = ""
+    path: str | None = None
+    sha256: str | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON- and ``weights_only``-safe dict (tuples become lists)."""
+        d = asdict(self)
+        d["input_size"] = list(self.input_size) if self.input_size else None
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+
+class RobenchModel(nn.Module):
+    """``net((x - mean) / std)`` for x in [0, 1], N×C×H×W → logits N×K.
+
+    ``mean`` and ``std`` are buffers of shape 1×C×1×1 (IG's ``baseline="mean"`` reads ``mean``).
+    Networks that cannot switch modes (``torch.export`` programs) are left alone by ``train()``.
+    """
+
+    def __init__(self, net: nn.Module, info: ModelInfo, switchable: bool = True) -> None:
+        super().__init__()
+        self.net = net
+        self.info = info
+        self.switchable = switchable
+        channels = len(info.mean)
+        self.register_buffer("mean", torch.tensor(info.mean, dtype=torch.float32).view(1, channels, 1, 1))
+        self.register_buffer("std", torch.tensor(info.std, dtype=torch.float32).view(1, channels, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - self.mean) / self.std)
+
+    def train(self, mode: bool = True) -> RobenchModel:
+        self.training = mode
+        if self.switchable:
+            self.net.train(mode)
+        return self

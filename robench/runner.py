@@ -1,0 +1,243 @@
+"""Running suites over a dataset: one pass of batches, per-image results, resumable, written atomically.
+
+Layout of an output directory::
+
+    results.csv     long format, one row per suite/test/variant/param/metric
+    per_image.csv   one row per image: index, label, prediction, correct, then suite columns
+    meta.json       versions, seed, device, options, checkpoint sha256, dataset identity
+    .partial/       per-batch results of an unfinished run (removed when the run completes)
+
+A run interrupted at any point and started again with the same settings skips the batches it
+had finished; per-batch random generators are seeded from (seed, batch start), so the resumed
+run computes exactly what an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from robench import __version__
+from robench.data.imageset import ImageSet
+from robench.errors import RobenchError
+from robench.io import write_atomic, write_json_atomic
+from robench.models.modes import eval_mode
+from robench.models.wrapper import RobenchModel
+from robench.progress import make_progress
+from robench.suites.base import RESULT_COLUMNS, Batch, Suite
+
+PARTIAL = ".partial"
+
+
+@dataclass
+class Evaluation:
+    """What a finished run produced."""
+
+    results: pd.DataFrame
+    per_image: pd.DataFrame
+    meta: dict[str, Any]
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise RobenchError(f"unknown device {device!r}; use auto, cpu or cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RobenchError("--device cuda but no CUDA GPU is available; use --device cpu or auto")
+    return torch.device(device)
+
+
+def check_compatible(model: RobenchModel, data: ImageSet, device: torch.device) -> None:
+    """Refuse model/data pairs that cannot give meaningful results, before any work starts.
+
+    Compares channels and size with the model's metadata, then runs one image through the model
+    to check that the output is N×K with K equal to the dataset's class count.
+    """
+    c, h, w = data.image_shape
+    info = model.info
+    if len(info.mean) not in (1, c):
+        raise RobenchError(f"the model normalises {len(info.mean)} channels but the images have {c}")
+    if info.input_size is not None:
+        mc, mh, mw = info.input_size
+        if mc != c:
+            raise RobenchError(f"the model takes {mc}-channel images but the dataset has {c} channels")
+        if (mh, mw) != (h, w):
+            raise RobenchError(
+                f"the model expects {mh}×{mw} images but the dataset's are {h}×{w}; "
+                "pass --image-size for image folders, or --input-size if the model accepts other sizes"
+            )
+    x, _ = data.batch(0, 1, device)
+    try:
+        with torch.no_grad(), eval_mode(model):
+            out = model(x)
+    except Exception as exc:  # any failure of the user's network on this input is a mismatch
+        raise RobenchError(f"the model fails on a {c}×{h}×{w} image from the dataset: {str(exc).splitlines()[0][:200]}") from None
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 1:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise RobenchError(f"the model's output should be logits of shape N×classes, got {shape}")
+    k = out.shape[1]
+    if info.num_classes is not None and info.num_classes != k:
+        raise RobenchError(f"the model's metadata says {info.num_classes} classes but it outputs {k}")
+    if k != len(data.classes):
+        raise RobenchError(f"the model outputs {k} classes but the dataset has {len(data.classes)}")
+    info.num_classes = k
+
+
+def environment() -> dict[str, Any]:
+    """Versions and platform, recorded with every result."""
+    import timm
+
+    return {"robench": __version__, "torch": torch.__version__, "timm": timm.__version__, "numpy": np.__version__,
+            "pandas": pd.__version__, "python": sys.version.split()[0], "platform": platform.platform()}
+
+
+def evaluate(model: RobenchModel, data: ImageSet, suites: list[Suite], *, out_dir: Path | None, seed: int = 0,
+             batch_size: int = 128, device: torch.device | None = None, options: dict[str, Any] | None = None,
+             overwrite: bool = False) -> Evaluation:
+    """Run ``suites`` on ``data`` and (with ``out_dir``) write results atomically; resumes unfinished runs."""
+    device = device or torch.device("cpu")
+    if batch_size < 1:
+        raise RobenchError(f"--batch-size must be at least 1, got {batch_size}")
+    model = model.to(device)
+    check_compatible(model, data, device)
+    meta = {
+        "robench_results": 1,
+        "environment": environment(),
+        "seed": seed,
+        "device": str(device),
+        "batch_size": batch_size,
+        "options": options or {},
+        "model": model.info.to_dict(),
+        "dataset": dict(data.identity, fingerprint=data.fingerprint(), classes=data.classes,
+                        image_shape=list(data.image_shape)),
+        "suites": {s.name: s.options() for s in suites},
+    }
+    signature = _signature(meta)
+    if out_dir is not None and not overwrite and (finished := load_finished(out_dir, signature)) is not None:
+        return finished
+    partial = _prepare_out_dir(out_dir, signature, overwrite) if out_dir is not None else None
+    started = time.time()
+    parts = _run_batches(model, data, suites, partial, seed, batch_size, device)
+    per_image = pd.concat(parts, ignore_index=True)
+    rows = [row for suite in suites for row in suite.summarize(per_image, data.classes)]
+    results = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    meta.update(signature=signature, duration_s=round(time.time() - started, 3),
+                finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), n_images=len(per_image))
+    if out_dir is not None:
+        write_results(out_dir, results, per_image, meta)
+        shutil.rmtree(out_dir / PARTIAL, ignore_errors=True)
+    return Evaluation(results, per_image, meta)
+
+
+def _signature(meta: dict[str, Any]) -> str:
+    """Hash of everything that determines the results (not timings or the command line's spelling)."""
+    keys = ("seed", "batch_size", "model", "dataset", "suites", "device")
+    return hashlib.sha256(json.dumps({k: meta[k] for k in keys}, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _prepare_out_dir(out_dir: Path, signature: str, overwrite: bool) -> Path:
+    """Check the output directory before work starts; return the folder for per-batch results."""
+    meta_path, partial = out_dir / "meta.json", out_dir / PARTIAL
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RobenchError(f"--out {out_dir} exists and is not a directory")
+    if meta_path.exists() and not overwrite:
+        try:
+            old = json.loads(meta_path.read_text()).get("signature")
+        except (ValueError, OSError):
+            old = None
+        if old != signature:
+            raise RobenchError(f"{out_dir} already holds results of a different run; choose another --out or pass --overwrite")
+    if partial.exists():
+        sig_file = partial / "signature"
+        if overwrite or not sig_file.exists() or sig_file.read_text() != signature:
+            shutil.rmtree(partial)
+    try:
+        partial.mkdir(parents=True, exist_ok=True)
+        if not (partial / "signature").exists():
+            (partial / "signature").write_text(signature)
+    except OSError as exc:
+        raise RobenchError(f"cannot write to --out {out_dir}: {exc.strerror or exc}") from None
+    return partial
+
+
+def _run_batches(model: RobenchModel, data: ImageSet, suites: list[Suite], partial: Path | None, seed: int,
+                 batch_size: int, device: torch.device) -> list[pd.DataFrame]:
+    parts: list[pd.DataFrame] = []
+    starts = range(0, len(data), batch_size)
+    with make_progress() as progress, eval_mode(model):
+        task = progress.add_task("evaluating", total=len(data))
+        for start in starts:
+            stop = min(start + batch_size, len(data))
+            part_path = partial / f"batch-{start:09d}.npz" if partial is not None else None
+            if part_path is not None and part_path.exists():
+                with np.load(part_path, allow_pickle=False) as arrays:
+                    parts.append(pd.DataFrame({k: arrays[k] for k in arrays.files}))
+                progress.advance(task, stop - start)
+                continue
+            part = _run_batch(model, data, suites, start, stop, seed, device)
+            if part_path is not None:
+                write_atomic(part_path, lambda tmp, df=part: _save_part(tmp, df))
+            parts.append(part)
+            progress.advance(task, stop - start)
+    return parts
+
+
+def _save_part(path: Path, part: pd.DataFrame) -> None:
+    with open(path, "wb") as f:  # an open file keeps np.savez from appending ".npz" to the temp name
+        np.savez(f, **{k: part[k].to_numpy() for k in part.columns})
+
+
+def _run_batch(model: RobenchModel, data: ImageSet, suites: list[Suite], start: int, stop: int, seed: int,
+               device: torch.device) -> pd.DataFrame:
+    x, y = data.batch(start, stop, device)
+    with torch.no_grad():
+        logits = model(x).float()
+    if not torch.isfinite(logits).all():
+        raise RobenchError(f"the model outputs NaN or Inf on images {start}..{stop - 1}: its results would be invalid")
+    generator = torch.Generator(device=device).manual_seed(seed * 1_000_003 + start)
+    batch = Batch(x=x, y=y, index=data.index[start:stop], logits=logits, generator=generator)
+    probs = logits.softmax(1)
+    columns: dict[str, Any] = {
+        "index": batch.index,
+        "label": y.cpu().numpy(),
+        "prediction": logits.argmax(1).cpu().numpy(),
+        "correct": batch.correct.cpu().numpy(),
+        "confidence": probs.max(1).values.cpu().numpy(),
+        "true_class_prob": probs.gather(1, y[:, None])[:, 0].cpu().numpy(),
+    }
+    for suite in suites:
+        columns.update(suite.run_batch(model, batch))
+    return pd.DataFrame(columns)
+
+
+def load_finished(out_dir: Path, signature: str) -> Evaluation | None:
+    """The results already in ``out_dir`` if they come from a complete run with this signature."""
+    try:
+        meta = json.loads((out_dir / "meta.json").read_text())
+        if meta.get("signature") != signature:
+            return None
+        results = pd.read_csv(out_dir / "results.csv", dtype={"param": str}).fillna({"param": ""})
+        return Evaluation(results,
+                          pd.read_csv(out_dir / "per_image.csv"), meta)
+    except (OSError, ValueError):
+        return None
+
+
+def write_results(out_dir: Path, results: pd.DataFrame, per_image: pd.DataFrame, meta: dict[str, Any]) -> None:
+    """Write the three result files, each atomically; meta.json last, so it marks a complete run."""
+    write_atomic(out_dir / "results.csv", lambda tmp: results.to_csv(tmp, index=False, float_format="%.6g"))
+    write_atomic(out_dir / "per_image.csv", lambda tmp: per_image.to_csv(tmp, index=False, float_format="%.6g"))
+    write_json_atomic(out_dir / "meta.json", meta)

@@ -1,0 +1,61 @@
+"""The suite interface: per-image columns from each batch, then summary rows from those columns.
+
+A suite never aggregates while it runs. It returns per-image values for each batch (so a run can
+be resumed, sharded and restricted later to images every compared model gets right), and
+``summarize`` derives the long-format result rows from the finished per-image table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+
+from robench.models.wrapper import RobenchModel
+
+RESULT_COLUMNS = ["suite", "test", "variant", "param", "metric", "value", "n", "ci_low", "ci_high"]
+
+
+@dataclass
+class Batch:
+    """One batch as every suite sees it: inputs in [0, 1], labels, and the clean predictions."""
+
+    x: torch.Tensor  # N×C×H×W float32 in [0, 1]
+    y: torch.Tensor  # N int64
+    index: np.ndarray  # N dataset indices
+    logits: torch.Tensor  # N×K clean logits
+    generator: torch.Generator  # seeded from (run seed, batch start): results repeat and resume exactly
+
+    @property
+    def correct(self) -> torch.Tensor:
+        """N bool: the clean prediction equals the label."""
+        return self.logits.argmax(1) == self.y
+
+
+def result_row(suite: str, test: str, variant: str, param: Any, metric: str, value: float, n: int,
+               ci: tuple[float, float] | None = None) -> dict[str, Any]:
+    """One row of ``results.csv``."""
+    low, high = ci if ci is not None else (np.nan, np.nan)
+    return {"suite": suite, "test": test, "variant": variant, "param": "" if param is None else str(param),
+            "metric": metric, "value": float(value), "n": int(n), "ci_low": float(low), "ci_high": float(high)}
+
+
+class Suite(Protocol):
+    """What an evaluation runs. ``options`` are recorded in meta.json."""
+
+    name: str
+
+    def options(self) -> dict[str, Any]:
+        """The suite's settings, JSON-serialisable."""
+        ...
+
+    def run_batch(self, model: RobenchModel, batch: Batch) -> dict[str, np.ndarray]:
+        """Per-image columns for ``batch`` (each an array of length N)."""
+        ...
+
+    def summarize(self, per_image: pd.DataFrame, classes: list[str]) -> list[dict[str, Any]]:
+        """Result rows (see :func:`result_row`) from the whole per-image table."""
+        ...
