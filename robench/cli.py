@@ -179,23 +179,20 @@ def list_things(what: str = typer.Argument("all", help="archs, suites, datasets,
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app; user errors become one line on stderr and exit status 2."""
     err = Console(stderr=True, highlight=False, soft_wrap=True)
+    interrupted = "robench: interrupted; run the same command again to resume"
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)  # typer returns 130 for Ctrl-C in this mode
     except RobenchError as exc:
         err.print(f"robench: error: {exc}", markup=False)
         return 2
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.exceptions.Abort:
-        err.print("robench: interrupted; run the same command again to resume", markup=False)
-        return 130
+    except (click.exceptions.Abort, typer.Abort, KeyboardInterrupt):
+        code = 130
     except click.ClickException as exc:
         err.print(f"robench: error: {exc.format_message()} (see --help)", markup=False)
         return 2
-    except KeyboardInterrupt:
-        err.print("robench: interrupted; run the same command again to resume", markup=False)
-        return 130
-    return 0
+    if code == 130:
+        err.print(interrupted, markup=False)
+    return code if isinstance(code, int) else 0
 
 
 def run() -> None:

@@ -68,8 +68,6 @@ def check_compatible(model: RobenchModel, data: ImageSet, device: torch.device) 
     """
     c, h, w = data.image_shape
     info = model.info
-    if len(info.mean) not in (1, c):
-        raise RobenchError(f"the model normalises {len(info.mean)} channels but the images have {c}")
     if info.input_size is not None:
         mc, mh, mw = info.input_size
         if mc != c:
@@ -79,6 +77,8 @@ def check_compatible(model: RobenchModel, data: ImageSet, device: torch.device) 
                 f"the model expects {mh}×{mw} images but the dataset's are {h}×{w}; "
                 "pass --image-size for image folders, or --input-size if the model accepts other sizes"
             )
+    if len(info.mean) not in (1, c):
+        raise RobenchError(f"the model normalises {len(info.mean)} channels but the images have {c}")
     x, _ = data.batch(0, 1, device)
     try:
         with torch.no_grad(), eval_mode(model):

@@ -9,8 +9,10 @@ as a last resort), ``imagefolder:PATH``, ``npz:PATH`` (keys ``x`` uint8 N×H×W�
 from __future__ import annotations
 
 import os
+import pickle
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -148,15 +150,48 @@ def _cifar10(split: str, data_dir: str | None) -> ImageSet:
 
 
 def _cifar10_torchvision(root: Path, split: str, download: bool) -> ImageSet:
-    from torchvision.datasets import CIFAR10
+    """torchvision's python format (``cifar-10-batches-py/``), downloading it first when asked."""
+    folder = root / "cifar-10-batches-py"
+    if download:
+        from torchvision.datasets import CIFAR10
 
+        try:
+            CIFAR10(str(root), train=split == "train", download=True)
+        except Exception as exc:  # download failures come as URLError, OSError, RuntimeError
+            raise RobenchError(f"CIFAR-10 could not be downloaded into {root}: {exc}") from None
+    names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    xs, ys = [], []
+    for name in names:
+        x, y = read_cifar_batch(folder / name)
+        xs.append(x)
+        ys.append(y)
+    ident = {"name": "cifar10", "path": str(folder.resolve()), "encoding": "lossless"}
+    y_all = np.concatenate(ys)
+    return ImageSet(np.concatenate(xs), y_all, CIFAR10_CLASSES, np.arange(len(y_all)), ident)
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickles CIFAR's batch files, refusing every global except NumPy's array reconstruction."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a CIFAR batch file")
+        return super().find_class(module, name)
+
+
+def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One batch file of the python format → (uint8 N×32×32×3, int64 labels), read without running code."""
     try:
-        ds = CIFAR10(str(root), train=split == "train", download=download)
-    except Exception as exc:  # download failures come as URLError, OSError, RuntimeError
-        raise RobenchError(f"CIFAR-10 could not be read or downloaded into {root}: {exc}") from None
-    ident = {"name": "cifar10", "path": str(root.resolve()), "encoding": "lossless"}
-    y = np.asarray(ds.targets, dtype=np.int64)
-    return ImageSet(np.asarray(ds.data, dtype=np.uint8), y, CIFAR10_CLASSES, np.arange(len(y)), ident)
+        with open(path, "rb") as f:
+            entry = _NumpyOnlyUnpickler(f, encoding="latin1").load()
+        data = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        labels = np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64)
+    except (OSError, pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError) as exc:
+        raise RobenchError(f"cannot read CIFAR-10 batch {path}: {exc}") from None
+    return np.ascontiguousarray(data), labels
 
 
 def _cifar10_archive(archive: Path, split: str) -> ImageSet:

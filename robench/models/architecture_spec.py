@@ -11,7 +11,6 @@ from pathlib import Path
 from torch import nn
 
 from robench.errors import RobenchError
-from robench.models import architectures  # noqa: F401  (registers robench's architectures)
 from robench.models.registry import get_arch, is_model, list_models
 
 

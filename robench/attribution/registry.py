@@ -1,0 +1,59 @@
+"""Attribution methods by name, for specs and the CLI."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from torch import Tensor, nn
+
+from robench.attribution.gradients import input_x_gradient, saliency
+from robench.attribution.integrated_gradients import integrated_gradients
+from robench.attribution.smoothgrad import smoothgrad
+from robench.errors import RobenchError
+
+AttributionFn = Callable[..., Tensor]
+
+#: name -> function(model, x, target, **options) -> attribution with x's shape.
+ATTRIBUTIONS: dict[str, AttributionFn] = {
+    "saliency": saliency,
+    "integrated_gradients": integrated_gradients,
+    "input_x_gradient": input_x_gradient,
+    "smoothgrad": smoothgrad,
+}
+
+#: The default attribution (IGD's choice; Duan used integrated_gradients).
+DEFAULT_ATTRIBUTION = "saliency"
+
+
+def attribution_options(name: str) -> tuple[str, ...]:
+    """Keyword options accepted by attribution ``name``, e.g. ``("baseline", "steps", ...)``."""
+    fn = get_attribution(name)
+    return tuple(p.name for p in inspect.signature(fn).parameters.values()
+                 if p.kind is inspect.Parameter.KEYWORD_ONLY)
+
+
+def get_attribution(name: str) -> AttributionFn:
+    """The attribution function called ``name``; RobenchError naming the choices otherwise."""
+    try:
+        return ATTRIBUTIONS[name]
+    except (KeyError, TypeError):
+        raise RobenchError(f"unknown attribution {name!r}; choose one of: "
+                           f"{', '.join(sorted(ATTRIBUTIONS))}") from None
+
+
+def attribute(name: str, model: nn.Module, x: Tensor, target: Tensor, **options: Any) -> Tensor:
+    """Run attribution ``name`` on ``x`` (N×C×H×W in [0, 1]) for ``target`` (N labels).
+
+    Unknown names or options raise RobenchError listing the valid ones. Returns a detached
+    tensor of ``x``'s shape.
+    """
+    fn = get_attribution(name)
+    valid = attribution_options(name)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        allowed = ", ".join(valid) if valid else "none"
+        raise RobenchError(f"unknown option(s) {', '.join(unknown)} for attribution {name!r}; "
+                           f"valid options: {allowed}")
+    return fn(model, x, target, **options)

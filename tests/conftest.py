@@ -1,0 +1,90 @@
+"""Shared fixtures: small checkpoints, the shared real data (skipped when absent), a CLI runner."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from robench.cli import main
+from robench.models.checkpoint import save_checkpoint
+from robench.models.registry import create_model
+from robench.models.wrapper import ModelInfo, RobenchModel
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("ROBENCH_SHARED_DATA", ROOT.parent / "shared" / "data"))
+FOREIGN = SHARED / "foreign-checkpoints" / "resnet20-12fca82f.th"
+USER_ARCH = ROOT / "examples" / "user_arch"
+IMAGENET_NORM = ["--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decoded-data caches go to a per-session temp dir, never the user's home."""
+    monkeypatch.setenv("ROBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("ROBENCH_PROGRESS", "0")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared real data directory; tests using it skip when it is absent."""
+    if not (SHARED / "cifar10-test-lossless-1195.npz").exists():
+        pytest.skip(f"shared real data not found at {SHARED} (set ROBENCH_SHARED_DATA)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def foreign_checkpoint() -> Path:
+    """The third-party CIFAR-10 ResNet-20 (state dict, module. prefixes, saved on CUDA)."""
+    if not FOREIGN.exists():
+        pytest.skip(f"third-party checkpoint not found at {FOREIGN}")
+    return FOREIGN
+
+
+def tiny_model(seed: int = 0, num_classes: int = 10, in_chans: int = 3) -> RobenchModel:
+    """A randomly initialised cnn_tiny with CIFAR-like metadata."""
+    torch.manual_seed(seed)
+    net = create_model("cnn_tiny", num_classes=num_classes, in_chans=in_chans)
+    info = ModelInfo(name="tiny", arch="cnn_tiny", num_classes=num_classes, input_size=(in_chans, 32, 32),
+                     mean=(0.5,) * in_chans, std=(0.25,) * in_chans)
+    return RobenchModel(net, info).eval()
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path: Path) -> Path:
+    """A robench checkpoint of :func:`tiny_model`."""
+    return save_checkpoint(tiny_model(), tmp_path / "tiny.pt")
+
+
+@pytest.fixture
+def small_npz(tmp_path: Path) -> Path:
+    """96 real CIFAR-10 images from the bundled sample as an npz dataset."""
+    from robench.data import load_dataset
+
+    data = load_dataset("sample", limit=96)
+    path = tmp_path / "small.npz"
+    np.savez(path, x=np.asarray(data.images), y=data.labels, classes=np.array(data.classes))
+    return path
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    """Run ``robench ARGS...`` in-process; returns exit code, stdout and stderr."""
+
+    def run(*args: str) -> CliResult:
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run

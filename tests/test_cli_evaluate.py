@@ -1,0 +1,120 @@
+"""`robench evaluate`: the files it writes, resuming, and one-line errors for every user mistake."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from robench.models.checkpoint import save_checkpoint
+from robench.runner import _run_batch
+from tests.conftest import tiny_model
+
+
+def test_evaluate_writes_results_per_image_and_meta(cli, tiny_checkpoint: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "run"
+    r = cli("evaluate", "--model", tiny_checkpoint, "--data", "sample", "--limit", "50", "--out", out)
+    assert r.code == 0, r.err
+    assert "accuracy" in r.out
+    results = pd.read_csv(out / "results.csv")
+    assert {"suite", "test", "variant", "param", "metric", "value", "n"} <= set(results.columns)
+    per_image = pd.read_csv(out / "per_image.csv")
+    assert list(per_image.columns[:4]) == ["index", "label", "prediction", "correct"] and len(per_image) == 50
+    acc = results.query("metric == 'accuracy' and variant == 'all'")["value"].item()
+    assert acc == pytest.approx(per_image["correct"].mean())
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["model"]["sha256"] and meta["dataset"]["fingerprint"] and meta["seed"] == 0
+    assert {"robench", "torch", "timm"} <= set(meta["environment"])
+    assert meta["options"]["limit"] == 50 and meta["device"] == "cpu"
+    assert not (out / ".partial").exists()
+
+
+def test_interrupted_run_resumes_to_identical_results(cli, tiny_checkpoint: Path, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    args = ["evaluate", "--model", tiny_checkpoint, "--limit", "40", "--batch-size", "8"]
+    assert cli(*args, "--out", tmp_path / "whole").code == 0
+    calls = {"n": 0}
+
+    def flaky(*a, **k):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return _run_batch(*a, **k)
+
+    monkeypatch.setattr("robench.runner._run_batch", flaky)
+    assert cli(*args, "--out", tmp_path / "resumed").code == 130
+    assert len(list((tmp_path / "resumed" / ".partial").glob("batch-*.npz"))) == 2
+    assert not (tmp_path / "resumed" / "results.csv").exists()
+    monkeypatch.setattr("robench.runner._run_batch", lambda *a, **k: (calls.__setitem__("n", calls["n"] + 1), _run_batch(*a, **k))[1])
+    calls["n"] = 0
+    assert cli(*args, "--out", tmp_path / "resumed").code == 0
+    assert calls["n"] == 3  # 5 batches, 2 done before the interruption
+    for name in ("results.csv", "per_image.csv"):
+        assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "resumed" / name).read_bytes()
+
+
+def test_same_seed_same_bytes_and_other_run_refused(cli, tiny_checkpoint: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    base = ["evaluate", "--model", tiny_checkpoint, "--limit", "30"]
+    assert cli(*base, "--out", tmp_path / "a").code == 0
+    assert cli(*base, "--out", tmp_path / "b").code == 0
+    assert (tmp_path / "a" / "results.csv").read_bytes() == (tmp_path / "b" / "results.csv").read_bytes()
+    r = cli(*base[:-1], "31", "--out", tmp_path / "a")
+    assert r.code == 2 and "different run" in r.err
+    assert cli(*base[:-1], "31", "--out", tmp_path / "a", "--overwrite").code == 0
+
+
+def _bad_inputs(tmp: Path, good: Path) -> dict[str, tuple[list[str], str]]:
+    (tmp / "random.pt").write_bytes(os.urandom(2048))
+    (tmp / "trunc.pt").write_bytes(good.read_bytes()[:3000])
+    torch.save(tiny_model().net.state_dict(), tmp / "sd.pt")
+    torch.save(tiny_model().net, tmp / "whole.pt")
+    save_checkpoint(tiny_model(num_classes=5), tmp / "five.pt")
+    big = tiny_model()
+    big.info.input_size = (3, 64, 64)
+    save_checkpoint(big, tmp / "big.pt")
+    np.savez(tmp / "gray.npz", x=np.zeros((4, 32, 32), np.uint8), y=np.zeros(4, np.int64), classes=np.array(list("abcdefghij")))
+    return {
+        "missing file": (["--model", str(tmp / "nope.pt")], "not found"),
+        "random bytes": (["--model", str(tmp / "random.pt")], "not a checkpoint"),
+        "truncated": (["--model", str(tmp / "trunc.pt")], "truncated or corrupt"),
+        "arch mismatch": (["--model", str(tmp / "sd.pt"), "--arch", "cnn_small"], "do not match"),
+        "unknown timm": (["--model", "timm:not_a_model_x"], "unknown timm model"),
+        "unknown arch": (["--model", str(tmp / "sd.pt"), "--arch", "not_an_arch"], "unknown architecture"),
+        "unknown dataset": (["--model", str(good), "--data", "mnist9"], "unknown dataset"),
+        "unknown suite": (["--model", str(good), "--suite", "nonsense"], "unknown suite"),
+        "class count": (["--model", str(tmp / "five.pt")], "outputs 5 classes but the dataset has 10"),
+        "input size": (["--model", str(tmp / "big.pt")], "expects 64×64 images"),
+        "channels": (["--model", str(good), "--data", f"npz:{tmp / 'gray.npz'}"], "3-channel"),
+        "pickled module": (["--model", str(tmp / "whole.pt"), "--arch", "cnn_tiny"], "--trust-checkpoint"),
+        "bad mean": (["--model", str(good), "--mean", "a,b,c"], "comma-separated numbers"),
+        "bad device": (["--model", str(good), "--device", "tpu"], "unknown device"),
+        "missing npz": (["--model", str(good), "--data", "npz:/no/such.npz"], "not found"),
+        "cifar10 absent": (["--model", str(good), "--data", "cifar10", "--data-dir", str(tmp / "empty")], "CIFAR-10 not found"),
+    }
+
+
+CASES = ["missing file", "random bytes", "truncated", "arch mismatch", "unknown timm", "unknown arch",
+         "unknown dataset", "unknown suite", "class count", "input size", "channels", "pickled module",
+         "bad mean", "bad device", "missing npz", "cifar10 absent"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_gives_one_line_and_no_output(cli, tiny_checkpoint: Path, tmp_path: Path, case: str,  # type: ignore[no-untyped-def]
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("ROBENCH_DATA", raising=False)
+    (tmp_path / "empty").mkdir()
+    args, message = _bad_inputs(tmp_path, tiny_checkpoint)[case]
+    out = tmp_path / "out"
+    r = cli("evaluate", *args, "--out", out)
+    assert r.code == 2
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("robench: error:"), r.err
+    assert message in lines[0]
+    assert "Traceback" not in r.err + r.out
+    assert not out.exists()

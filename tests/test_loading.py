@@ -1,0 +1,196 @@
+"""load_model: every supported checkpoint kind loads with the same predictions, and bad files fail clearly."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from robench.errors import RobenchError
+from robench.io import sha256_file
+from robench.models.checkpoint import save_checkpoint
+from robench.models.loading import load_model
+from tests.conftest import tiny_model
+
+X = torch.rand(5, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+
+
+def same_outputs(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    with torch.no_grad():
+        return torch.allclose(a(X), b(X), atol=1e-5)
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_robench_format_round_trip(tmp_path: Path, suffix: str) -> None:
+    model = tiny_model()
+    path = save_checkpoint(model, tmp_path / f"m{suffix}")
+    loaded = load_model(str(path))
+    assert same_outputs(model, loaded)
+    assert loaded.info.arch == "cnn_tiny" and loaded.info.mean == (0.5, 0.5, 0.5) and loaded.info.std == (0.25,) * 3
+    assert loaded.info.input_size == (3, 32, 32) and loaded.info.num_classes == 10
+    assert loaded.info.sha256 == sha256_file(path)
+    assert not loaded.training
+
+
+def test_robench_pt_is_loadable_with_weights_only(tmp_path: Path) -> None:
+    path = save_checkpoint(tiny_model(), tmp_path / "m.pt")
+    obj = torch.load(path, weights_only=True)
+    assert obj["robench_checkpoint"] == 1 and "state_dict" in obj
+
+
+@pytest.mark.parametrize("wrap", [None, "state_dict", "model", "state_dict_ema"])
+@pytest.mark.parametrize("prefix", ["", "module.", "model.", "module.model."])
+def test_bare_state_dict_with_robench_arch(tmp_path: Path, wrap: str | None, prefix: str) -> None:
+    model = tiny_model()
+    state = {prefix + k: v for k, v in model.net.state_dict().items()}
+    torch.save(state if wrap is None else {wrap: state, "epoch": 3}, tmp_path / "sd.pth")
+    loaded = load_model(str(tmp_path / "sd.pth"), arch="cnn_tiny", mean=(0.5,) * 3, std=(0.25,) * 3)
+    assert same_outputs(model, loaded)
+    assert loaded.info.num_classes == 10  # inferred from the classifier's shape
+
+
+def test_bare_state_dict_with_timm_arch_and_timm_normalisation(tmp_path: Path) -> None:
+    import timm
+
+    net = timm.create_model("test_resnet", num_classes=10).eval()
+    torch.save(net.state_dict(), tmp_path / "timm.pth")
+    loaded = load_model(str(tmp_path / "timm.pth"), arch="test_resnet")
+    assert loaded.info.mean == tuple(net.pretrained_cfg["mean"])
+    with torch.no_grad():
+        expected = net((X - loaded.mean) / loaded.std)
+        assert torch.allclose(loaded(X), expected, atol=1e-5)
+
+
+def test_timm_spec_with_local_weights(tmp_path: Path) -> None:
+    import timm
+
+    net = timm.create_model("test_resnet", num_classes=10).eval()
+    torch.save({"state_dict": {"module." + k: v for k, v in net.state_dict().items()}}, tmp_path / "w.pth")
+    loaded = load_model("timm:test_resnet", weights=str(tmp_path / "w.pth"))
+    assert loaded.info.num_classes == 10 and loaded.info.input_size == (3, 160, 160)
+    assert loaded.info.sha256 == sha256_file(tmp_path / "w.pth")
+    with torch.no_grad():
+        assert torch.allclose(loaded(X), net((X - 0.5) / 0.5), atol=1e-5)
+
+
+def test_timm_num_classes_overlay_is_refused(tmp_path: Path) -> None:
+    import timm
+
+    torch.save(timm.create_model("test_resnet", num_classes=10).state_dict(), tmp_path / "w.pth")
+    with pytest.raises(RobenchError, match="re-initialise"):
+        load_model("timm:test_resnet", weights=str(tmp_path / "w.pth"), num_classes=5)
+    with pytest.raises(RobenchError, match="re-initialise"):
+        load_model("timm:test_resnet", num_classes=10)  # hub weights have 1000 classes
+
+
+def test_timm_hub_offline_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(RobenchError, match="--weights"):
+        load_model("timm:test_resnet")
+
+
+def test_torchscript_archive(tmp_path: Path) -> None:
+    model = tiny_model()
+    torch.jit.script(model.net).save(str(tmp_path / "m.ts"))
+    loaded = load_model(str(tmp_path / "m.ts"), mean=(0.5,) * 3, std=(0.25,) * 3)
+    assert loaded.info.source == "torchscript" and same_outputs(model, loaded)
+
+
+@pytest.mark.parametrize("dynamic", [True, False])
+def test_torch_export_program(tmp_path: Path, dynamic: bool) -> None:
+    model = tiny_model()
+    shapes = {"x": {0: torch.export.Dim("batch", min=1, max=1024)}} if dynamic else None
+    program = torch.export.export(model, (torch.rand(2, 3, 32, 32),), dynamic_shapes=shapes)
+    torch.export.save(program, str(tmp_path / "m.pt2"))
+    loaded = load_model(str(tmp_path / "m.pt2"))  # the wrapper's normalisation is inside the program
+    assert loaded.info.source == "torch.export" and loaded.info.input_size == (3, 32, 32)
+    loaded.train()  # must not raise: exported programs cannot switch modes
+    assert same_outputs(model, loaded.eval())
+
+
+class Payload(torch.nn.Module):
+    """A module whose unpickling would create a marker file."""
+
+    def __init__(self, marker: str) -> None:
+        super().__init__()
+        self.marker = marker
+        self.fc = torch.nn.Linear(3 * 32 * 32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.flatten(1))
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (_touch_and_build, (self.marker,))
+
+
+def _touch_and_build(marker: str) -> Payload:
+    Path(marker).write_text("payload ran")
+    return Payload.__new__(Payload)
+
+
+def test_pickled_payload_refused_without_trust(tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    torch.save(Payload(str(marker)), tmp_path / "evil.pt")
+    with pytest.raises(RobenchError, match="--trust-checkpoint"):
+        load_model(str(tmp_path / "evil.pt"))
+    assert not marker.exists()
+
+
+def test_pickled_module_with_trust(tmp_path: Path) -> None:
+    model = tiny_model()
+    torch.save(model.net, tmp_path / "whole.pt")
+    loaded = load_model(str(tmp_path / "whole.pt"), trust_checkpoint=True, mean=(0.5,) * 3, std=(0.25,) * 3)
+    assert loaded.info.source == "pickled-module" and same_outputs(model, loaded)
+
+
+def test_bad_files(tmp_path: Path) -> None:
+    good = save_checkpoint(tiny_model(), tmp_path / "good.pt")
+    (tmp_path / "random.pt").write_bytes(os.urandom(4096))
+    (tmp_path / "trunc.pt").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    cases = {
+        str(tmp_path / "missing.pt"): "not found",
+        str(tmp_path / "random.pt"): "not a checkpoint",
+        str(tmp_path / "trunc.pt"): "truncated or corrupt",
+        str(tmp_path): "not a file",
+    }
+    for spec, message in cases.items():
+        with pytest.raises(RobenchError, match=message):
+            load_model(spec)
+
+
+def test_mismatched_architecture_lists_the_difference(tmp_path: Path) -> None:
+    torch.save(tiny_model().net.state_dict(), tmp_path / "sd.pt")
+    with pytest.raises(RobenchError, match=r"do not match architecture 'cnn_small'.*missing"):
+        load_model(str(tmp_path / "sd.pt"), arch="cnn_small")
+
+
+def test_bare_state_dict_needs_arch_and_known_names(tmp_path: Path) -> None:
+    torch.save(tiny_model().net.state_dict(), tmp_path / "sd.pt")
+    with pytest.raises(RobenchError, match="--arch"):
+        load_model(str(tmp_path / "sd.pt"))
+    with pytest.raises(RobenchError, match="unknown architecture"):
+        load_model(str(tmp_path / "sd.pt"), arch="no_such_net")
+    with pytest.raises(RobenchError, match="unknown timm model"):
+        load_model("timm:no_such_net")
+    with pytest.raises(RobenchError, match="cannot import module"):
+        load_model(str(tmp_path / "sd.pt"), arch="no_such_pkg.mod:build")
+
+
+def test_nan_weights_refused(tmp_path: Path) -> None:
+    model = tiny_model()
+    with torch.no_grad():
+        model.net.fc.weight[0, 0] = float("nan")
+    path = save_checkpoint(model, tmp_path / "nan.pt")
+    with pytest.raises(RobenchError, match="NaN"):
+        load_model(str(path))
+
+
+def test_overrides_apply(tmp_path: Path) -> None:
+    path = save_checkpoint(tiny_model(), tmp_path / "m.pt")
+    loaded = load_model(str(path), mean=(0.1, 0.2, 0.3), std=(0.4, 0.5, 0.6), input_size=(3, 40, 40))
+    assert loaded.info.mean == (0.1, 0.2, 0.3) and loaded.info.input_size == (3, 40, 40)
+    assert torch.allclose(loaded.std.flatten(), torch.tensor([0.4, 0.5, 0.6]))
+    with pytest.raises(RobenchError, match="positive"):
+        load_model(str(path), std=(0.0, 1.0, 1.0))
