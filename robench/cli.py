@@ -19,7 +19,7 @@ from robench.errors import RobenchError
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Measure how image classifiers fail when a few important pixels are perturbed or hidden.")
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 140)
 ZOO_DEFAULT = "zoo:standard"
 
 
@@ -45,6 +45,28 @@ def parse_size(text: str | None, option: str) -> tuple[int, ...] | None:
     if not 1 <= len(values) <= 3 or min(values) < 1:
         raise RobenchError(f"{option} takes C,H,W or H,W or one size; got {text!r}")
     return values
+
+
+def parse_budgets(text: str | None, option: str) -> tuple[float | int, ...] | None:
+    """'0.002,0.004' → fractions of C·H·W; '5000' → absolute counts (ints)."""
+    if text is None:
+        return None
+    try:
+        return tuple(float(v) if any(ch in v for ch in ".eE") else int(v) for v in text.split(","))
+    except ValueError:
+        raise RobenchError(f"{option} takes fractions (0.002,0.004) or counts (5000); got {text!r}") from None
+
+
+def attribution_settings(name: str, **given: object) -> dict[str, object]:
+    """The options the user gave that attribution ``name`` accepts; an error for those it does not."""
+    from robench.attribution import attribution_options
+
+    accepted = set(attribution_options(name))
+    chosen = {k: v for k, v in given.items() if v is not None}
+    wrong = sorted(set(chosen) - accepted)
+    if wrong:
+        raise RobenchError(f"option(s) {', '.join(wrong)} do not apply to attribution {name!r}")
+    return chosen
 
 
 def resolve_model_spec(spec: str) -> str:
@@ -78,18 +100,49 @@ def evaluate(
     batch_size: int = typer.Option(128, help="Images per batch."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     overwrite: bool = typer.Option(False, help="Replace results of a different run in --out."),
+    attribution: str = typer.Option("saliency", help="[inequality] saliency, integrated_gradients, input_x_gradient or smoothgrad."),
+    ig_steps: Optional[int] = typer.Option(None, help="[inequality] Integrated-gradients steps (default 50)."),
+    ig_method: Optional[str] = typer.Option(None, help="[inequality] gausslegendre or riemann_{trapezoid,left,right,middle}."),
+    ig_baseline: Optional[str] = typer.Option(None, help="[inequality] zero (black) or mean (the model's normalisation mean)."),
+    internal_batch_size: Optional[int] = typer.Option(None, help="[inequality] Max inputs per forward pass inside IG/smoothgrad."),
+    smoothgrad_samples: Optional[int] = typer.Option(None, help="[inequality] Smoothgrad noise samples (default 20)."),
+    smoothgrad_sigma: Optional[float] = typer.Option(None, help="[inequality] Smoothgrad noise std in [0,1] units (default 0.2)."),
+    gini_value: str = typer.Option("abs", help="[inequality] Attribution values for Gini: abs or positive."),
+    ina_budgets: Optional[str] = typer.Option(None, help="[inequality] Inductive-noise budgets: fractions (0.002,0.004) or counts (5000)."),
+    rn_budgets: Optional[str] = typer.Option(None, help="[inequality] Random-noise budgets (default 0.02,...,0.20)."),
+    noise_mode: str = typer.Option("add", help="[inequality] add (INA1) or replace (INA2)."),
+    noise: str = typer.Option("gaussian", help="[inequality] gaussian N(0,1) (IGD) or uniform U[min x, max x] (Duan)."),
+    trials: int = typer.Option(1, help="[inequality] Noise draws per image and budget."),
+    occlusion_fill: str = typer.Option("0,0.5,1", help="[inequality] Occlusion fill values (0 Duan, 0.5/1 IGD)."),
+    occlusion_order: str = typer.Option("count_first", help="[inequality] count_first (IGD) or radius_first (Duan)."),
+    occlusion_count: int = typer.Option(10, help="[inequality] Max occluded patches N."),
+    occlusion_radius: Optional[int] = typer.Option(None, help="[inequality] Max patch radius R (default max(2, round(20·H/224)))."),
+    attack_batch: int = typer.Option(256, help="[inequality] Max images per attack forward pass."),
 ) -> None:
     """Evaluate a model with one or more suites and print the results table."""
     from robench.data import load_dataset
     from robench.models.loading import LoadOptions, load_model
     from robench.runner import evaluate as run_evaluation
     from robench.runner import resolve_device
-    from robench.suites import make_suites
+    from robench.suites import InequalityConfig, make_suites
 
     options = {k: v for k, v in locals().items() if k not in {"load_dataset", "LoadOptions", "load_model",
-                                                               "run_evaluation", "resolve_device", "make_suites"}}
+                                                               "run_evaluation", "resolve_device", "make_suites",
+                                                               "InequalityConfig"}}
     options["out"] = str(out) if out else None
-    suites = make_suites(suite, seed=seed)
+    inequality = InequalityConfig(
+        attribution=attribution,
+        attribution_options=attribution_settings(attribution, steps=ig_steps, method=ig_method, baseline=ig_baseline,
+                                                  internal_batch_size=internal_batch_size, samples=smoothgrad_samples,
+                                                  sigma=smoothgrad_sigma),
+        gini_value=gini_value, noise_mode=noise_mode, noise=noise, trials=trials,
+        ina_budgets=parse_budgets(ina_budgets, "--ina-budgets") or InequalityConfig.ina_budgets,
+        rn_budgets=parse_budgets(rn_budgets, "--rn-budgets") or InequalityConfig.rn_budgets,
+        occlusion_fills=parse_floats(occlusion_fill, "--occlusion-fill") or (),
+        occlusion_order=occlusion_order, occlusion_max_count=occlusion_count, occlusion_max_radius=occlusion_radius,
+        max_batch=attack_batch,
+    )
+    suites = make_suites(suite, seed=seed, suite_options={"inequality": {"config": inequality}})
     dev = resolve_device(device)
     size = parse_size(input_size, "--input-size")
     if size is not None and len(size) != 3:
@@ -112,11 +165,16 @@ def evaluate(
 
 
 def print_results(results, title: str) -> None:  # type: ignore[no-untyped-def]
-    """Print a results table (per-class rows folded into one line each)."""
+    """Print the headline rows of a results table; results.csv holds every row.
+
+    Hidden here: Lorenz points, budget counts (k), standard deviations and Gini over all images.
+    """
+    shown = results[~results["test"].eq("lorenz") & ~results["metric"].isin(["k", "std", "all_zero_maps"])
+                     & ~(results["test"].eq("gini") & results["param"].eq("all"))]
     table = Table(title=title)
     for col in ("suite", "test", "variant", "param", "metric", "value", "95% CI", "n"):
-        table.add_column(col, justify="right" if col in ("value", "n") else "left")
-    for row in results.itertuples(index=False):
+        table.add_column(col, justify="right" if col in ("value", "n") else "left", overflow="fold")
+    for row in shown.itertuples(index=False):
         ci = "" if row.ci_low != row.ci_low else f"[{row.ci_low:.3f}, {row.ci_high:.3f}]"
         table.add_row(row.suite, row.test, row.variant, str(row.param), row.metric, f"{row.value:.4f}", ci, str(row.n))
     console.print(table)

@@ -113,6 +113,8 @@ def evaluate(model: RobenchModel, data: ImageSet, suites: list[Suite], *, out_di
         raise RobenchError(f"--batch-size must be at least 1, got {batch_size}")
     model = model.to(device)
     check_compatible(model, data, device)
+    for suite in suites:
+        suite.prepare(data.image_shape)
     meta = {
         "robench_results": 1,
         "environment": environment(),

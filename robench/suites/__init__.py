@@ -8,9 +8,11 @@ from typing import Any
 from robench.errors import RobenchError
 from robench.suites.base import Batch, Suite, result_row
 from robench.suites.clean import CleanSuite
+from robench.suites.inequality import InequalityConfig, InequalitySuite
 
 SUITES: dict[str, Callable[..., Suite]] = {
     "clean": CleanSuite,
+    "inequality": InequalitySuite,
 }
 
 
@@ -27,4 +29,4 @@ def make_suites(names: str, seed: int = 0, suite_options: dict[str, dict[str, An
     return [SUITES[n](seed=seed, **(suite_options or {}).get(n, {})) for n in ordered]
 
 
-__all__ = ["SUITES", "Batch", "Suite", "make_suites", "result_row"]
+__all__ = ["SUITES", "Batch", "InequalityConfig", "Suite", "make_suites", "result_row"]

@@ -49,7 +49,11 @@ class Suite(Protocol):
     name: str
 
     def options(self) -> dict[str, Any]:
-        """The suite's settings, JSON-serialisable."""
+        """The suite's settings, JSON-serialisable (after :meth:`prepare`, with resolved defaults)."""
+        ...
+
+    def prepare(self, image_shape: tuple[int, int, int]) -> None:
+        """Resolve settings that depend on the image size (C, H, W), before any batch runs."""
         ...
 
     def run_batch(self, model: RobenchModel, batch: Batch) -> dict[str, np.ndarray]:

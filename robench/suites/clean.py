@@ -23,6 +23,9 @@ class CleanSuite:
     def options(self) -> dict[str, Any]:
         return {"bootstrap": 1000, "confidence": 0.95}
 
+    def prepare(self, image_shape: tuple[int, int, int]) -> None:
+        return None
+
     def run_batch(self, model: RobenchModel, batch: Batch) -> dict[str, np.ndarray]:
         # The runner already records label, prediction and correctness for every suite's use.
         return {}

@@ -1,0 +1,212 @@
+"""The ``inequality`` suite (methods.md §1–5, §7): Gini of attribution maps, inductive noise,
+random noise and inductive occlusion, all from one attribution per image.
+
+Per batch: one attribution of the true class for every image, reused by the Gini metrics, the
+inductive noise attack and the occlusion attack. Attacks run on the images the model classifies
+correctly (both papers' protocol); other images get NaN in the attack columns, so a comparison
+can later restrict to images that every compared model gets right.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from robench.attacks import (
+    INA_DEFAULT_FRACTIONS,
+    NOISE_KINDS,
+    NOISE_MODES,
+    ORDERS,
+    RN_DEFAULT_FRACTIONS,
+    default_max_radius,
+    inductive_occlusion,
+    noise_attack,
+    resolve_budgets,
+)
+from robench.attribution import attribute, get_attribution
+from robench.errors import RobenchError
+from robench.metrics import bootstrap_ci, default_block_size, gini_with_flags, lorenz_on_grid, regional_gini, transform_attribution
+from robench.models.wrapper import RobenchModel
+from robench.suites.base import Batch, result_row
+
+LORENZ_GRID = 21  # population shares 0, 0.05, ..., 1 stored per image
+
+
+@dataclass
+class InequalityConfig:
+    """Settings of the inequality suite; defaults follow methods.md (IGD's choices unless noted)."""
+
+    attribution: str = "saliency"
+    attribution_options: dict[str, Any] = field(default_factory=dict)
+    gini_value: str = "abs"
+    ina_budgets: tuple[float | int, ...] = INA_DEFAULT_FRACTIONS
+    rn_budgets: tuple[float | int, ...] = RN_DEFAULT_FRACTIONS
+    noise_mode: str = "add"
+    noise: str = "gaussian"
+    trials: int = 1
+    occlusion_fills: tuple[float, ...] = (0.0, 0.5, 1.0)
+    occlusion_order: str = "count_first"
+    occlusion_max_count: int = 10
+    occlusion_max_radius: int | None = None
+    max_batch: int = 256
+
+    def validate(self) -> None:
+        """One-line errors for settings out of range."""
+        get_attribution(self.attribution)
+        if self.gini_value not in ("abs", "positive"):
+            raise RobenchError(f"--gini-value must be abs or positive, got {self.gini_value!r}")
+        if self.noise_mode not in NOISE_MODES:
+            raise RobenchError(f"--noise-mode must be one of {', '.join(NOISE_MODES)}, got {self.noise_mode!r}")
+        if self.noise not in NOISE_KINDS:
+            raise RobenchError(f"--noise must be one of {', '.join(NOISE_KINDS)}, got {self.noise!r}")
+        if self.occlusion_order not in ORDERS:
+            raise RobenchError(f"--occlusion-order must be one of {', '.join(ORDERS)}, got {self.occlusion_order!r}")
+        if self.trials < 1 or self.occlusion_max_count < 1 or self.max_batch < 1:
+            raise RobenchError("--trials, --occlusion-count and the attack batch size must be at least 1")
+        if self.occlusion_max_radius is not None and self.occlusion_max_radius < 1:
+            raise RobenchError("--occlusion-radius must be at least 1")
+        if any(not 0.0 <= f <= 1.0 for f in self.occlusion_fills):
+            raise RobenchError(f"--occlusion-fill values must lie in [0, 1], got {list(self.occlusion_fills)}")
+
+
+def _budget_label(budget: float | int) -> str:
+    return f"{budget:g}"
+
+
+class InequalitySuite:
+    """Gini (pixel and regional), Lorenz curves, INA, RN and IOA from one attribution per image."""
+
+    name = "inequality"
+
+    def __init__(self, seed: int = 0, config: InequalityConfig | None = None) -> None:
+        self.seed = seed
+        self.config = config or InequalityConfig()
+        self.config.validate()
+        self._resolved: dict[str, Any] = {}
+
+    def options(self) -> dict[str, Any]:
+        return {**asdict(self.config), **self._resolved}
+
+    def prepare(self, image_shape: tuple[int, int, int]) -> None:
+        """Fix the resolution-dependent defaults (block sizes, occlusion radius) before the run."""
+        c, h, w = image_shape
+        numel = c * h * w
+        self._resolved = {
+            "block_sum": default_block_size(h, "sum"),
+            "block_avgpool": min(default_block_size(h, "avgpool"), h, w),
+            "occlusion_radius": self.config.occlusion_max_radius or default_max_radius(h),
+            "ina_k": resolve_budgets(self.config.ina_budgets, numel),
+            "rn_k": resolve_budgets(self.config.rn_budgets, numel),
+        }
+
+    def run_batch(self, model: RobenchModel, batch: Batch) -> dict[str, np.ndarray]:
+        cfg, res = self.config, self._resolved
+        with torch.enable_grad():
+            attr = attribute(cfg.attribution, model, batch.x, batch.y, **cfg.attribution_options)
+        columns = self._gini_columns(attr)
+        correct = batch.correct
+        keep = correct.nonzero().flatten()
+        n = len(batch.y)
+        if len(keep):
+            x, y, a = batch.x[keep], batch.y[keep], attr[keep]
+            keep_np = keep.cpu().numpy()
+            for selection, budgets, prefix in (("inductive", cfg.ina_budgets, "ina"), ("random", cfg.rn_budgets, "rn")):
+                result = noise_attack(model, x, y, a, budgets, selection=selection, mode=cfg.noise_mode, noise=cfg.noise,
+                                      trials=cfg.trials, generator=batch.generator, max_batch=cfg.max_batch)
+                fooled = result.fooled.float().mean(1).numpy()  # L×N': fraction of trials fooled
+                for level, budget in enumerate(budgets):
+                    columns[f"{prefix}@{_budget_label(budget)}"] = _scatter(fooled[level], keep_np, n)
+            for fill in cfg.occlusion_fills:
+                occ = inductive_occlusion(model, x, y, a, max_count=cfg.occlusion_max_count,
+                                          max_radius=res["occlusion_radius"], fill=fill, order=cfg.occlusion_order,
+                                          max_batch=cfg.max_batch)
+                tag = f"ioa[{fill:g}]"
+                columns[f"{tag}_fooled"] = _scatter(occ.fooled.numpy().astype(float), keep_np, n)
+                columns[f"{tag}_area"] = _scatter(np.where(occ.fooled.numpy(), occ.area.numpy(), np.nan), keep_np, n)
+                columns[f"{tag}_queries"] = _scatter(occ.queries.numpy().astype(float), keep_np, n)
+        else:
+            for prefix, budgets in (("ina", cfg.ina_budgets), ("rn", cfg.rn_budgets)):
+                for budget in budgets:
+                    columns[f"{prefix}@{_budget_label(budget)}"] = np.full(n, np.nan)
+            for fill in cfg.occlusion_fills:
+                for part in ("fooled", "area", "queries"):
+                    columns[f"ioa[{fill:g}]_{part}"] = np.full(n, np.nan)
+        return columns
+
+    def _gini_columns(self, attr: torch.Tensor) -> dict[str, np.ndarray]:
+        cfg, res = self.config, self._resolved
+        values = transform_attribution(attr, cfg.gini_value)
+        pixel, all_zero = gini_with_flags(values)
+        _, shares = lorenz_on_grid(values.flatten(1), grid_size=LORENZ_GRID)
+        columns = {
+            "gini_pixel": pixel.double().cpu().numpy(),
+            "gini_region_sum": regional_gini(attr, region="sum", block=res["block_sum"], value=cfg.gini_value).double().cpu().numpy(),
+            "gini_region_avgpool": regional_gini(attr, region="avgpool", block=res["block_avgpool"],
+                                                 value=cfg.gini_value).double().cpu().numpy(),
+            "attribution_all_zero": all_zero.cpu().numpy(),
+        }
+        shares_np = torch.as_tensor(shares).double().cpu().numpy()
+        for i in range(1, LORENZ_GRID - 1):
+            columns[f"lorenz@{i / (LORENZ_GRID - 1):.2f}"] = shares_np[:, i]
+        return columns
+
+    def summarize(self, per_image: pd.DataFrame, classes: list[str]) -> list[dict[str, Any]]:
+        cfg, res = self.config, self._resolved
+        correct = per_image["correct"].to_numpy(dtype=bool)
+        rows: list[dict[str, Any]] = []
+        variants = {"gini_pixel": f"pixel:{cfg.gini_value}",
+                    "gini_region_sum": f"region_sum:b{res['block_sum']}",
+                    "gini_region_avgpool": f"region_avgpool:b{res['block_avgpool']}"}
+        for column, variant in variants.items():
+            for subset, mask in (("correct", correct), ("all", np.ones_like(correct))):
+                values = per_image.loc[mask, column].to_numpy(dtype=float)
+                if len(values):
+                    ci = bootstrap_ci(values, seed=self.seed)
+                    rows.append(result_row(self.name, "gini", variant, subset, "mean", values.mean(), len(values), ci))
+                    rows.append(result_row(self.name, "gini", variant, subset, "std", values.std(ddof=0), len(values)))
+        rows.append(result_row(self.name, "gini", variants["gini_pixel"], "all", "all_zero_maps",
+                               per_image["attribution_all_zero"].sum(), len(per_image)))
+        lorenz_cols = [c for c in per_image.columns if c.startswith("lorenz@")]
+        for col in lorenz_cols:
+            values = per_image.loc[correct, col].to_numpy(dtype=float)
+            if len(values):
+                rows.append(result_row(self.name, "lorenz", variants["gini_pixel"], col.split("@")[1], "mean_share",
+                                       values.mean(), len(values)))
+        noise_variant = f"{cfg.noise_mode}/{cfg.noise}/trials={cfg.trials}"
+        for prefix, test, budgets, ks in (("ina", "inductive_noise", cfg.ina_budgets, res["ina_k"]),
+                                          ("rn", "random_noise", cfg.rn_budgets, res["rn_k"])):
+            for budget, k in zip(budgets, ks):
+                values = per_image[f"{prefix}@{_budget_label(budget)}"].to_numpy(dtype=float)
+                values = values[~np.isnan(values)]
+                if len(values):
+                    rows.append(result_row(self.name, test, noise_variant, _budget_label(budget), "error_rate",
+                                           values.mean(), len(values), bootstrap_ci(values, seed=self.seed)))
+                    rows.append(result_row(self.name, test, noise_variant, _budget_label(budget), "k", k, len(values)))
+        for fill in cfg.occlusion_fills:
+            tag = f"ioa[{fill:g}]"
+            fooled = per_image[f"{tag}_fooled"].to_numpy(dtype=float)
+            attacked = ~np.isnan(fooled)
+            if not attacked.any():
+                continue
+            variant = f"fill={fill:g}/{cfg.occlusion_order}"
+            param = f"N={cfg.occlusion_max_count},R={res['occlusion_radius']}"
+            flags = fooled[attacked]
+            rows.append(result_row(self.name, "inductive_occlusion", variant, param, "error_rate", flags.mean(),
+                                   len(flags), bootstrap_ci(flags, seed=self.seed)))
+            success = attacked & (fooled == 1)
+            for part in ("area", "queries"):
+                values = per_image.loc[success, f"{tag}_{part}"].to_numpy(dtype=float)
+                rows.append(result_row(self.name, "inductive_occlusion", variant, param, f"mean_{part}",
+                                       values.mean() if len(values) else np.nan, len(values)))
+        return rows
+
+
+def _scatter(values: np.ndarray, positions: np.ndarray, n: int) -> np.ndarray:
+    """Place per-attacked-image ``values`` at ``positions`` of a length-``n`` array filled with NaN."""
+    out = np.full(n, np.nan)
+    out[positions] = values
+    return out
