@@ -114,8 +114,11 @@ def folder_is_grayscale(files: list[tuple[Path, int]]) -> bool:
     sample = files[:: max(1, len(files) // 16)][:16]
     modes = set()
     for f, _ in sample:
-        with Image.open(f) as img:
-            modes.add(img.mode)
+        try:
+            with Image.open(f) as img:
+                modes.add(img.mode)
+        except (UnidentifiedImageError, OSError) as exc:
+            raise RobenchError(f"cannot decode image {f}: {exc}") from None
     return modes <= {"L", "1", "I;16"}
 
 

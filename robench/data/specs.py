@@ -85,7 +85,12 @@ def _npz(path: Path) -> ImageSet:
         raise RobenchError(f"cannot read npz file {path}: {exc}") from None
     if not {"x", "y"} <= keys:
         raise RobenchError(f"npz file {path} must hold arrays 'x' (uint8 N×H×W×C) and 'y' (labels); it has {sorted(keys)}")
-    x, y = arrays["x"], arrays["y"]
+    try:
+        x, y = arrays["x"], arrays["y"]
+        names = arrays["classes"] if "classes" in keys else None
+        index = arrays["index"] if "index" in keys else None
+    except (ValueError, OSError) as exc:  # e.g. object arrays, which need pickle
+        raise RobenchError(f"cannot read npz file {path}: {exc}") from None
     if x.ndim == 3:
         x = x[..., None]
     if x.dtype != np.uint8 or x.ndim != 4:
@@ -94,8 +99,10 @@ def _npz(path: Path) -> ImageSet:
         raise RobenchError(f"npz key 'x' has shape {x.shape}, which looks channels-first; store it as N×H×W×C")
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
         raise RobenchError(f"npz key 'y' must be a 1-D integer array, got {y.dtype} {y.shape}")
-    classes = [str(c) for c in arrays["classes"]] if "classes" in keys else [str(i) for i in range(int(y.max()) + 1)]
-    index = arrays["index"].astype(np.int64) if "index" in keys else np.arange(len(y))
+    if len(y) == 0:
+        raise RobenchError(f"npz file {path} is empty (no images)")
+    classes = [str(c) for c in names] if names is not None else [str(i) for i in range(int(y.max()) + 1)]
+    index = index.astype(np.int64) if index is not None else np.arange(len(y))
     return ImageSet(x, y.astype(np.int64), classes, index, {"name": path.stem, "path": str(path.resolve())})
 
 
@@ -103,6 +110,10 @@ def _imagefolder(path: Path, split: str, image_size: tuple[int, int] | None) -> 
     if not path.is_dir():
         raise RobenchError(f"image folder {path} not found")
     root = path / split if (path / split).is_dir() else path
+    others = [s for s in SPLITS if (path / s).is_dir()]
+    if root == path and others:  # split sub-directories, but not this one: they are not classes
+        raise RobenchError(f"image folder {path} has no {split}/ sub-directory (it has {', '.join(others)}); "
+                           f"pass --split {others[0]}")
     return _decode_folder(root, {"name": path.name, "path": str(path.resolve())}, image_size)
 
 
@@ -174,7 +185,9 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
     """Unpickles CIFAR's batch files, refusing every global except NumPy's array reconstruction."""
 
     ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype")}
+               ("numpy", "ndarray"), ("numpy", "dtype"),
+               # how Python 3 pickles bytes at protocol 2, and NumPy arrays at protocol 5: data only, no code
+               ("_codecs", "encode"), ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer")}
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self.ALLOWED:

@@ -14,6 +14,7 @@ comes from a generator whose state is saved with the epoch.
 
 from __future__ import annotations
 
+import pickle
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -77,7 +78,7 @@ class TrainConfig:
 def _paths(out: str) -> dict[str, Path]:
     path = Path(out)
     stem = path.with_suffix("")
-    return {"best": path, "last": stem.with_name(stem.name + "-last").with_suffix(path.suffix or ".pt"),
+    return {"best": path, "last": stem.with_name(stem.name + "-last" + (path.suffix or ".pt")),
             "log": Path(f"{out}.log.csv"), "state": Path(f"{out}.state.pt")}
 
 
@@ -99,6 +100,7 @@ def train(config: TrainConfig) -> RobenchModel:
     train_set = load_dataset(config.data, "train", config.data_dir, config.train_limit, config.seed)
     test_set = load_dataset(config.data, "test", config.data_dir, config.eval_limit, config.seed)
     c, h, w = train_set.image_shape
+    torch.manual_seed(config.seed)  # before building: --seed decides the initial weights too
     built = build_net(config.arch, len(train_set.classes), c)
     info = ModelInfo(
         name=config.name or Path(config.out).stem, arch=config.arch, num_classes=len(train_set.classes),
@@ -160,7 +162,7 @@ def _train_epoch(model: RobenchModel, method: Any, optimizer: torch.optim.Optimi
             x = random_crop_flip(x, generator if device.type == "cpu" else _device_generator(generator, device))
         loss, parts = method.loss(model, x, y)
         if not torch.isfinite(loss):
-            raise RobenchError(f"the training loss became {float(loss)}: lower --lr")
+            raise RobenchError(f"the training loss became {float(loss.detach())}: lower --lr")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -211,6 +213,6 @@ def _load_state(path: Path, model: RobenchModel, optimizer: torch.optim.Optimize
             scheduler.load_state_dict(payload["scheduler"])
         generator.set_state(payload["generator"])
         torch.set_rng_state(payload["torch_rng"])
-    except (RuntimeError, KeyError, ValueError, EOFError) as exc:
+    except (RuntimeError, KeyError, ValueError, EOFError, OSError, pickle.UnpicklingError) as exc:
         raise RobenchError(f"cannot resume from {path}: {str(exc).splitlines()[0][:160]}") from None
     return {"epoch": int(payload["epoch"]), "best": float(payload["best"]), "log": list(payload["log"])}
