@@ -17,6 +17,11 @@ from rich.table import Table
 
 from robench.errors import RobenchError
 
+# typer ≥ 0.20 ships its own copy of click: catch the exceptions of whichever one parses the command line.
+_CLICK_MODULES = {click, getattr(typer, "_click", click)}
+USAGE_ERRORS = tuple({m.ClickException for m in _CLICK_MODULES})
+ABORTS = (click.exceptions.Abort, typer.Abort, KeyboardInterrupt)
+
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Measure how image classifiers fail when a few important pixels are perturbed or hidden.")
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -67,15 +72,6 @@ def attribution_settings(name: str, **given: object) -> dict[str, object]:
     if wrong:
         raise RobenchError(f"option(s) {', '.join(wrong)} do not apply to attribution {name!r}")
     return chosen
-
-
-def resolve_model_spec(spec: str) -> str:
-    """``zoo:NAME`` → the path of a model bundled with robench; other specs unchanged."""
-    if not spec.startswith("zoo:"):
-        return spec
-    from robench.zoo import zoo_path
-
-    return str(zoo_path(spec[len("zoo:"):]))
 
 
 @app.command()
@@ -152,7 +148,7 @@ def evaluate(
                             trust_checkpoint=trust_checkpoint)
     if num_classes is not None and num_classes < 1:
         raise RobenchError("--num-classes must be at least 1")
-    net = load_model(resolve_model_spec(model), load_opts)
+    net = load_model(model, load_opts)
     img = parse_size(image_size, "--image-size")
     dataset = load_dataset(data, split, data_dir, limit, seed, image_size=(img[-2], img[-1]) if img and len(img) > 1
                            else (img[0], img[0]) if img else None)
@@ -182,13 +178,15 @@ def print_results(results, title: str) -> None:  # type: ignore[no-untyped-def]
 
 @app.command()
 def train(
+    ctx: typer.Context,
     out: Path = typer.Option(..., "--out", "-o", help="Checkpoint to write (robench format, .pt or .safetensors)."),
-    method: str = typer.Option("standard", help="Training method."),
+    method: str = typer.Option("standard", help="standard, pgd-at, trades, igd or trades-igd."),
+    preset: Optional[str] = typer.Option(None, help="Named settings (cifar10-reference, cifar10-cpu); explicit options win."),
     arch: str = typer.Option("cnn_small", help="Architecture: robench name, timm name or pkg.module:callable."),
     data: str = typer.Option("cifar10", help="Dataset spec (its train split is used; test split for evaluation)."),
     data_dir: Optional[str] = typer.Option(None, help="Where to look for datasets (default $ROBENCH_DATA)."),
     epochs: int = typer.Option(30),
-    batch_size: int = typer.Option(128),
+    batch_size: int = typer.Option(128, help="Global batch size (split across ranks under torchrun)."),
     lr: float = typer.Option(0.1, help="Initial SGD learning rate."),
     momentum: float = typer.Option(0.9),
     weight_decay: float = typer.Option(5e-4),
@@ -197,6 +195,17 @@ def train(
     seed: int = typer.Option(0),
     train_limit: Optional[int] = typer.Option(None, help="Train on a seeded subset of this many images."),
     eval_limit: Optional[int] = typer.Option(2000, help="Test images used for per-epoch accuracy."),
+    eps: float = typer.Option(8 / 255, help="l∞ radius in [0,1] units (8/255 = 0.0314)."),
+    attack_steps: int = typer.Option(10, help="PGD steps of the training adversary."),
+    step_size: float = typer.Option(2 / 255, help="PGD step size in [0,1] units."),
+    beta: float = typer.Option(6.0, help="TRADES β."),
+    lam: float = typer.Option(1.0, help="IGD λ (weight of the cosine term)."),
+    teacher: Optional[str] = typer.Option(None, help="IGD teacher checkpoint (standard-trained, same input size and classes)."),
+    grad_target: str = typer.Option("logit", help="IGD gradient of the true-class logit or of the CE loss."),
+    student_input: str = typer.Option("clean", help="IGD student gradient at the clean or the adversarial input."),
+    eval_pgd_steps: Optional[int] = typer.Option(None, help="PGD steps for the per-epoch robust test accuracy (default 10 for adversarial methods, 0 for standard)."),
+    amp: bool = typer.Option(False, help="Mixed precision (fp16 on CUDA, bf16 on CPU)."),
+    channels_last: bool = typer.Option(False, help="Channels-last memory format on CUDA."),
     device: str = typer.Option("auto"),
     name: Optional[str] = typer.Option(None, help="Model name recorded in the checkpoint (default: file stem)."),
     resume: bool = typer.Option(False, help="Continue an interrupted run from OUT.state.pt."),
@@ -204,15 +213,20 @@ def train(
     """Train a model and write a robench checkpoint with its training log."""
     from robench.train import TrainConfig
     from robench.train import train as run_training
+    from robench.train.config import preset as preset_settings
 
-    config = TrainConfig(out=str(out), method=method, arch=arch, data=data, data_dir=data_dir, epochs=epochs,
-                         batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
-                         schedule=schedule, augment=augment, seed=seed, train_limit=train_limit,
-                         eval_limit=eval_limit, device=device, name=name, resume=resume)
-    model = run_training(config)
+    given = {k: v for k, v in locals().items() if k in TrainConfig.__dataclass_fields__}
+    if preset:
+        for key, value in preset_settings(preset).items():
+            source = ctx.get_parameter_source(key)
+            if source is None or source.name != "COMMANDLINE":
+                given[key] = value
+    given["out"] = str(out)
+    model = run_training(TrainConfig(**given))
     log = model.info.training.get("log", [])
     if log:
-        console.print(f"trained {model.info.name}: final test accuracy {log[-1]['test_acc']:.4f}, "
+        robust = f", PGD accuracy {log[-1]['test_pgd_acc']:.4f}" if "test_pgd_acc" in log[-1] else ""
+        console.print(f"trained {model.info.name}: final test accuracy {log[-1]['test_acc']:.4f}{robust}, "
                       f"selected epoch {model.info.training.get('selected_epoch')} → {out}")
 
 
@@ -243,9 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     except RobenchError as exc:
         err.print(f"robench: error: {exc}", markup=False)
         return 2
-    except (click.exceptions.Abort, typer.Abort, KeyboardInterrupt):
+    except ABORTS:
         code = 130
-    except click.ClickException as exc:
+    except USAGE_ERRORS as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError" and getattr(exc, "ctx", None) is not None:
+            console.print(exc.ctx.get_help())  # a bare `robench` or `robench CMD`: show the help
+            return 2
         err.print(f"robench: error: {exc.format_message()} (see --help)", markup=False)
         return 2
     if code == 130:

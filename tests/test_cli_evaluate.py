@@ -118,3 +118,12 @@ def test_bad_input_gives_one_line_and_no_output(cli, tiny_checkpoint: Path, tmp_
     assert message in lines[0]
     assert "Traceback" not in r.err + r.out
     assert not out.exists()
+
+
+@pytest.mark.parametrize("args,message", [(["evaluate", "--bogus"], "No such option"),
+                                          (["evaluate", "--limit", "abc"], "Invalid value for '--limit'"),
+                                          (["list", "nothing"], "nothing called 'nothing'")])
+def test_usage_errors_are_one_line(cli, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+    r = cli(*args)
+    lines = r.err.strip().splitlines()
+    assert r.code == 2 and len(lines) == 1 and message in lines[0] and "Traceback" not in r.err

@@ -183,7 +183,7 @@ def test_initial_weights_do_not_depend_on_the_global_rng(cli, learnable: Path, t
 
 def interrupt_in_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
     """Make the ``epoch``-th call of the epoch loop raise KeyboardInterrupt (as Ctrl-C would)."""
-    real = trainer._train_epoch
+    real = trainer.TrainStep.epoch
     calls = {"n": 0}
 
     def wrapped(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -192,7 +192,7 @@ def interrupt_in_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(trainer, "_train_epoch", wrapped)
+    monkeypatch.setattr(trainer.TrainStep, "epoch", wrapped)
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "plateau"])

@@ -46,11 +46,15 @@ class LoadOptions:
 
 
 def load_model(spec: str, options: LoadOptions | None = None, **overrides: Any) -> RobenchModel:
-    """Load ``spec`` (a path or ``timm:NAME``) as a model taking [0, 1] inputs, in eval mode, on the CPU.
+    """Load ``spec`` (a path, ``timm:NAME`` or ``zoo:NAME``) as a model taking [0, 1] inputs, in eval mode, on the CPU.
 
     ``overrides`` are :class:`LoadOptions` fields, for calls from Python.
     """
     opts = replace(options or LoadOptions(), **overrides)
+    if spec.startswith("zoo:"):
+        from robench.zoo import zoo_path
+
+        spec = str(zoo_path(spec[len("zoo:"):]))
     if spec.startswith("timm:"):
         model = _load_timm(spec[len("timm:"):], opts)
     else:

@@ -1,8 +1,8 @@
 """Training methods: each turns a batch into a loss and its named parts.
 
-A method gets the model in train mode and the batch in [0, 1]. Adversarial methods (a later
-addition: PGD-AT, TRADES, IGD) craft their examples with the model in eval mode through
-:func:`robench.models.modes.eval_mode`, then compute the loss in train mode.
+A method gets the model in train mode, the batch in [0, 1] and a generator for its random
+draws (PGD's random start). Adversarial methods (:mod:`robench.train.adversarial`) craft their
+examples with the model in eval mode, then compute the loss in train mode.
 """
 
 from __future__ import annotations
@@ -15,14 +15,23 @@ import torch.nn.functional as F
 
 from robench.errors import RobenchError
 from robench.models.wrapper import RobenchModel
+from robench.train.adversarial import IGD, PGDAT, TRADES, AttackSettings
+from robench.train.config import TrainConfig
 
 
 class TrainMethod(Protocol):
-    """``loss(model, x, y)`` → (scalar loss to minimise, {part name: value} for the log)."""
+    """``loss(model, x, y, generator, forward)`` → (scalar loss, {part: value} for the log).
+
+    ``forward`` runs the loss's main forward pass (see :mod:`robench.train.adversarial`).
+
+    ``selection`` names the test metric that picks the kept checkpoint: ``clean`` or ``pgd``.
+    """
 
     name: str
+    selection: str
 
-    def loss(self, model: RobenchModel, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, model: RobenchModel, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
+             forward: torch.nn.Module) -> tuple[torch.Tensor, dict[str, float]]:
         ...
 
 
@@ -30,17 +39,56 @@ class Standard:
     """Cross-entropy on clean images (NAT)."""
 
     name = "standard"
+    selection = "clean"
 
-    def loss(self, model: RobenchModel, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        ce = F.cross_entropy(model(x), y)
+    def loss(self, model: RobenchModel, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
+             forward: torch.nn.Module) -> tuple[torch.Tensor, dict[str, float]]:
+        ce = F.cross_entropy(forward(x), y)
         return ce, {"ce": float(ce.detach())}
 
 
-METHODS: dict[str, Callable[..., TrainMethod]] = {"standard": Standard}
+def _teacher(config: TrainConfig, image_shape: tuple[int, int, int], num_classes: int,
+             device: torch.device) -> RobenchModel:
+    """Load the IGD teacher and check it fits the student's data; frozen, eval mode."""
+    from robench.models.loading import load_model
+
+    if not config.teacher:
+        raise RobenchError(f"--method {config.method} needs --teacher CHECKPOINT (a standard-trained model)")
+    teacher = load_model(config.teacher)
+    if teacher.info.input_size is not None and tuple(teacher.info.input_size) != tuple(image_shape):
+        raise RobenchError(f"the teacher takes {teacher.info.input_size} images but the data is {image_shape}")
+    if teacher.info.num_classes is not None and teacher.info.num_classes != num_classes:
+        raise RobenchError(f"the teacher has {teacher.info.num_classes} classes but the data has {num_classes}")
+    return teacher.to(device)
 
 
-def make_method(name: str) -> TrainMethod:
-    """The training method called ``name``."""
-    if name not in METHODS:
-        raise RobenchError(f"unknown training method {name!r}; choose from {', '.join(METHODS)}")
-    return METHODS[name]()
+def _adversarial(cls: type) -> Callable[[TrainConfig, tuple[int, int, int], int, torch.device], TrainMethod]:
+    def build(config: TrainConfig, image_shape: tuple[int, int, int], num_classes: int,
+              device: torch.device) -> TrainMethod:
+        attack = AttackSettings(config.eps, config.attack_steps, config.step_size)
+        if cls is TRADES:
+            return TRADES(attack, beta=config.beta)  # type: ignore[return-value]
+        if cls is IGD:
+            base = "trades" if config.method == "trades-igd" else "pgd-at"
+            return IGD(_teacher(config, image_shape, num_classes, device), attack, lam=config.lam,  # type: ignore[return-value]
+                       grad_target=config.grad_target, student_input=config.student_input, base=base, beta=config.beta)
+        return cls(attack)  # type: ignore[no-any-return]
+
+    return build
+
+
+METHODS: dict[str, Callable[[TrainConfig, tuple[int, int, int], int, torch.device], TrainMethod]] = {
+    "standard": lambda config, shape, classes, device: Standard(),
+    "pgd-at": _adversarial(PGDAT),
+    "trades": _adversarial(TRADES),
+    "igd": _adversarial(IGD),
+    "trades-igd": _adversarial(IGD),
+}
+
+
+def make_method(config: TrainConfig, image_shape: tuple[int, int, int], num_classes: int,
+                device: torch.device) -> TrainMethod:
+    """The training method ``config.method``, built with the config's attack and loss settings."""
+    if config.method not in METHODS:
+        raise RobenchError(f"unknown training method {config.method!r}; choose from {', '.join(METHODS)}")
+    return METHODS[config.method](config, image_shape, num_classes, device)

@@ -2,7 +2,8 @@
 
 Outputs for ``--out PATH`` (e.g. ``model.pt``):
 
-- ``PATH``: the selected checkpoint (best clean test accuracy for ``standard``), robench format;
+- ``PATH``: the selected checkpoint (best clean test accuracy for ``standard``, best PGD test
+  accuracy for adversarial methods, as in the reference recipe), robench format;
 - ``PATH-last.pt``: the last epoch's checkpoint (same stem with ``-last``);
 - ``PATH.log.csv``: one row per epoch (losses, accuracies, learning rate, seconds);
 - ``PATH.state.pt``: the resume state (weights, optimizer, scheduler, RNG, epoch), removed at the end.
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import pickle
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -36,44 +37,10 @@ from robench.models.wrapper import ModelInfo, RobenchModel
 from robench.progress import make_progress
 from robench.runner import resolve_device
 from robench.train.augment import random_crop_flip
+from robench.attacks.pgd import pgd_linf
+from robench.train.config import TrainConfig
+from robench.train.distributed import DistContext
 from robench.train.methods import make_method
-
-SCHEDULES = ("cosine", "plateau", "constant")
-
-
-@dataclass
-class TrainConfig:
-    """Every setting of a training run; recorded in the checkpoint's metadata."""
-
-    out: str
-    method: str = "standard"
-    arch: str = "cnn_small"
-    data: str = "cifar10"
-    data_dir: str | None = None
-    epochs: int = 30
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"
-    augment: bool = True
-    seed: int = 0
-    train_limit: int | None = None
-    eval_limit: int | None = 2000
-    device: str = "auto"
-    name: str | None = None
-    resume: bool = False
-
-    def validate(self) -> None:
-        """Refuse settings that cannot train, with one line each."""
-        if self.schedule not in SCHEDULES:
-            raise RobenchError(f"unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
-        for field_name in ("epochs", "batch_size"):
-            if getattr(self, field_name) < 1:
-                raise RobenchError(f"--{field_name.replace('_', '-')} must be at least 1")
-        if self.lr <= 0:
-            raise RobenchError("--lr must be positive")
-
 
 def _paths(out: str) -> dict[str, Path]:
     path = Path(out)
@@ -82,33 +49,33 @@ def _paths(out: str) -> dict[str, Path]:
             "log": Path(f"{out}.log.csv"), "state": Path(f"{out}.state.pt")}
 
 
-def accuracy(model: RobenchModel, data: ImageSet, batch_size: int, device: torch.device) -> float:
-    """Clean top-1 accuracy of ``model`` on ``data`` (eval mode, no gradients)."""
-    correct = 0
-    with torch.no_grad(), eval_mode(model):
-        for _, x, y in data.batches(batch_size, device):
-            correct += int((model(x).argmax(1) == y).sum())
-    return correct / len(data)
-
-
 def train(config: TrainConfig) -> RobenchModel:
-    """Train a model as ``config`` says and write its checkpoints and log; returns the selected model."""
+    """Train a model as ``config`` says and write its checkpoints and log; returns the selected model.
+
+    Launched with ``torchrun`` (``WORLD_SIZE`` > 1), every rank draws the same global batch and
+    augmentation from the shared generator and trains on its slice of it through
+    DistributedDataParallel; metrics are summed across ranks and only rank 0 writes files.
+    """
     config.validate()
-    method = make_method(config.method)
-    device = resolve_device(config.device)
+    dist_ctx = DistContext.from_env(config.device)
+    device = dist_ctx.device
     paths = _paths(config.out)
     train_set = load_dataset(config.data, "train", config.data_dir, config.train_limit, config.seed)
     test_set = load_dataset(config.data, "test", config.data_dir, config.eval_limit, config.seed)
     c, h, w = train_set.image_shape
+    method = make_method(config, (c, h, w), len(train_set.classes), device)
     torch.manual_seed(config.seed)  # before building: --seed decides the initial weights too
     built = build_net(config.arch, len(train_set.classes), c)
     info = ModelInfo(
         name=config.name or Path(config.out).stem, arch=config.arch, num_classes=len(train_set.classes),
         input_size=(c, h, w), mean=(0.0,) * c, std=(1.0,) * c, classes=train_set.classes,
-        training={"config": asdict(config), "dataset": train_set.identity, "robench": __version__,
-                  "torch": torch.__version__},
+        training={"config": asdict(config), "method": method.name, "dataset": train_set.identity,
+                  "robench": __version__, "torch": str(torch.__version__), "world_size": dist_ctx.world},
     )
     model = RobenchModel(built.net, info).to(device)
+    if config.channels_last and device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    forward = dist_ctx.wrap(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     scheduler = _make_scheduler(optimizer, config)
@@ -121,56 +88,110 @@ def train(config: TrainConfig) -> RobenchModel:
         raise RobenchError(f"{paths['state']} exists from an unfinished run: pass --resume to continue it, or delete it")
     images = torch.from_numpy(np.array(train_set.images)).to(device)
     labels = torch.from_numpy(train_set.labels).to(device)
+    step = TrainStep(model, forward, method, optimizer, config, device, dist_ctx)
     with make_progress() as progress:
         task = progress.add_task("training", total=config.epochs, completed=state["epoch"])
         for epoch in range(state["epoch"], config.epochs):
             started = time.time()
-            row = _train_epoch(model, method, optimizer, images, labels, generator, config, device)
+            row = step.epoch(images, labels, generator)
             row.update(epoch=epoch + 1, lr=optimizer.param_groups[0]["lr"],
-                       test_acc=accuracy(model, test_set, 512, device), seconds=round(time.time() - started, 2))
+                       test_acc=evaluate_accuracy(model, test_set, device, dist_ctx))
+            if config.robust_eval_steps:
+                row["test_pgd_acc"] = evaluate_accuracy(model, test_set, device, dist_ctx, config, seed=config.seed)
+            row["seconds"] = round(time.time() - started, 2)
             _step_scheduler(scheduler, row["loss"])
             state["log"].append(row)
             model.info.training["log"] = state["log"]
-            save_checkpoint(model, paths["last"])
-            if row["test_acc"] > state["best"]:
-                state["best"] = row["test_acc"]
+            score = row["test_pgd_acc"] if method.selection == "pgd" and config.robust_eval_steps else row["test_acc"]
+            improved = score > state["best"]
+            if improved:
+                state["best"] = score
                 model.info.training["selected_epoch"] = epoch + 1
-                save_checkpoint(model, paths["best"])
             state["epoch"] = epoch + 1
-            write_atomic(paths["log"], lambda tmp: pd.DataFrame(state["log"]).to_csv(tmp, index=False))
-            _save_state(paths["state"], model, optimizer, scheduler, generator, state)
+            if dist_ctx.is_main:
+                save_checkpoint(model, paths["last"])
+                if improved:
+                    save_checkpoint(model, paths["best"])
+                write_atomic(paths["log"], lambda tmp: pd.DataFrame(state["log"]).to_csv(tmp, index=False))
+                _save_state(paths["state"], model, optimizer, scheduler, generator, state)
+            dist_ctx.barrier()
             progress.update(task, advance=1, description=f"training: epoch {epoch + 1} loss {row['loss']:.3f} "
                                                           f"test acc {row['test_acc']:.3f}")
-    paths["state"].unlink(missing_ok=True)
+    if dist_ctx.is_main:
+        paths["state"].unlink(missing_ok=True)
+    dist_ctx.barrier()
     from robench.models.loading import load_model
 
     return load_model(str(paths["best"]))
 
 
-def _train_epoch(model: RobenchModel, method: Any, optimizer: torch.optim.Optimizer, images: torch.Tensor,
-                 labels: torch.Tensor, generator: torch.Generator, config: TrainConfig,
-                 device: torch.device) -> dict[str, float]:
-    model.train()
-    order = torch.randperm(len(labels), generator=generator)
-    totals: dict[str, float] = {}
-    seen = 0
-    for start in range(0, len(order), config.batch_size):
-        idx = order[start:start + config.batch_size]
-        x = images[idx].to(device).permute(0, 3, 1, 2).float().div_(255.0)
-        y = labels[idx.to(labels.device)]
-        if config.augment:
-            x = random_crop_flip(x, generator if device.type == "cpu" else _device_generator(generator, device))
-        loss, parts = method.loss(model, x, y)
+def evaluate_accuracy(model: RobenchModel, data: ImageSet, device: torch.device, dist_ctx: DistContext,
+                      config: TrainConfig | None = None, seed: int = 0, batch_size: int = 256) -> float:
+    """Clean accuracy, or PGD accuracy when ``config`` is given (its ε, ``eval_pgd_steps``, step size).
+
+    Each rank evaluates its share of the images; counts are summed across ranks. The PGD random
+    start is seeded per batch, so the figure is the same at every epoch for the same weights.
+    """
+    correct = 0
+    with eval_mode(model):
+        for start in range(dist_ctx.rank * batch_size, len(data), batch_size * dist_ctx.world):
+            x, y = data.batch(start, min(start + batch_size, len(data)), device)
+            if config is not None:
+                gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + start)
+                x = pgd_linf(model, x, y, eps=config.eps, steps=config.robust_eval_steps, step_size=config.step_size,
+                             generator=gen)
+            with torch.no_grad():
+                correct += int((model(x).argmax(1) == y).sum())
+    return dist_ctx.sum(correct) / len(data)
+
+
+class TrainStep:
+    """One optimisation step and one epoch of them (mixed precision on request)."""
+
+    def __init__(self, model: RobenchModel, forward: torch.nn.Module, method: Any, optimizer: torch.optim.Optimizer,
+                 config: TrainConfig, device: torch.device, dist_ctx: DistContext) -> None:
+        self.model, self.forward, self.method, self.optimizer = model, forward, method, optimizer
+        self.config, self.device, self.dist = config, device, dist_ctx
+        self.amp_dtype = (torch.float16 if device.type == "cuda" else torch.bfloat16) if config.amp else None
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype is torch.float16 else None
+
+    def epoch(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> dict[str, float]:
+        """One pass over the data in a generator-drawn order; returns mean loss parts per image."""
+        self.model.train()
+        order = torch.randperm(len(labels), generator=generator)
+        totals: dict[str, float] = {}
+        for start in range(0, len(order), self.config.batch_size):
+            idx = order[start:start + self.config.batch_size]
+            x = images[idx.to(images.device)].permute(0, 3, 1, 2).float().div_(255.0)
+            y = labels[idx.to(labels.device)]
+            if self.config.augment:  # drawn for the global batch on every rank: the generators stay in step
+                x = random_crop_flip(x, generator if self.device.type == "cpu" else _device_generator(generator, self.device))
+            # adversarial methods draw their random starts from a generator split off the shared one
+            attack_gen = _device_generator(generator, self.device) if hasattr(self.method, "attack") else generator
+            x, y = self.dist.shard(x), self.dist.shard(y)
+            if self.config.channels_last and self.device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            parts = self.step(x, y, attack_gen)
+            for key, value in parts.items():
+                totals[key] = totals.get(key, 0.0) + value * len(y)
+        seen = self.dist.sum(len(order))
+        return {key: self.dist.sum(value) / seen for key, value in totals.items()}
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> dict[str, float]:
+        """Loss, backward, optimiser step; returns the loss parts of this shard."""
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+            loss, parts = self.method.loss(self.model, x, y, generator, self.forward)
         if not torch.isfinite(loss):
             raise RobenchError(f"the training loss became {float(loss.detach())}: lower --lr")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        n = len(y)
-        seen += n
-        for key, value in {"loss": float(loss.detach()), **parts}.items():
-            totals[key] = totals.get(key, 0.0) + value * n
-    return {key: value / seen for key, value in totals.items()}
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
+        return {"loss": float(loss.detach()), **parts}
 
 
 def _device_generator(generator: torch.Generator, device: torch.device) -> torch.Generator:
