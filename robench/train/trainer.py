@@ -174,7 +174,7 @@ class TrainStep:
             parts = self.step(x, y, attack_gen)
             for key, value in parts.items():
                 totals[key] = totals.get(key, 0.0) + value * len(y)
-        seen = self.dist.sum(len(order))
+        seen = len(order)  # every rank walks the same global order
         return {key: self.dist.sum(value) / seen for key, value in totals.items()}
 
     def step(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> dict[str, float]:
