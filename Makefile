@@ -20,6 +20,7 @@ demo: $(STAMP)
 	$(BIN)/robench evaluate --model zoo:standard --data sample --suite clean --out runs/demo --overwrite
 
 test: $(STAMP)
+	$(BIN)/ruff check robench tests benchmarks scripts
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

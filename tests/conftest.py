@@ -29,6 +29,16 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.setenv("ROBENCH_PROGRESS", "0")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():  # type: ignore[no-untyped-def]
+    """One intra-op thread: the tests' tensors are tiny, and on a loaded 2-core machine OpenMP's
+    thread hand-offs made them up to 10× slower. Subprocesses (torchrun tests) set their own."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The shared real data directory; tests using it skip when it is absent."""

@@ -16,14 +16,6 @@ from tests.conftest import tiny_model
 ATTACK = AttackSettings(eps=8 / 255, steps=2, step_size=4 / 255)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():  # type: ignore[no-untyped-def]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def batch() -> tuple[torch.Tensor, torch.Tensor]:
     from robench.data import load_dataset

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from robench.models.registry import create_model, get_arch, list_models
 from robench.errors import RobenchError
+from robench.models.registry import create_model, get_arch, list_models
 
 FAST = [n for n in list_models() if n not in ("wrn_28_10",)]
 

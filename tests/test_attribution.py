@@ -24,15 +24,6 @@ from robench.errors import RobenchError
 captum_attr = pytest.importorskip("captum.attr")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP overhead on a shared, loaded CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class TinyCNN(nn.Module):
     """Conv + BatchNorm + activation + linear head; ``mean`` buffer like a robench wrapper."""
 

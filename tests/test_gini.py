@@ -25,15 +25,6 @@ from robench.metrics import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP overhead on a shared, loaded CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def mad_gini(a: np.ndarray) -> float:
     """Independent reference: sum_ij |a_i - a_j| / (2 n^2 mean), O(n^2), no sorting."""
     a = np.asarray(a, dtype=np.float64).ravel()

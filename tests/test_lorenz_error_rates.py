@@ -17,15 +17,6 @@ from robench.metrics import (
 from robench.metrics import error_rates as error_rates_module
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP overhead on a shared, loaded CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_lorenz_endpoints_monotone_convex():
     a = torch.rand(5, 3, 4, 4, generator=torch.Generator().manual_seed(0)) ** 3
     pop, share = lorenz_curve(a)

@@ -19,15 +19,6 @@ from robench.train.augment import random_crop_flip
 LOG_COLUMNS = {"loss", "ce", "epoch", "lr", "test_acc", "seconds"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():  # type: ignore[no-untyped-def]
-    """Tiny models train faster on one thread, above all on a busy machine (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def npz128(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """128 real CIFAR-10 images (the bundled sample) as an npz dataset."""

@@ -29,7 +29,14 @@ from robench.attacks import (
 )
 from robench.attribution import attribute, get_attribution
 from robench.errors import RobenchError
-from robench.metrics import bootstrap_ci, default_block_size, gini_with_flags, lorenz_on_grid, regional_gini, transform_attribution
+from robench.metrics import (
+    bootstrap_ci,
+    default_block_size,
+    gini_with_flags,
+    lorenz_on_grid,
+    regional_gini,
+    transform_attribution,
+)
 from robench.models.wrapper import RobenchModel
 from robench.suites.base import Batch, result_row
 

@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 from robench import __version__
+from robench.attacks.pgd import pgd_linf
 from robench.data import load_dataset
 from robench.data.imageset import ImageSet
 from robench.errors import RobenchError
@@ -35,12 +36,11 @@ from robench.models.checkpoint import save_checkpoint
 from robench.models.modes import eval_mode
 from robench.models.wrapper import ModelInfo, RobenchModel
 from robench.progress import make_progress
-from robench.runner import resolve_device
 from robench.train.augment import random_crop_flip
-from robench.attacks.pgd import pgd_linf
 from robench.train.config import TrainConfig
 from robench.train.distributed import DistContext
 from robench.train.methods import make_method
+
 
 def _paths(out: str) -> dict[str, Path]:
     path = Path(out)
