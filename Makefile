@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/robench evaluate --model zoo:standard --data sample --suite clean --out runs/demo --overwrite
+	$(BIN)/robench evaluate --model zoo:standard --data sample --suite inequality --out runs/demo
 
 test: $(STAMP)
 	$(BIN)/ruff check robench tests benchmarks scripts
