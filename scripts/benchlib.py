@@ -1,0 +1,88 @@
+"""Measuring helpers shared by the benchmark scripts: interleaved timing and the machine's description.
+
+Variants are timed round-robin in one process (order reversed every other round), so a loaded
+machine slows every variant alike; ratios of medians are the reported figures, never absolute times.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def set_threads(threads: int) -> None:
+    """Same intra-op thread count for every variant (inter-op threads are unused here)."""
+    torch.set_num_threads(threads)
+
+
+@dataclass
+class Timings:
+    """Wall-clock and process-CPU seconds per round for each variant, measured interleaved.
+
+    With one torch thread the CPU time is the work itself, much less disturbed by other jobs on a
+    shared machine than the wall time; both are reported, the wall-time ratio is the headline.
+    """
+
+    times: dict[str, list[float]] = field(default_factory=dict)
+    cpu: dict[str, list[float]] = field(default_factory=dict)
+
+    def median(self, name: str) -> float:
+        return statistics.median(self.times[name])
+
+    def ratio(self, num: str, den: str) -> float:
+        """Ratio of the median wall times ``num / den``."""
+        return self.median(num) / self.median(den)
+
+    def cpu_ratio(self, num: str, den: str) -> float:
+        """Ratio of the median process-CPU times ``num / den``."""
+        return statistics.median(self.cpu[num]) / statistics.median(self.cpu[den])
+
+    def round_ratios(self, num: str, den: str) -> list[float]:
+        return [a / b for a, b in zip(self.times[num], self.times[den])]
+
+
+def interleave(variants: dict[str, Callable[[], Any]], repeats: int, warmup: bool = True) -> Timings:
+    """Time each variant ``repeats`` times, round-robin, reversing the order every other round.
+
+    ``warmup`` runs every variant once untimed first (lazy initialisation, allocator growth).
+    """
+    names = list(variants)
+    if warmup:
+        for name in names:
+            variants[name]()
+    out = Timings({name: [] for name in names}, {name: [] for name in names})
+    for r in range(repeats):
+        for name in names if r % 2 == 0 else names[::-1]:
+            c0, t0 = time.process_time(), time.perf_counter()
+            variants[name]()
+            t1, c1 = time.perf_counter(), time.process_time()
+            out.times[name].append(t1 - t0)
+            out.cpu[name].append(c1 - c0)
+    return out
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        load = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        load = "n/a"
+    nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip() or str(os.cpu_count())
+    return {"nproc": nproc, "cpu": cpu, "torch": torch.__version__, "python": platform.python_version(),
+            "platform": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "loadavg": load}
