@@ -224,10 +224,10 @@ def train(
     given["out"] = str(out)
     model = run_training(TrainConfig(**given))
     log = model.info.training.get("log", [])
-    if log:
+    if log:  # the selected checkpoint's log ends at the selected epoch
         robust = f", PGD accuracy {log[-1]['test_pgd_acc']:.4f}" if "test_pgd_acc" in log[-1] else ""
-        console.print(f"trained {model.info.name}: final test accuracy {log[-1]['test_acc']:.4f}{robust}, "
-                      f"selected epoch {model.info.training.get('selected_epoch')} → {out}")
+        console.print(f"trained {model.info.name}: selected epoch {model.info.training.get('selected_epoch')} "
+                      f"(test accuracy {log[-1]['test_acc']:.4f}{robust}) → {out}; per-epoch log in {out}.log.csv")
 
 
 @app.command("list")
