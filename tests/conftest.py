@@ -64,6 +64,21 @@ def tiny_model(seed: int = 0, num_classes: int = 10, in_chans: int = 3) -> Roben
     return RobenchModel(net, info).eval()
 
 
+class Recorder(torch.nn.Module):
+    """Wraps a model; records every forward batch, the mode and the grad state it ran in."""
+
+    def __init__(self, inner: torch.nn.Module):
+        super().__init__()
+        self.inner = inner
+        self.inputs: list[torch.Tensor] = []
+        self.states: list[tuple[bool, bool]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.inputs.append(x.detach().clone())
+        self.states.append((self.inner.training, torch.is_grad_enabled()))
+        return self.inner(x)
+
+
 @pytest.fixture
 def tiny_checkpoint(tmp_path: Path) -> Path:
     """A robench checkpoint of :func:`tiny_model`."""

@@ -22,6 +22,7 @@ from robench.attacks import (
     topk_mask,
 )
 from robench.errors import RobenchError
+from tests.conftest import Recorder
 
 MODES = ("add", "replace")
 NOISES = ("gaussian", "uniform")
@@ -32,19 +33,6 @@ def gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-class Recorder(nn.Module):
-    """Wraps a model; records every forward batch, the mode and the grad state it ran in."""
-
-    def __init__(self, inner: nn.Module):
-        super().__init__()
-        self.inner = inner
-        self.inputs: list[torch.Tensor] = []
-        self.states: list[tuple[bool, bool]] = []
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.inputs.append(x.detach().clone())
-        self.states.append((self.inner.training, torch.is_grad_enabled()))
-        return self.inner(x)
 
 
 class ChangeDetector(nn.Module):

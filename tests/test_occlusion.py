@@ -21,6 +21,7 @@ from robench.attacks import (
     top_positions,
 )
 from robench.errors import RobenchError
+from tests.conftest import Recorder
 
 H = W = 12
 BASE = 0.3  # clean pixel value of the toy images; every fill value differs from it
@@ -42,17 +43,6 @@ def reference_mask(attr_map: torch.Tensor, n: int, r: int) -> torch.Tensor:
     return out
 
 
-class Recorder(nn.Module):
-    def __init__(self, inner: nn.Module):
-        super().__init__()
-        self.inner = inner
-        self.inputs: list[torch.Tensor] = []
-        self.states: list[tuple[bool, bool]] = []
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.inputs.append(x.detach().clone())
-        self.states.append((self.inner.training, torch.is_grad_enabled()))
-        return self.inner(x)
 
 
 class PixelWatcher(nn.Module):
