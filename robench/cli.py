@@ -116,16 +116,13 @@ def evaluate(
     attack_batch: int = typer.Option(256, help="[inequality] Max images per attack forward pass."),
 ) -> None:
     """Evaluate a model with one or more suites and print the results table."""
+    options = {**locals(), "out": str(out) if out else None}  # every option, recorded in meta.json
     from robench.data import load_dataset
     from robench.models.loading import LoadOptions, load_model
     from robench.runner import evaluate as run_evaluation
     from robench.runner import resolve_device
     from robench.suites import InequalityConfig, make_suites
 
-    options = {k: v for k, v in locals().items() if k not in {"load_dataset", "LoadOptions", "load_model",
-                                                               "run_evaluation", "resolve_device", "make_suites",
-                                                               "InequalityConfig"}}
-    options["out"] = str(out) if out else None
     inequality = InequalityConfig(
         attribution=attribution,
         attribution_options=attribution_settings(attribution, steps=ig_steps, method=ig_method, baseline=ig_baseline,
@@ -150,8 +147,10 @@ def evaluate(
         raise RobenchError("--num-classes must be at least 1")
     net = load_model(model, load_opts)
     img = parse_size(image_size, "--image-size")
-    dataset = load_dataset(data, split, data_dir, limit, seed, image_size=(img[-2], img[-1]) if img and len(img) > 1
-                           else (img[0], img[0]) if img else None)
+    if img is not None and len(img) == 3:
+        raise RobenchError("--image-size takes H,W or one size, e.g. 224")
+    hw = (img[0], img[-1]) if img else None  # one value: square
+    dataset = load_dataset(data, split, data_dir, limit, seed, image_size=hw)
     result = run_evaluation(net, dataset, suites, out_dir=out, seed=seed, batch_size=batch_size, device=dev,
                             options=options, overwrite=overwrite)
     print_results(result.results, title=f"{net.info.name} on {dataset.identity.get('description', data)} "
