@@ -186,10 +186,12 @@ def interrupt_in_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
     monkeypatch.setattr(trainer.TrainStep, "epoch", wrapped)
 
 
-@pytest.mark.parametrize("schedule", ["cosine", "plateau"])
+@pytest.mark.parametrize("schedule,method", [("cosine", "standard"), ("plateau", "standard"), ("cosine", "pgd-at")])
 def test_resume_after_interruption_gives_identical_weights(cli, npz128: Path, tmp_path: Path,  # type: ignore[no-untyped-def]
-                                                           monkeypatch: pytest.MonkeyPatch, schedule: str) -> None:
-    extra = ("--schedule", schedule)
+                                                           monkeypatch: pytest.MonkeyPatch, schedule: str,
+                                                           method: str) -> None:
+    # pgd-at: the PGD random starts come from the saved generator too (the last --method given wins)
+    extra = ("--schedule", schedule, "--method", method, "--attack-steps", 1, "--eval-pgd-steps", 1)
     whole = tmp_path / "whole" / "m.pt"
     assert cli(*train_args(npz128, whole, *extra)).code == 0
 
