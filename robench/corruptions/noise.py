@@ -1,0 +1,144 @@
+"""Batched torch versions of the four ImageNet-C noise corruptions (they run where the tensor is).
+
+Each mirrors the reference code (``imagecorruptions`` for ImageNet-C, Hendrycks' ``make_cifar_c.py``
+for CIFAR-10-C) on float images in [0, 1]:
+
+* gaussian_noise: ``clip(x + N(0, c²), 0, 1)``
+* shot_noise:     ``clip(Poisson(x·c) / c, 0, 1)``
+* impulse_noise:  skimage ``random_noise(mode='s&p', amount=c)``: each value is flipped with
+  probability c, a flipped value becomes 1 (salt) or 0 (pepper) with probability ½ each
+* speckle_noise:  ``clip(x + x·N(0, c²), 0, 1)``
+
+The reference returns ``np.uint8(clip(...) * 255)``, which truncates (it does not round). With
+``quantize=True`` (the default) the output is ``floor(clip(...) * 255) / 255``: exactly the values
+of a uint8 image, the same as the reference's output. With ``quantize=False`` the clipped float
+values are returned. Arithmetic is in float32 (float64 inputs stay float64); the output has the
+input's dtype.
+
+Randomness comes only from the explicit ``generator``, which must live on the tensor's device.
+The same seed gives the same output on the same device type; CPU and CUDA streams differ.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from robench.corruptions.names import check_severity
+from robench.errors import RobenchError
+
+IMAGENET_C = "imagenet-c"
+CIFAR10_C = "cifar10-c"
+TABLES = (IMAGENET_C, CIFAR10_C)
+
+# Images whose height is below this use the CIFAR-10-C table unless overridden.
+SMALL_IMAGE_LIMIT = 64
+
+# One parameter per severity 1..5.
+#   imagenet-c: imagecorruptions 1.1.x corruptions.py (= Hendrycks' make_imagenet_c.py)
+#   cifar10-c:  hendrycks/robustness ImageNet-C/create_c/make_cifar_c.py
+PARAMETERS: dict[str, dict[str, tuple[float, ...]]] = {
+    IMAGENET_C: {
+        "gaussian_noise": (0.08, 0.12, 0.18, 0.26, 0.38),  # σ
+        "shot_noise": (60, 25, 12, 5, 3),  # photons per unit intensity
+        "impulse_noise": (0.03, 0.06, 0.09, 0.17, 0.27),  # fraction of values flipped
+        "speckle_noise": (0.15, 0.2, 0.35, 0.45, 0.6),  # σ of the multiplicative noise
+    },
+    CIFAR10_C: {
+        "gaussian_noise": (0.04, 0.06, 0.08, 0.09, 0.10),
+        "shot_noise": (500, 250, 100, 75, 50),
+        "impulse_noise": (0.01, 0.02, 0.03, 0.05, 0.07),
+        "speckle_noise": (0.06, 0.1, 0.12, 0.16, 0.2),
+    },
+}
+
+TORCH_CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise")
+
+_TABLE_ALIASES = {
+    "imagenet-c": IMAGENET_C, "imagenet_c": IMAGENET_C, "imagenetc": IMAGENET_C, "imagenet": IMAGENET_C,
+    "cifar10-c": CIFAR10_C, "cifar10_c": CIFAR10_C, "cifar10c": CIFAR10_C, "cifar-10-c": CIFAR10_C,
+    "cifar10": CIFAR10_C,
+}
+
+
+def _table_name(table: str) -> str:
+    key = str(table).strip().lower()
+    if key not in _TABLE_ALIASES:
+        raise RobenchError(f"unknown corruption parameter table {table!r}; use one of: {', '.join(TABLES)}")
+    return _TABLE_ALIASES[key]
+
+
+def parameter_table(height: int, override: str | None = None) -> str:
+    """``"cifar10-c"`` for images below 64 px high, ``"imagenet-c"`` otherwise; ``override`` wins.
+
+    Callers should record the returned name next to their results.
+    """
+    if override is not None:
+        return _table_name(override)
+    return CIFAR10_C if int(height) < SMALL_IMAGE_LIMIT else IMAGENET_C
+
+
+def corruption_parameter(name: str, severity: int, table: str) -> float:
+    """The parameter ``c`` the reference uses for ``name`` at ``severity`` in ``table``."""
+    if name not in TORCH_CORRUPTIONS:
+        raise RobenchError(
+            f"corruption {name!r} has no torch version; torch versions exist for: {', '.join(TORCH_CORRUPTIONS)}"
+        )
+    return PARAMETERS[_table_name(table)][name][check_severity(severity) - 1]
+
+
+def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A torch.Generator on ``device`` seeded with ``seed``."""
+    return torch.Generator(device=torch.device(device)).manual_seed(int(seed))
+
+
+def _gaussian(x: torch.Tensor, c: float, g: torch.Generator) -> torch.Tensor:
+    return x + torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype) * c
+
+
+def _shot(x: torch.Tensor, c: float, g: torch.Generator) -> torch.Tensor:
+    return torch.poisson(x.clamp(min=0) * c, generator=g) / float(c)
+
+
+def _impulse(x: torch.Tensor, c: float, g: torch.Generator) -> torch.Tensor:
+    flipped = torch.rand(x.shape, generator=g, device=x.device, dtype=x.dtype) <= c
+    salted = torch.rand(x.shape, generator=g, device=x.device, dtype=x.dtype) <= 0.5
+    out = torch.where(flipped & salted, torch.ones_like(x), x)
+    return torch.where(flipped & ~salted, torch.zeros_like(x), out)
+
+
+def _speckle(x: torch.Tensor, c: float, g: torch.Generator) -> torch.Tensor:
+    return x + x * (torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype) * c)
+
+
+_FUNCTIONS = {"gaussian_noise": _gaussian, "shot_noise": _shot, "impulse_noise": _impulse, "speckle_noise": _speckle}
+
+
+def torch_corrupt(
+    x: torch.Tensor,
+    name: str,
+    severity: int,
+    *,
+    table: str,
+    generator: torch.Generator,
+    quantize: bool = True,
+) -> torch.Tensor:
+    """``name`` at ``severity`` (1..5) with ``table``'s parameters, applied to float N×C×H×W in [0, 1].
+
+    Returns a new tensor of the same shape, dtype and device with values in [0, 1]; with
+    ``quantize`` they are multiples of 1/255 (the reference's uint8 output, truncated like it).
+    """
+    c = corruption_parameter(name, severity, table)
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise RobenchError(f"torch corruptions need a floating-point tensor in [0, 1], got {getattr(x, 'dtype', type(x))}")
+    if x.dim() != 4:
+        raise RobenchError(f"torch corruptions need images as N×C×H×W, got shape {tuple(x.shape)}")
+    if not isinstance(generator, torch.Generator):
+        raise RobenchError("torch corruptions need an explicit torch.Generator (see make_generator)")
+    if generator.device.type != x.device.type:
+        raise RobenchError(f"the generator is on {generator.device} but the images are on {x.device}; "
+                           "make the generator on the images' device")
+    work = x if x.dtype in (torch.float32, torch.float64) else x.float()
+    out = _FUNCTIONS[name](work, c, generator).clamp_(0.0, 1.0)
+    if quantize:
+        out = out.mul_(255.0).floor_().div_(255.0)
+    return out.to(x.dtype)
