@@ -52,6 +52,18 @@ def parse_size(text: str | None, option: str) -> tuple[int, ...] | None:
     return values
 
 
+def parse_fractions(text: str, option: str) -> tuple[float, ...]:
+    """'2/255,8/255' or '0.0314' → floats."""
+    try:
+        values = []
+        for part in text.split(","):
+            num, _, den = part.partition("/")
+            values.append(float(num) / float(den) if den else float(num))
+    except (ValueError, ZeroDivisionError):
+        raise RobenchError(f"{option} takes numbers or fractions like 8/255, comma-separated; got {text!r}") from None
+    return tuple(values)
+
+
 def parse_budgets(text: str | None, option: str) -> tuple[float | int, ...] | None:
     """'0.002,0.004' → fractions of C·H·W; '5000' → absolute counts (ints)."""
     if text is None:
@@ -114,6 +126,10 @@ def evaluate(
     occlusion_count: int = typer.Option(10, help="[inequality] Max occluded patches N."),
     occlusion_radius: Optional[int] = typer.Option(None, help="[inequality] Max patch radius R (default max(2, round(20·H/224)))."),
     attack_batch: int = typer.Option(256, help="[inequality] Max images per attack forward pass."),
+    eps: str = typer.Option("8/255", help="[adversarial] l∞ radii in [0,1] units, e.g. 2/255,4/255,8/255."),
+    pgd_steps: int = typer.Option(10, help="[adversarial] PGD steps (step size ε/4: 2/255 at 8/255)."),
+    pgd_restarts: int = typer.Option(1, help="[adversarial] PGD random restarts."),
+    autoattack: bool = typer.Option(False, help="[adversarial] Also run AutoAttack (standard); needs robench[autoattack]."),
 ) -> None:
     """Evaluate a model with one or more suites and print the results table."""
     options = {**locals(), "out": str(out) if out else None}  # every option, recorded in meta.json
@@ -121,7 +137,7 @@ def evaluate(
     from robench.models.loading import LoadOptions, load_model
     from robench.runner import evaluate as run_evaluation
     from robench.runner import resolve_device
-    from robench.suites import InequalityConfig, make_suites
+    from robench.suites import AdversarialConfig, InequalityConfig, make_suites
 
     inequality = InequalityConfig(
         attribution=attribution,
@@ -135,7 +151,10 @@ def evaluate(
         occlusion_order=occlusion_order, occlusion_max_count=occlusion_count, occlusion_max_radius=occlusion_radius,
         max_batch=attack_batch,
     )
-    suites = make_suites(suite, seed=seed, suite_options={"inequality": {"config": inequality}})
+    adversarial = AdversarialConfig(epsilons=parse_fractions(eps, "--eps"), steps=pgd_steps, restarts=pgd_restarts,
+                                    autoattack=autoattack)
+    suites = make_suites(suite, seed=seed, suite_options={"inequality": {"config": inequality},
+                                                          "adversarial": {"config": adversarial}})
     dev = resolve_device(device)
     size = parse_size(input_size, "--input-size")
     if size is not None and len(size) != 3:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from robench.errors import RobenchError
+from robench.suites.adversarial import AdversarialConfig, AdversarialSuite
 from robench.suites.base import Batch, Suite, result_row
 from robench.suites.clean import CleanSuite
 from robench.suites.inequality import InequalityConfig, InequalitySuite
@@ -13,6 +14,7 @@ from robench.suites.inequality import InequalityConfig, InequalitySuite
 SUITES: dict[str, Callable[..., Suite]] = {
     "clean": CleanSuite,
     "inequality": InequalitySuite,
+    "adversarial": AdversarialSuite,
 }
 
 
@@ -29,4 +31,4 @@ def make_suites(names: str, seed: int = 0, suite_options: dict[str, dict[str, An
     return [SUITES[n](seed=seed, **(suite_options or {}).get(n, {})) for n in ordered]
 
 
-__all__ = ["SUITES", "Batch", "InequalityConfig", "Suite", "make_suites", "result_row"]
+__all__ = ["SUITES", "AdversarialConfig", "Batch", "InequalityConfig", "Suite", "make_suites", "result_row"]

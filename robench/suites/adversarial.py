@@ -1,0 +1,139 @@
+"""The ``adversarial`` suite (methods.md §7): l∞ robust accuracy under PGD (foolbox) and, when the
+``autoattack`` extra is installed, AutoAttack (standard), with checks that flag gradient masking.
+
+Per image and ε it records whether the model still classifies the attacked image correctly
+(an image misclassified when clean counts as not robust). Sanity checks, reported as rows with
+metric ``masking_flag`` (1 = suspicious): robust accuracy must not rise with ε, PGD must not be
+weaker than FGSM at the same ε, and a very large ε must drive accuracy to about 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from robench.errors import RobenchError
+from robench.metrics import bootstrap_ci
+from robench.models.wrapper import RobenchModel
+from robench.suites.base import Batch, result_row
+
+LARGE_EPS = 0.5  # [0, 1] units: an l∞ ball this size contains images of every class
+
+
+@dataclass
+class AdversarialConfig:
+    """PGD settings; ε and step size in [0, 1] units (8/255 = 0.0314). Step size is relative to ε."""
+
+    epsilons: tuple[float, ...] = (8 / 255,)
+    steps: int = 10
+    rel_stepsize: float = 0.25  # 2/255 at ε = 8/255, the papers' protocol
+    restarts: int = 1
+    autoattack: bool = False
+    sanity_checks: bool = True
+
+    def validate(self) -> None:
+        """One-line errors for settings out of range."""
+        if not self.epsilons or any(not 0 < e <= 1 for e in self.epsilons):
+            raise RobenchError(f"--eps values must lie in (0, 1], got {list(self.epsilons)}")
+        if self.steps < 1 or self.restarts < 1 or self.rel_stepsize <= 0:
+            raise RobenchError("--pgd-steps and --pgd-restarts must be at least 1, and the step size positive")
+        if self.autoattack:
+            try:
+                import pyautoattack  # noqa: F401
+            except ImportError:
+                raise RobenchError("--autoattack needs the optional package: pip install 'robench[autoattack]'") from None
+
+
+def _tag(eps: float) -> str:
+    return f"{eps:.6g}"
+
+
+class AdversarialSuite:
+    """Robust accuracy per ε (PGD through foolbox; AutoAttack optional) and gradient-masking checks."""
+
+    name = "adversarial"
+
+    def __init__(self, seed: int = 0, config: AdversarialConfig | None = None) -> None:
+        self.seed = seed
+        self.config = config or AdversarialConfig()
+        self.config.validate()
+
+    def options(self) -> dict[str, Any]:
+        return {**asdict(self.config), "large_eps": LARGE_EPS, "attack_library": "foolbox LinfPGD / FGSM"}
+
+    def prepare(self, image_shape: tuple[int, int, int]) -> None:
+        return None
+
+    def run_batch(self, model: RobenchModel, batch: Batch) -> dict[str, np.ndarray]:
+        import foolbox as fb
+
+        cfg = self.config
+        fmodel = fb.PyTorchModel(model, bounds=(0, 1), device=batch.x.device)
+        clean = batch.correct
+        columns: dict[str, np.ndarray] = {}
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=batch.generator))
+        with torch.random.fork_rng(devices=[]):  # foolbox draws random starts from torch's global RNG
+            torch.manual_seed(seed)
+            for eps in cfg.epsilons:
+                robust = clean.clone()
+                attack = fb.attacks.LinfPGD(rel_stepsize=cfg.rel_stepsize, steps=cfg.steps, random_start=True)
+                for _ in range(cfg.restarts):
+                    _, _, success = attack(fmodel, batch.x, batch.y, epsilons=eps)
+                    robust &= ~success
+                columns[f"pgd@{_tag(eps)}"] = robust.cpu().numpy()
+                if cfg.sanity_checks:
+                    _, _, success = fb.attacks.FGSM()(fmodel, batch.x, batch.y, epsilons=eps)
+                    columns[f"fgsm@{_tag(eps)}"] = (clean & ~success).cpu().numpy()
+            if cfg.sanity_checks:
+                attack = fb.attacks.LinfPGD(abs_stepsize=LARGE_EPS / 10, steps=20, random_start=True)
+                _, _, success = attack(fmodel, batch.x, batch.y, epsilons=LARGE_EPS)
+                columns["pgd_large_eps"] = (clean & ~success).cpu().numpy()
+            if cfg.autoattack:
+                columns.update(self._autoattack(model, batch, seed))
+        return columns
+
+    def _autoattack(self, model: RobenchModel, batch: Batch, seed: int) -> dict[str, np.ndarray]:
+        from pyautoattack import AutoAttack
+
+        out = {}
+        for eps in self.config.epsilons:
+            adversary = AutoAttack(model, eps=eps, norm="Linf", version="standard", seed=seed, device=batch.x.device)
+            x_adv, _ = adversary.run_standard_evaluation(batch.x, batch.y, batch_size=len(batch.y))
+            with torch.no_grad():
+                out[f"autoattack@{_tag(eps)}"] = (model(x_adv).argmax(1) == batch.y).cpu().numpy()
+        return out
+
+    def summarize(self, per_image: pd.DataFrame, classes: list[str]) -> list[dict[str, Any]]:
+        cfg = self.config
+        rows: list[dict[str, Any]] = []
+        variant = f"linf/steps={cfg.steps}/restarts={cfg.restarts}"
+        pgd_acc = {}
+        for eps in cfg.epsilons:
+            for attack in ("pgd", "fgsm", "autoattack"):
+                col = f"{attack}@{_tag(eps)}"
+                if col not in per_image:
+                    continue
+                flags = per_image[col].to_numpy(dtype=float)
+                name = {"pgd": variant, "fgsm": "linf/fgsm", "autoattack": "linf/standard"}[attack]
+                rows.append(result_row(self.name, attack, name, _tag(eps), "robust_accuracy", flags.mean(), len(flags),
+                                       bootstrap_ci(flags, seed=self.seed)))
+                if attack == "pgd":
+                    pgd_acc[eps] = flags.mean()
+        if cfg.sanity_checks:
+            ordered = [pgd_acc[e] for e in sorted(pgd_acc)]
+            rises = any(b > a + 1e-9 for a, b in zip(ordered, ordered[1:]))
+            weaker = any(pgd_acc[e] > per_image[f"fgsm@{_tag(e)}"].mean() + 1e-9 for e in cfg.epsilons)
+            large = per_image["pgd_large_eps"].to_numpy(dtype=float).mean()
+            n = len(per_image)
+            rows += [
+                result_row(self.name, "sanity", "accuracy_rises_with_eps", "", "masking_flag", float(rises), n),
+                result_row(self.name, "sanity", "pgd_weaker_than_fgsm", "", "masking_flag", float(weaker), n),
+                result_row(self.name, "sanity", "large_eps_accuracy", _tag(LARGE_EPS), "robust_accuracy", large, n),
+                result_row(self.name, "sanity", "large_eps_accuracy_above_0.05", _tag(LARGE_EPS), "masking_flag",
+                           float(large > 0.05), n),
+            ]
+        return rows
