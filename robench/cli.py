@@ -52,6 +52,14 @@ def parse_size(text: str | None, option: str) -> tuple[int, ...] | None:
     return values
 
 
+def parse_ints(text: str, option: str) -> tuple[int, ...]:
+    """'1,2,3' → (1, 2, 3)."""
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise RobenchError(f"{option} takes comma-separated integers, e.g. 1,2,3; got {text!r}") from None
+
+
 def parse_fractions(text: str, option: str) -> tuple[float, ...]:
     """'2/255,8/255' or '0.0314' → floats."""
     try:
@@ -130,6 +138,11 @@ def evaluate(
     pgd_steps: int = typer.Option(10, help="[adversarial] PGD steps (step size ε/4: 2/255 at 8/255)."),
     pgd_restarts: int = typer.Option(1, help="[adversarial] PGD random restarts."),
     autoattack: bool = typer.Option(False, help="[adversarial] Also run AutoAttack (standard); needs robench[autoattack]."),
+    corruptions: str = typer.Option("all", help="[corruptions] noise, blur, weather, digital, extra, common, all or names."),
+    severities: str = typer.Option("1,2,3,4,5", help="[corruptions] Severities 1-5."),
+    corruption_table: Optional[str] = typer.Option(None, help="[corruptions] imagenet-c or cifar10-c (default by resolution)."),
+    corruption_engine: str = typer.Option("torch", help="[corruptions] torch (batched noise family) or library (imagecorruptions only)."),
+    workers: int = typer.Option(0, help="[corruptions] Worker processes generating library corruptions."),
 ) -> None:
     """Evaluate a model with one or more suites and print the results table."""
     options = {**locals(), "out": str(out) if out else None}  # every option, recorded in meta.json
@@ -137,7 +150,7 @@ def evaluate(
     from robench.models.loading import LoadOptions, load_model
     from robench.runner import evaluate as run_evaluation
     from robench.runner import resolve_device
-    from robench.suites import AdversarialConfig, InequalityConfig, make_suites
+    from robench.suites import AdversarialConfig, CorruptionsConfig, InequalityConfig, make_suites
 
     inequality = InequalityConfig(
         attribution=attribution,
@@ -153,8 +166,12 @@ def evaluate(
     )
     adversarial = AdversarialConfig(epsilons=parse_fractions(eps, "--eps"), steps=pgd_steps, restarts=pgd_restarts,
                                     autoattack=autoattack)
+    corruption = CorruptionsConfig(corruptions=corruptions, severities=parse_ints(severities, "--severities"),
+                                   table=corruption_table,
+                                   engine=corruption_engine, workers=workers)
     suites = make_suites(suite, seed=seed, suite_options={"inequality": {"config": inequality},
-                                                          "adversarial": {"config": adversarial}})
+                                                          "adversarial": {"config": adversarial},
+                                                          "corruptions": {"config": corruption}})
     dev = resolve_device(device)
     size = parse_size(input_size, "--input-size")
     if size is not None and len(size) != 3:

@@ -114,7 +114,7 @@ def evaluate(model: RobenchModel, data: ImageSet, suites: list[Suite], *, out_di
     model = model.to(device)
     check_compatible(model, data, device)
     for suite in suites:
-        suite.prepare(data.image_shape)
+        suite.prepare(data)
     meta = {
         "robench_results": 1,
         "environment": environment(),

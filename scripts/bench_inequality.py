@@ -391,7 +391,7 @@ def per_image_reference(model: RobenchModel, data: ImageSet, config: InequalityC
             rows.append(row)
     per_image = pd.DataFrame(rows)
     suite = InequalitySuite(seed, replace(cfg))
-    suite.prepare(data.image_shape)
+    suite.prepare(data)
     suite.summarize(per_image, data.classes)
     return per_image
 

@@ -34,24 +34,51 @@ def cache_key(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:20]
 
 
+def _read_npy(path: Path) -> np.ndarray | None:
+    """A cached array, memory-mapped; None when absent or damaged (it is then rebuilt)."""
+    try:
+        return np.load(path, mmap_mode="r") if path.exists() else None
+    except (ValueError, OSError):
+        return None
+
+
+def _write_npy(path: Path, array: np.ndarray) -> None:
+    """Cache ``array`` atomically; a read-only cache directory must not stop the run."""
+    try:
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, array)
+    except OSError:
+        pass
+
+
+def cached_array(key: str, build: Callable[[], np.ndarray], folder: str = "arrays") -> np.ndarray:
+    """The array cached under ``folder/key``, memory-mapped; built and cached on first use."""
+    path = cache_dir() / folder / f"{key}.npy"
+    array = _read_npy(path)
+    if array is None:
+        array = build()
+        _write_npy(path, array)
+    return array
+
+
 def cached_arrays(key: str, build: Callable[[], tuple[np.ndarray, np.ndarray, list[str]]]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Return (images memmap, labels, classes) for ``key``, building and caching them on first use."""
     root = cache_dir() / "decoded"
     images_path, meta_path = root / f"{key}.npy", root / f"{key}.json"
-    if images_path.exists() and meta_path.exists():
+    images = _read_npy(images_path)
+    if images is not None and meta_path.exists():
         try:
             meta = json.loads(meta_path.read_text())
-            return np.load(images_path, mmap_mode="r"), np.asarray(meta["labels"], dtype=np.int64), list(meta["classes"])
+            return images, np.asarray(meta["labels"], dtype=np.int64), list(meta["classes"])
         except (ValueError, KeyError, OSError):
             pass  # a damaged cache entry is rebuilt below
     images, labels, classes = build()
+    _write_npy(images_path, images)
     try:
-        with atomic_path(images_path) as tmp:
-            with open(tmp, "wb") as f:
-                np.save(f, images)
         write_json_atomic(meta_path, {"labels": labels.tolist(), "classes": classes})
     except OSError:
-        pass  # caching is an optimisation: a read-only cache directory must not stop the run
+        pass
     return images, labels, classes
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from robench.data.imageset import ImageSet
 from robench.errors import RobenchError
 from robench.metrics import bootstrap_ci
 from robench.models.wrapper import RobenchModel
@@ -65,7 +66,7 @@ class AdversarialSuite:
     def options(self) -> dict[str, Any]:
         return {**asdict(self.config), "large_eps": LARGE_EPS, "attack_library": "foolbox LinfPGD / FGSM"}
 
-    def prepare(self, image_shape: tuple[int, int, int]) -> None:
+    def prepare(self, data: ImageSet) -> None:
         return None
 
     def run_batch(self, model: RobenchModel, batch: Batch) -> dict[str, np.ndarray]:

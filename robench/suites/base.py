@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from robench.data.imageset import ImageSet
 from robench.models.wrapper import RobenchModel
 
 RESULT_COLUMNS = ["suite", "test", "variant", "param", "metric", "value", "n", "ci_low", "ci_high"]
@@ -52,8 +53,8 @@ class Suite(Protocol):
         """The suite's settings, JSON-serialisable (after :meth:`prepare`, with resolved defaults)."""
         ...
 
-    def prepare(self, image_shape: tuple[int, int, int]) -> None:
-        """Resolve settings that depend on the image size (C, H, W), before any batch runs."""
+    def prepare(self, data: ImageSet) -> None:
+        """Resolve settings that depend on the data (image size, content), before any batch runs."""
         ...
 
     def run_batch(self, model: RobenchModel, batch: Batch) -> dict[str, np.ndarray]:

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from robench.data.imageset import ImageSet
 from robench.metrics.error_rates import bootstrap_ci
 from robench.models.wrapper import RobenchModel
 from robench.suites.base import Batch, result_row
@@ -23,7 +24,7 @@ class CleanSuite:
     def options(self) -> dict[str, Any]:
         return {"bootstrap": 1000, "confidence": 0.95}
 
-    def prepare(self, image_shape: tuple[int, int, int]) -> None:
+    def prepare(self, data: ImageSet) -> None:
         return None
 
     def run_batch(self, model: RobenchModel, batch: Batch) -> dict[str, np.ndarray]:

@@ -28,6 +28,7 @@ from robench.attacks import (
     resolve_budgets,
 )
 from robench.attribution import attribute, get_attribution
+from robench.data.imageset import ImageSet
 from robench.errors import RobenchError
 from robench.metrics import (
     bootstrap_ci,
@@ -98,9 +99,9 @@ class InequalitySuite:
     def options(self) -> dict[str, Any]:
         return {**asdict(self.config), **self._resolved}
 
-    def prepare(self, image_shape: tuple[int, int, int]) -> None:
+    def prepare(self, data: ImageSet) -> None:
         """Fix the resolution-dependent defaults (block sizes, occlusion radius) before the run."""
-        c, h, w = image_shape
+        c, h, w = data.image_shape
         numel = c * h * w
         self._resolved = {
             "block_sum": default_block_size(h, "sum"),

@@ -1,0 +1,129 @@
+"""The ``corruptions`` suite (methods.md §6): accuracy under the ImageNet-C corruptions, severities 1–5.
+
+The noise family (gaussian, shot, impulse, speckle) runs as batched torch code on the model's
+device with the parameter table that fits the resolution (CIFAR-10-C below 64 px, ImageNet-C
+above; ``--corruption-table`` overrides); the other corruptions come from
+``imagecorruptions-imaug`` (ImageNet-C parameters), applied per image with per-image seeds in
+worker processes and cached on disk per (dataset fingerprint, corruption, severity, seed) as
+memory-mapped arrays, so a second model is evaluated without regenerating a single image.
+Every image is evaluated (not only the correctly classified ones): the error under a corruption
+is compared with the clean error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from robench.corruptions.library import MIN_SIZE, corrupt_images
+from robench.corruptions.names import check_severity, resolve_corruptions
+from robench.corruptions.noise import TORCH_CORRUPTIONS, parameter_table, torch_corrupt
+from robench.data.decode import cache_key, cached_array
+from robench.data.imageset import ImageSet
+from robench.errors import RobenchError
+from robench.metrics import bootstrap_ci
+from robench.models.wrapper import RobenchModel
+from robench.progress import track
+from robench.suites.base import Batch, result_row
+
+
+@dataclass
+class CorruptionsConfig:
+    """Which corruptions and severities; ``engine="torch"`` uses the batched noise family where it exists."""
+
+    corruptions: str = "all"
+    severities: tuple[int, ...] = (1, 2, 3, 4, 5)
+    table: str | None = None
+    engine: str = "torch"
+    workers: int = 0
+
+    def validate(self) -> None:
+        resolve_corruptions(self.corruptions)
+        for s in self.severities:
+            check_severity(s)
+        if self.engine not in ("torch", "library"):
+            raise RobenchError(f"--corruption-engine must be torch or library, got {self.engine!r}")
+        if self.workers < 0:
+            raise RobenchError("--workers must be ≥ 0")
+
+
+def _column(name: str, severity: int) -> str:
+    return f"corr[{name}/{severity}]"
+
+
+class CorruptionsSuite:
+    """Accuracy per corruption and severity, mean corruption error, and the noise family's error."""
+
+    name = "corruptions"
+
+    def __init__(self, seed: int = 0, config: CorruptionsConfig | None = None) -> None:
+        self.seed = seed
+        self.config = config or CorruptionsConfig()
+        self.config.validate()
+        self.names = resolve_corruptions(self.config.corruptions)
+        self._table = ""
+        self._library: dict[tuple[str, int], np.ndarray] = {}
+        self._positions: dict[int, int] = {}
+
+    def options(self) -> dict[str, Any]:
+        return {**asdict(self.config), "names": self.names, "table": self._table,
+                "torch_corruptions": [n for n in self.names if self._uses_torch(n)]}
+
+    def _uses_torch(self, name: str) -> bool:
+        return self.config.engine == "torch" and name in TORCH_CORRUPTIONS
+
+    def prepare(self, data: ImageSet) -> None:
+        """Pick the parameter table; build or load the cached library corruptions of ``data``."""
+        _, h, w = data.image_shape
+        self._table = parameter_table(h, self.config.table)
+        library_names = [n for n in self.names if not self._uses_torch(n)]
+        if library_names and min(h, w) < MIN_SIZE:
+            raise RobenchError(f"imagecorruptions needs images of at least {MIN_SIZE}×{MIN_SIZE} (these are {h}×{w}); "
+                               f"use --corruptions noise with the torch engine, or resize with --image-size")
+        self._positions = {int(i): p for p, i in enumerate(data.index)}
+        fingerprint = data.fingerprint()
+        jobs = [(n, s) for n in library_names for s in self.config.severities]
+        for name, severity in track(jobs, total=len(jobs), description="corruptions"):
+            key = cache_key("corruption", fingerprint, name, severity, self.seed)
+            self._library[(name, severity)] = cached_array(
+                key, lambda n=name, s=severity: corrupt_images(np.asarray(data.images), n, s, seed=self.seed,
+                                                             workers=self.config.workers, positions=data.index),
+                folder="corruptions")
+
+    def run_batch(self, model: RobenchModel, batch: Batch) -> dict[str, np.ndarray]:
+        positions = np.array([self._positions[int(i)] for i in batch.index])
+        columns = {}
+        for name in self.names:
+            for severity in self.config.severities:
+                if self._uses_torch(name):
+                    x = torch_corrupt(batch.x, name, severity, table=self._table, generator=batch.generator)
+                else:
+                    raw = torch.from_numpy(np.ascontiguousarray(self._library[(name, severity)][positions]))
+                    x = raw.to(batch.x.device).permute(0, 3, 1, 2).float().div_(255.0)
+                with torch.no_grad():
+                    columns[_column(name, severity)] = (model(x).argmax(1) == batch.y).cpu().numpy()
+        return columns
+
+    def summarize(self, per_image: pd.DataFrame, classes: list[str]) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        errors: dict[str, list[float]] = {}
+        n = len(per_image)
+        for name in self.names:
+            source = f"torch/{self._table}" if self._uses_torch(name) else "imagecorruptions/imagenet-c"
+            for severity in self.config.severities:
+                wrong = 1.0 - per_image[_column(name, severity)].to_numpy(dtype=float)
+                rows.append(result_row(self.name, name, source, severity, "error_rate", wrong.mean(), n,
+                                       bootstrap_ci(wrong, seed=self.seed)))
+                errors.setdefault(name, []).append(wrong.mean())
+            rows.append(result_row(self.name, name, source, "mean", "error_rate", float(np.mean(errors[name])), n))
+        noise = [errors[k] for k in ("gaussian_noise", "shot_noise", "impulse_noise") if k in errors]
+        if noise:
+            rows.append(result_row(self.name, "noise_family", "gaussian+shot+impulse", "mean", "error_rate",
+                                   float(np.mean(noise)), n))
+        rows.append(result_row(self.name, "all", ",".join(self.names), "mean", "error_rate",
+                               float(np.mean(list(errors.values()))), n))
+        return rows
