@@ -86,7 +86,10 @@ def test_timm_num_classes_overlay_is_refused(tmp_path: Path) -> None:
 
 
 def test_timm_hub_offline_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read at import: the env var is too late
     with pytest.raises(RobenchError, match="--weights"):
         load_model("timm:test_resnet")
 
