@@ -1,0 +1,65 @@
+#!/usr/bin/env python
+"""Evaluate the bundled models (inequality + adversarial suites) and write a comparison table.
+
+    .venv/bin/python scripts/evaluate_zoo.py --out reports/zoo [--limit N]
+
+Runs `robench evaluate --model zoo:NAME --data sample --suite inequality,adversarial` for every
+bundled model into OUT/NAME/ and writes OUT/summary.md with the headline numbers side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from robench.zoo import zoo_names
+
+HEADLINES = [  # (label, test, variant prefix, param, metric)
+    ("clean accuracy", "accuracy", "all", "", "accuracy"),
+    ("PGD-10 accuracy, ε = 8/255", "pgd", "linf", "0.0313725", "robust_accuracy"),
+    ("pixel Gini (|saliency|, correct)", "gini", "pixel", "correct", "mean"),
+    ("regional Gini (sum, b = 4)", "gini", "region_sum", "correct", "mean"),
+    ("INA error, 1% of entries", "inductive_noise", "add", "0.01", "error_rate"),
+    ("INA error, 2% of entries", "inductive_noise", "add", "0.02", "error_rate"),
+    ("RN error, 2% of entries", "random_noise", "add", "0.02", "error_rate"),
+    ("RN error, 10% of entries", "random_noise", "add", "0.1", "error_rate"),
+    ("IOA error, grey fill (N=10, R=3)", "inductive_occlusion", "fill=0.5", "N=10,R=3", "error_rate"),
+]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=Path("reports/zoo"))
+    p.add_argument("--limit", type=int)
+    args = p.parse_args()
+    limit = ["--limit", str(args.limit)] if args.limit else []
+    table: dict[str, dict[str, str]] = {}
+    commands = []
+    for name in zoo_names():
+        cmd = ["robench", "evaluate", "--model", f"zoo:{name}", "--data", "sample", "--suite", "inequality,adversarial",
+               *limit, "--out", str(args.out / name)]
+        commands.append(" ".join(cmd))
+        subprocess.run([sys.executable, "-m", "robench.cli", *cmd[1:]], check=True, stdout=subprocess.DEVNULL)
+        results = pd.read_csv(args.out / name / "results.csv", dtype={"param": str}).fillna({"param": ""})
+        for label, test, variant, param, metric in HEADLINES:
+            rows = results[(results.test == test) & results.variant.str.startswith(variant)
+                           & (results.param == param) & (results.metric == metric)]
+            table.setdefault(label, {})[name] = f"{rows['value'].iloc[0]:.3f}" if len(rows) else "–"
+    names = zoo_names()
+    lines = ["# Bundled models compared (bundled sample: 1,000 lossless CIFAR-10 test images)", "",
+             "Attacks and Gini on each model's correctly classified images; produced by "
+             f"`python scripts/evaluate_zoo.py --out {args.out}{' --limit ' + str(args.limit) if args.limit else ''}`, "
+             "which ran:", "", "```", *commands, "```", "",
+             "| measure | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    lines += [f"| {label} | " + " | ".join(table[label].get(n, "–") for n in names) + " |" for label, *_ in HEADLINES]
+    (args.out / "summary.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
