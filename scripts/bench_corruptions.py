@@ -24,7 +24,7 @@ from robench.corruptions.noise import TORCH_CORRUPTIONS, make_generator, torch_c
 from robench.data import load_dataset  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import interleave, machine, set_threads  # noqa: E402
+from benchlib import interleave, machine, publish, set_threads  # noqa: E402
 
 
 def main() -> int:
@@ -64,10 +64,7 @@ def main() -> int:
         "|---|---|---|---|---|---|", *rows, "",
         "The cache check (a second model re-evaluated without regenerating any library-corrupted image) is a test:",
         "`tests/test_corruptions_suite.py::test_second_model_reuses_the_cached_corruptions`.", ""])
-    print(report)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report)
+    publish(report, args.out)
     return 0
 
 

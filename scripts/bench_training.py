@@ -27,7 +27,7 @@ from robench.train.adversarial import IGD, PGDAT, AttackSettings  # noqa: E402
 from robench.train.augment import random_crop_flip  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import interleave, machine, set_threads  # noqa: E402
+from benchlib import interleave, machine, publish, set_threads  # noqa: E402
 
 
 def model(arch: str, seed: int) -> RobenchModel:
@@ -96,10 +96,7 @@ def main() -> int:
         f"(CPU-time ratio as a cross-check). Total {time.perf_counter() - started:.0f} s.", "",
         "| measurement | ratio | CPU-time ratio | target | result |", "|---|---|---|---|---|",
         *[f"| {' | '.join(r)} |" for r in rows], "", f"Times: {times}", ""])
-    print(report)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report)
+    publish(report, args.out)
     return 0
 
 

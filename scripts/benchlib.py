@@ -86,3 +86,11 @@ def machine() -> dict[str, str]:
     nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip() or str(os.cpu_count())
     return {"nproc": nproc, "cpu": cpu, "torch": torch.__version__, "python": platform.python_version(),
             "platform": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "loadavg": load}
+
+
+def publish(report: str, out: Path | None) -> None:
+    """Print a Markdown report and, with ``out``, write it there (the committed copy)."""
+    print(report)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(report)
