@@ -21,7 +21,7 @@ from robench.zoo import zoo_names
 HEADLINES = [  # (label, test, variant prefix, param, metric)
     ("clean accuracy", "accuracy", "all", "", "accuracy"),
     ("PGD-10 accuracy, ε = 8/255", "pgd", "linf", "0.0313725", "robust_accuracy"),
-    ("pixel Gini (|saliency|, correct)", "gini", "pixel", "correct", "mean"),
+    ("pixel Gini of abs(saliency), correct", "gini", "pixel", "correct", "mean"),
     ("regional Gini (sum, b = 4)", "gini", "region_sum", "correct", "mean"),
     ("INA error, 1% of entries", "inductive_noise", "add", "0.01", "error_rate"),
     ("INA error, 2% of entries", "inductive_noise", "add", "0.02", "error_rate"),
