@@ -1,5 +1,6 @@
 # Two commands set everything up on a fresh machine:
-#   make demo   create .venv, install robench, evaluate the bundled model on the bundled sample
+#   make demo   create .venv, install robench, evaluate the bundled model on the bundled sample,
+#               then compare the three bundled models (standard, PGD-AT, IGD)
 #   make test   create .venv, install robench with its dev extras, run the test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -18,6 +19,7 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/robench evaluate --model zoo:standard --data sample --suite inequality --out runs/demo
+	$(BIN)/python scripts/evaluate_zoo.py --limit 300 --out runs/zoo
 
 test: $(STAMP)
 	$(BIN)/ruff check robench tests benchmarks scripts
