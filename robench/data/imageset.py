@@ -26,6 +26,7 @@ class ImageSet:
     classes: list[str]
     index: np.ndarray
     identity: dict[str, Any] = field(default_factory=dict)
+    _fingerprint: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.images.ndim != 4 or self.images.dtype != np.uint8:
@@ -52,13 +53,16 @@ class ImageSet:
         return ImageSet(self.images[positions], self.labels[positions], self.classes, self.index[positions], ident)
 
     def fingerprint(self) -> str:
-        """sha256 of the labels, indices and image bytes: identical data gives the same value."""
+        """sha256 of the labels, indices and image bytes: identical data gives the same value (computed once)."""
+        if self._fingerprint is not None:
+            return self._fingerprint
         digest = hashlib.sha256()
         digest.update(np.ascontiguousarray(self.labels, dtype=np.int64).tobytes())
         digest.update(np.ascontiguousarray(self.index, dtype=np.int64).tobytes())
         for start in range(0, len(self.images), 4096):
             digest.update(np.ascontiguousarray(self.images[start:start + 4096]).tobytes())
-        return digest.hexdigest()
+        self._fingerprint = digest.hexdigest()
+        return self._fingerprint
 
     def batch(self, start: int, stop: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
         """Images ``start:stop`` as float32 N×C×H×W in [0, 1] and their int64 labels."""
