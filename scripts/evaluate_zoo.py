@@ -18,6 +18,14 @@ import pandas as pd
 
 from robench.zoo import zoo_names
 
+FIRST = ("standard", "pgd-at", "igd")  # the comparison reads left to right: standard → AT → AT + IGD
+
+
+def ordered_names() -> list[str]:
+    names = zoo_names()
+    return [n for n in FIRST if n in names] + [n for n in names if n not in FIRST]
+
+
 HEADLINES = [  # (label, test, variant prefix, param, metric)
     ("clean accuracy", "accuracy", "all", "", "accuracy"),
     ("PGD-10 accuracy, ε = 8/255", "pgd", "linf", "0.0313725", "robust_accuracy"),
@@ -39,7 +47,7 @@ def main() -> int:
     limit = ["--limit", str(args.limit)] if args.limit else []
     table: dict[str, dict[str, str]] = {}
     commands = []
-    for name in zoo_names():
+    for name in ordered_names():
         cmd = ["robench", "evaluate", "--model", f"zoo:{name}", "--data", "sample", "--suite", "inequality,adversarial",
                *limit, "--out", str(args.out / name)]
         commands.append(" ".join(cmd))
@@ -49,7 +57,7 @@ def main() -> int:
             rows = results[(results.test == test) & results.variant.str.startswith(variant)
                            & (results.param == param) & (results.metric == metric)]
             table.setdefault(label, {})[name] = f"{rows['value'].iloc[0]:.3f}" if len(rows) else "–"
-    names = zoo_names()
+    names = ordered_names()
     lines = ["# Bundled models compared (bundled sample: 1,000 lossless CIFAR-10 test images)", "",
              "Attacks and Gini on each model's correctly classified images; produced by "
              f"`python scripts/evaluate_zoo.py --out {args.out}{' --limit ' + str(args.limit) if args.limit else ''}`, "
