@@ -73,3 +73,15 @@ def test_full_suite_names_and_bad_options(cli, tiny_checkpoint: Path, tmp_path: 
                           (["--severities", "a"], "--severities"), (["--corruption-engine", "gpu"], "torch or library")):
         r = cli("evaluate", "--model", tiny_checkpoint, "--suite", "corruptions", *args, "--out", tmp_path / "z")
         assert r.code == 2 and message in r.err, (args, r.err)
+
+
+def test_finished_run_does_no_corruption_work(cli, tiny_checkpoint: Path, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    args = [*ARGS[:-1], "9", "--out", tmp_path / "run"]  # images no other test has corrupted
+    assert cli("evaluate", "--model", tiny_checkpoint, *args).code == 0
+
+    def refuse(*a, **k):  # type: ignore[no-untyped-def]
+        raise AssertionError("corrupted images were requested for a finished run")
+
+    monkeypatch.setattr(corruptions_suite, "cached_array", refuse)
+    assert cli("evaluate", "--model", tiny_checkpoint, *args).code == 0

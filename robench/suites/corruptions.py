@@ -66,6 +66,7 @@ class CorruptionsSuite:
         self.config.validate()
         self.names = resolve_corruptions(self.config.corruptions)
         self._table = ""
+        self._data: ImageSet | None = None
         self._library: dict[tuple[str, int], np.ndarray] = {}
         self._positions: dict[int, int] = {}
 
@@ -77,24 +78,37 @@ class CorruptionsSuite:
         return self.config.engine == "torch" and name in TORCH_CORRUPTIONS
 
     def prepare(self, data: ImageSet) -> None:
-        """Pick the parameter table; build or load the cached library corruptions of ``data``."""
+        """Pick the parameter table and check the image size; the corrupted images are made on first use.
+
+        Generation waits for the first batch so that a finished run found in ``--out``, or an
+        unusable ``--out``, costs no corruption work.
+        """
         _, h, w = data.image_shape
         self._table = parameter_table(h, self.config.table)
-        library_names = [n for n in self.names if not self._uses_torch(n)]
-        if library_names and min(h, w) < MIN_SIZE:
+        if any(not self._uses_torch(n) for n in self.names) and min(h, w) < MIN_SIZE:
             raise RobenchError(f"imagecorruptions needs images of at least {MIN_SIZE}×{MIN_SIZE} (these are {h}×{w}); "
                                f"use --corruptions noise with the torch engine, or resize with --image-size")
+        self._data = data
         self._positions = {int(i): p for p, i in enumerate(data.index)}
+        self._library = {}
+
+    def _library_images(self) -> dict[tuple[str, int], np.ndarray]:
+        """The library corruptions of the whole set, built or loaded from the cache once per run."""
+        data = self._data
+        if data is None or self._library:
+            return self._library
         fingerprint = data.fingerprint()
-        jobs = [(n, s) for n in library_names for s in self.config.severities]
+        jobs = [(n, s) for n in self.names if not self._uses_torch(n) for s in self.config.severities]
         for name, severity in track(jobs, total=len(jobs), description="corruptions"):
             key = cache_key("corruption", fingerprint, name, severity, self.seed)
             self._library[(name, severity)] = cached_array(
                 key, lambda n=name, s=severity: corrupt_images(np.asarray(data.images), n, s, seed=self.seed,
                                                              workers=self.config.workers, positions=data.index),
                 folder="corruptions")
+        return self._library
 
     def run_batch(self, model: RobenchModel, batch: Batch) -> dict[str, np.ndarray]:
+        library = self._library_images()
         positions = np.array([self._positions[int(i)] for i in batch.index])
         columns = {}
         for name in self.names:
@@ -102,7 +116,7 @@ class CorruptionsSuite:
                 if self._uses_torch(name):
                     x = torch_corrupt(batch.x, name, severity, table=self._table, generator=batch.generator)
                 else:
-                    raw = torch.from_numpy(np.ascontiguousarray(self._library[(name, severity)][positions]))
+                    raw = torch.from_numpy(np.ascontiguousarray(library[(name, severity)][positions]))
                     x = raw.to(batch.x.device).permute(0, 3, 1, 2).float().div_(255.0)
                 with torch.no_grad():
                     columns[_column(name, severity)] = (model(x).argmax(1) == batch.y).cpu().numpy()
