@@ -1,0 +1,144 @@
+#!/usr/bin/env python
+"""Reproduce the papers' CIFAR-10 claims with robench: train, evaluate, compare, leaderboard.
+
+    .venv/bin/python experiments/reproduce_cifar10.py --preset cpu --data-dir ../shared/data \
+        --out reports/reproduction/cifar10
+
+Trains a standard model, PGD-AT models at ε = 2, 4, 8/255, PGD-AT + IGD at λ = 1, 2 (teacher: the
+standard model), TRADES and TRADES + IGD, all the same architecture; evaluates each with the
+inequality, adversarial (PGD-10 and AutoAttack at 8/255) and noise-corruption suites on the same
+test images; then writes the comparison report and adds every model to the leaderboard.
+
+Resumable: a finished checkpoint or evaluation is kept, an interrupted one continues
+(`robench train --resume`, `robench evaluate` resumes by itself); run the same command again.
+`--stage evaluate` re-runs only the evaluation (and report) on the checkpoints in OUT/models.
+Presets: `cpu` (a 73 k-parameter CNN sized for a 2-core CPU in about two hours), `reference`
+(the papers' CIFAR ResNet-18 recipe, for a GPU), `smoke` (seconds, on any small `--data npz:PATH`; used by the tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+EPS = {2: 2 / 255, 4: 4 / 255, 8: 8 / 255}
+
+
+@dataclass(frozen=True)
+class StudyPreset:
+    """Training and evaluation settings shared by every model of the study."""
+
+    common: tuple[str, ...]  # robench train options for every model
+    standard: tuple[str, ...]  # extra options for the standard model (the IGD teacher)
+    adversarial: tuple[str, ...]  # extra options for every adversarially trained model
+    evaluate: tuple[str, ...]  # robench evaluate options
+    attack_steps: int = 10  # PGD steps of the training adversary (step size 2.5 ε / steps)
+    models: tuple[str, ...] = ("standard", "pgd-at-eps8", "igd-lam1", "igd-lam2", "pgd-at-eps4", "pgd-at-eps2",
+                               "trades", "trades-igd")
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+EVAL_SUITES = ("--suite", "inequality,adversarial,corruptions", "--eps", "8/255", "--pgd-steps", "10",
+               "--corruptions", "noise")
+
+PRESETS: dict[str, StudyPreset] = {
+    "cpu": StudyPreset(
+        common=("--arch", "cnn_small", "--batch-size", "128", "--lr", "0.1",
+                "--schedule", "cosine", "--eval-limit", "500", "--seed", "0"),
+        standard=("--epochs", "10"),
+        adversarial=("--epochs", "6", "--train-limit", "10000"),
+        attack_steps=5,
+        evaluate=("--split", "test", "--limit", "1000", "--seed", "0", *EVAL_SUITES,
+                  "--autoattack"),
+    ),
+    "reference": StudyPreset(  # methods.md §8: the papers' ResNet-18 recipe (GPU)
+        common=("--preset", "cifar10-reference", "--seed", "0"),
+        standard=("--epochs", "100"),
+        adversarial=("--epochs", "100"),
+        evaluate=("--split", "test", "--seed", "0", *EVAL_SUITES, "--autoattack"),
+    ),
+    "smoke": StudyPreset(
+        common=("--arch", "cnn_tiny", "--batch-size", "64", "--eval-limit", "64", "--seed", "0"),
+        standard=("--epochs", "1", "--train-limit", "128"),
+        adversarial=("--epochs", "1", "--train-limit", "128", "--eval-pgd-steps", "1"),
+        attack_steps=2,
+        evaluate=("--limit", "32", "--seed", "0", "--batch-size", "16",
+                  "--suite", "inequality,adversarial", "--eps", "8/255", "--pgd-steps", "2",
+                  "--ina-budgets", "0.01", "--rn-budgets", "0.01", "--occlusion-fill", "0.5",
+                  "--occlusion-count", "2", "--occlusion-radius", "1"),
+        models=("standard", "pgd-at-eps8", "igd-lam1"),
+    ),
+}
+
+
+def method_options(name: str, preset: StudyPreset, models: Path) -> list[str]:
+    """The `robench train` options that make model ``name`` (e.g. ``pgd-at-eps4``, ``igd-lam2``)."""
+    if name == "standard":
+        return ["--method", "standard", *preset.standard]
+    eps = EPS[int(name.split("-eps")[1])] if "-eps" in name else EPS[8]
+    attack = ["--eps", f"{eps:.8f}", "--attack-steps", str(preset.attack_steps),
+              "--step-size", f"{2.5 * eps / preset.attack_steps:.8f}", *preset.adversarial]
+    teacher = ["--teacher", str(models / "standard.pt")]
+    if name.startswith("pgd-at"):
+        return ["--method", "pgd-at", *attack]
+    if name.startswith("igd-lam"):
+        return ["--method", "igd", "--lam", name.removeprefix("igd-lam"), *teacher, *attack]
+    if name == "trades":
+        return ["--method", "trades", "--beta", "6", *attack]
+    if name == "trades-igd":
+        return ["--method", "trades-igd", "--beta", "6", "--lam", "1", *teacher, *attack]
+    raise SystemExit(f"unknown study model {name!r}")
+
+
+def robench(args: list[str], log: list[dict]) -> None:
+    """Run `robench ARGS` in a subprocess, recording the command and its wall time in ``log``."""
+    start = time.time()
+    print("$ robench " + shlex.join(args), flush=True)
+    subprocess.run([sys.executable, "-m", "robench.cli", *args], check=True)
+    log.append({"command": "robench " + shlex.join(args), "seconds": round(time.time() - start, 1)})
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+    p.add_argument("--out", type=Path, default=Path("reports/reproduction/cifar10"))
+    p.add_argument("--data", default="cifar10", help="Dataset spec for training (train split) and evaluation (test split).")
+    p.add_argument("--data-dir", default=None, help="Where the CIFAR-10 data is (default $ROBENCH_DATA).")
+    p.add_argument("--stage", choices=("all", "train", "evaluate"), default="all",
+                   help="all: train, evaluate, report; evaluate: evaluate + report on the existing checkpoints.")
+    p.add_argument("--only", default=None, help="Comma-separated subset of the study's models.")
+    p.add_argument("--device", default="auto")
+    args = p.parse_args()
+    preset = PRESETS[args.preset]
+    names = args.only.split(",") if args.only else list(preset.models)
+    models, runs = args.out / "models", args.out / "runs"
+    models.mkdir(parents=True, exist_ok=True)
+    data_dir = ["--data", args.data, *(["--data-dir", args.data_dir] if args.data_dir else [])]
+    log_path = args.out / "commands.json"
+    log = json.loads(log_path.read_text()) if log_path.exists() else []
+    try:
+        for name in names if args.stage in ("all", "train") else []:
+            ckpt = models / f"{name}.pt"
+            state = Path(f"{ckpt}.state.pt")
+            if ckpt.exists() and not state.exists():
+                continue
+            robench(["train", *preset.common, *method_options(name, preset, models), *data_dir, "--name", name,
+                     "--device", args.device, "--out", str(ckpt), *(["--resume"] if state.exists() else [])], log)
+        for name in names if args.stage in ("all", "evaluate") else []:
+            if (runs / name / "meta.json").exists() and args.stage == "all":
+                continue
+            robench(["evaluate", "--model", str(models / f"{name}.pt"), *preset.evaluate, *data_dir,
+                     "--device", args.device, "--out", str(runs / name)], log)
+    finally:
+        log_path.write_text(json.dumps(log, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""A finished evaluation run read back from its directory, and its headline numbers.
+
+A run directory (written by ``robench evaluate --out DIR``) holds ``results.csv``,
+``per_image.csv`` and ``meta.json``; ``meta.json`` is written last and marks the run complete.
+:func:`load_run` checks all three and raises a one-line :class:`RobenchError` naming the file
+for anything missing, unfinished, unparsable or hand-edited beyond recognition.
+:func:`headline` reduces a run to the leaderboard's one row (:data:`HEADLINE_COLUMNS`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from robench.errors import RobenchError
+
+RESULTS_COLUMNS = ["suite", "test", "variant", "param", "metric", "value", "n", "ci_low", "ci_high"]
+PER_IMAGE_REQUIRED = ["index", "label", "prediction", "correct"]
+META_REQUIRED = ["model", "dataset", "n_images", "seed", "suites", "options", "environment", "finished"]
+PREFERRED_FILL = 0.5  # the occlusion fill the headline reports when the run has it (IGD's grey)
+
+
+@dataclass
+class Run:
+    """One evaluated model: its results (long format), per-image table and metadata."""
+
+    path: Path
+    meta: dict[str, Any]
+    results: pd.DataFrame
+    per_image: pd.DataFrame
+
+    @property
+    def name(self) -> str:
+        """The model's name as recorded by the evaluation (else the directory's name)."""
+        return str(self.meta["model"].get("name") or self.path.name)
+
+    def rows(self, test: str, metric: str, variant: str | None = None, param: str | None = None) -> pd.DataFrame:
+        """Rows of ``results.csv`` for ``test`` and ``metric``; ``variant`` matches a prefix, ``param`` exactly."""
+        r = self.results
+        keep = (r["test"] == test) & (r["metric"] == metric)
+        if variant is not None:
+            keep &= r["variant"].str.startswith(variant)
+        if param is not None:
+            keep &= r["param"] == param
+        return r[keep]
+
+    def value(self, test: str, metric: str, variant: str | None = None, param: str | None = None) -> float:
+        """The first matching value, NaN when the run has none."""
+        rows = self.rows(test, metric, variant, param)
+        return float(rows["value"].iloc[0]) if len(rows) else math.nan
+
+
+def load_run(path: str | Path) -> Run:
+    """Read a finished run directory; one-line errors for missing, unfinished or corrupt files."""
+    path = Path(path)
+    if not path.is_dir():
+        raise RobenchError(f"run directory {path} does not exist")
+    meta_path = path / "meta.json"
+    if not meta_path.exists():
+        if (path / ".partial").exists():
+            raise RobenchError(f"run {path} is unfinished (no meta.json); run the same robench evaluate again to finish it")
+        raise RobenchError(f"{path} is not a robench run directory (no meta.json)")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RobenchError(f"{meta_path} is not valid JSON ({e})") from None
+    if not isinstance(meta, dict) or (missing := [k for k in META_REQUIRED if k not in meta]):
+        raise RobenchError(f"{meta_path} lacks {', '.join(missing) if isinstance(meta, dict) else 'an object'}; "
+                           "not written by robench evaluate")
+    results = _read_csv(path / "results.csv", RESULTS_COLUMNS, exact=True)
+    results["param"] = results["param"].fillna("").astype(str)
+    results["variant"] = results["variant"].fillna("").astype(str)
+    per_image = _read_csv(path / "per_image.csv", PER_IMAGE_REQUIRED)
+    if len(per_image) != meta["n_images"]:
+        raise RobenchError(f"{path / 'per_image.csv'} has {len(per_image)} rows but meta.json says "
+                           f"{meta['n_images']} images; the run directory was altered")
+    return Run(path=path, meta=meta, results=results, per_image=per_image)
+
+
+def _read_csv(path: Path, columns: list[str], exact: bool = False) -> pd.DataFrame:
+    if not path.exists():
+        raise RobenchError(f"{path} is missing; the run directory is incomplete")
+    try:
+        frame = pd.read_csv(path, dtype={"param": str, "variant": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
+        raise RobenchError(f"{path} cannot be parsed ({str(e).splitlines()[0]})") from None
+    if exact and list(frame.columns) != columns:
+        raise RobenchError(f"{path} has columns {','.join(map(str, frame.columns))}; expected {','.join(columns)}")
+    if missing := [c for c in columns if c not in frame.columns]:
+        raise RobenchError(f"{path} lacks column(s) {', '.join(missing)}")
+    numeric = [c for c in ("value", "n", "index", "label", "prediction") if c in frame.columns]
+    for column in numeric:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            bad = pd.to_numeric(frame[column], errors="coerce").isna() & frame[column].notna()
+            line = int(bad.to_numpy().nonzero()[0][0]) + 2
+            raise RobenchError(f"{path} line {line}: column {column!r} is not a number")
+    return frame
+
+
+#: The leaderboard's columns, in order (docs/reports.md describes each).
+HEADLINE_COLUMNS = [
+    "name", "arch", "dataset", "n_images", "method", "method_params",
+    "clean_accuracy", "pgd_accuracy", "pgd_eps", "autoattack_accuracy",
+    "gini_pixel", "gini_region", "ina_error", "ina_budget", "rn_error", "rn_budget", "ioa_error", "ioa_fill",
+    "corruption_error", "noise_corruption_error",
+    "robench_version", "date", "checkpoint_sha256", "settings", "settings_key",
+]
+
+
+#: The training settings recorded in ``method_params`` for each training method.
+METHOD_PARAMS = {
+    "standard": ("epochs",),
+    "pgd-at": ("eps", "attack_steps", "step_size", "epochs"),
+    "trades": ("eps", "attack_steps", "step_size", "beta", "epochs"),
+    "igd": ("eps", "attack_steps", "step_size", "lam", "teacher", "epochs"),
+    "trades-igd": ("eps", "attack_steps", "step_size", "beta", "lam", "teacher", "epochs"),
+}
+
+
+def headline(run: Run) -> dict[str, Any]:
+    """The run as one leaderboard row (keys :data:`HEADLINE_COLUMNS`; NaN for tests it did not run).
+
+    Attack error rates are on the correctly classified images at the run's largest budget
+    (``ina_budget``/``rn_budget``, fractions of entries); occlusion at grey fill when run;
+    ``pgd_accuracy``/``autoattack_accuracy`` at the largest ε. ``settings_key`` hashes what makes two
+    rows comparable: the dataset's content fingerprint, the image count and every suite setting.
+    """
+    meta, model = run.meta, run.meta["model"]
+    training = model.get("training") or {}
+    config = training.get("config") or {}
+    method = training.get("method") or config.get("method") or "unknown"
+    params = {k: config[k] for k in METHOD_PARAMS.get(method, ("epochs",)) if k in config}
+    pgd = run.rows("pgd", "robust_accuracy")
+    pgd_eps = max(pgd["param"], key=float) if len(pgd) else ""
+    ina_budget = _largest(run, "inductive_noise")
+    rn_budget = _largest(run, "random_noise")
+    ioa = run.rows("inductive_occlusion", "error_rate")
+    fills = [v.split("/")[0].removeprefix("fill=") for v in ioa["variant"]]
+    fill = f"{PREFERRED_FILL:g}" if f"{PREFERRED_FILL:g}" in fills else (fills[0] if fills else "")
+    settings = {"dataset": meta["dataset"].get("fingerprint"), "split": meta["dataset"].get("split"),
+                "n_images": meta["n_images"], "seed": meta["seed"], "suites": meta["suites"]}
+    return {
+        "name": run.name,
+        "arch": model.get("arch", ""),
+        "dataset": f"{meta['dataset'].get('name', '')}/{meta['dataset'].get('split', '')}",
+        "n_images": int(meta["n_images"]),
+        "method": method,
+        "method_params": json.dumps(params, sort_keys=True),
+        "clean_accuracy": run.value("accuracy", "accuracy", "all"),
+        "pgd_accuracy": run.value("pgd", "robust_accuracy", param=pgd_eps) if pgd_eps else math.nan,
+        "pgd_eps": float(pgd_eps) if pgd_eps else math.nan,
+        "autoattack_accuracy": run.value("autoattack", "robust_accuracy", param=pgd_eps) if pgd_eps else math.nan,
+        "gini_pixel": run.value("gini", "mean", "pixel", "correct"),
+        "gini_region": run.value("gini", "mean", "region_sum", "correct"),
+        "ina_error": run.value("inductive_noise", "error_rate", param=ina_budget) if ina_budget else math.nan,
+        "ina_budget": float(ina_budget) if ina_budget else math.nan,
+        "rn_error": run.value("random_noise", "error_rate", param=rn_budget) if rn_budget else math.nan,
+        "rn_budget": float(rn_budget) if rn_budget else math.nan,
+        "ioa_error": run.value("inductive_occlusion", "error_rate", f"fill={fill}/") if fill else math.nan,
+        "ioa_fill": float(fill) if fill else math.nan,
+        "corruption_error": run.value("all", "error_rate", param="mean"),
+        "noise_corruption_error": run.value("noise_family", "error_rate", param="mean"),
+        "robench_version": meta["environment"].get("robench", ""),
+        "date": meta["finished"],
+        "checkpoint_sha256": model.get("sha256", ""),
+        "settings": json.dumps(settings, sort_keys=True),
+        "settings_key": hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12],
+    }
+
+
+def _largest(run: Run, test: str) -> str:
+    """The largest budget (as written in ``param``) of ``test``, or '' when the run has none."""
+    params = run.rows(test, "error_rate")["param"]
+    return max(params, key=float) if len(params) else ""
