@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(BIN)/python scripts/evaluate_zoo.py --limit 300 --out runs/zoo
 
 test: $(STAMP)
-	$(BIN)/ruff check robench tests benchmarks scripts
+	$(BIN)/ruff check robench tests benchmarks scripts experiments
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

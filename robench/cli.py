@@ -1,4 +1,4 @@
-"""The ``robench`` command line: evaluate, train, list.
+"""The ``robench`` command line: evaluate, compare, report, leaderboard, train, list.
 
 User mistakes raise :class:`RobenchError`; :func:`main` prints them as one line on stderr and
 exits with status 2, without a traceback.
@@ -212,6 +212,38 @@ def print_results(results, title: str) -> None:  # type: ignore[no-untyped-def]
 
 
 @app.command()
+def compare(
+    runs: list[Path] = typer.Argument(..., help="Run directories written by robench evaluate (same images)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory for report.md, report.html, comparison.csv, plots/."),
+    title: Optional[str] = typer.Option(None, help="Report title (default: the models' names)."),
+    examples: bool = typer.Option(True, help="Recompute a few attribution maps from the checkpoints for the example grid."),
+) -> None:
+    """Compare evaluated models on the images all of them classify correctly; write Markdown, HTML, CSV and plots."""
+    _write_report(runs, out, title, examples)
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="A run directory written by robench evaluate."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report directory (default RUN_DIR/report)."),
+    title: Optional[str] = typer.Option(None, help="Report title (default: the model's name)."),
+    examples: bool = typer.Option(True, help="Recompute a few attribution maps from the checkpoint for the example grid."),
+) -> None:
+    """Report on one evaluated model: Markdown, HTML, CSV and plots."""
+    _write_report([run_dir], out or run_dir / "report", title, examples)
+
+
+def _write_report(runs: list[Path], out: Path, title: str | None, examples: bool) -> None:
+    from robench.reports.report import build_report
+
+    written = build_report(runs, out, title=title, examples=examples)
+    for note in written.notes:
+        console.print(note)
+    console.print(f"report written to {written.html} (and report.md, comparison.csv, "
+                  f"{sum(len(p) for p in written.plots.values())} plot files)")
+
+
+@app.command()
 def train(
     ctx: typer.Context,
     out: Path = typer.Option(..., "--out", "-o", help="Checkpoint to write (robench format, .pt or .safetensors)."),
@@ -263,6 +295,56 @@ def train(
         robust = f", PGD accuracy {log[-1]['test_pgd_acc']:.4f}" if "test_pgd_acc" in log[-1] else ""
         console.print(f"trained {model.info.name}: selected epoch {model.info.training.get('selected_epoch')} "
                       f"(test accuracy {log[-1]['test_acc']:.4f}{robust}) → {out}; per-epoch log in {out}.log.csv")
+
+
+leaderboard_app = typer.Typer(no_args_is_help=True, help="A CSV leaderboard of finished runs (docs/leaderboard.md).")
+app.add_typer(leaderboard_app, name="leaderboard",
+              help="Add finished runs to a CSV leaderboard, show it ranked among comparable rows, remove rows.")
+LEADERBOARD_FILE_HELP = "Leaderboard CSV (default reports/leaderboard.csv)."
+
+
+@leaderboard_app.command("add")
+def leaderboard_add(
+    run_dir: Path = typer.Argument(..., help="A finished run directory (robench evaluate --out DIR)."),
+    name: Optional[str] = typer.Option(None, help="Row name (default: the model's name); an existing row of this name is replaced."),
+    file: Optional[Path] = typer.Option(None, "--file", help=LEADERBOARD_FILE_HELP),
+) -> None:
+    """Add a run's headline numbers as one row (replacing a row of the same name)."""
+    from robench.reports import leaderboard
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    for message in leaderboard.add_run(run_dir, name=name, path=file or leaderboard.DEFAULT_PATH):
+        (err if message.startswith("warning:") else console).print(message, markup=False, highlight=False,
+                                                                     soft_wrap=True)
+
+
+@leaderboard_app.command("show")
+def leaderboard_show(
+    sort: Optional[str] = typer.Option(None, help="Rank by this column (default pgd_accuracy; gini_* and *_error rank ascending)."),
+    fmt: str = typer.Option("table", "--format", help="table, csv, markdown or html."),
+    file: Optional[Path] = typer.Option(None, "--file", help=LEADERBOARD_FILE_HELP),
+) -> None:
+    """Print the leaderboard, ranked only among rows evaluated with the same settings."""
+    from robench.reports import leaderboard
+
+    text, notes = leaderboard.show_parts(file or leaderboard.DEFAULT_PATH, sort=sort, fmt=fmt)
+    if fmt == "csv":  # stdout stays parseable CSV; the notes go to stderr
+        sys.stdout.write(text)
+        sys.stderr.write("".join(note + "\n" for note in notes))
+    else:
+        sys.stdout.write(leaderboard.with_notes(text, notes, fmt))
+
+
+@leaderboard_app.command("remove")
+def leaderboard_remove(
+    name: str = typer.Argument(..., help="Name of the row to remove."),
+    file: Optional[Path] = typer.Option(None, "--file", help=LEADERBOARD_FILE_HELP),
+) -> None:
+    """Remove one row by name."""
+    from robench.reports import leaderboard
+
+    console.print(leaderboard.remove(name, file or leaderboard.DEFAULT_PATH), markup=False, highlight=False,
+                  soft_wrap=True)
 
 
 @app.command("list")

@@ -103,7 +103,7 @@ def _read_csv(path: Path, columns: list[str], exact: bool = False) -> pd.DataFra
     return frame
 
 
-#: The leaderboard's columns, in order (docs/reports.md describes each).
+#: The leaderboard's columns, in order (docs/leaderboard.md describes each).
 HEADLINE_COLUMNS = [
     "name", "arch", "dataset", "n_images", "method", "method_params",
     "clean_accuracy", "pgd_accuracy", "pgd_eps", "autoattack_accuracy",

@@ -1,0 +1,165 @@
+"""Comparison tables of several runs: whole-set numbers and numbers on the common-correct set.
+
+Both papers compare models on the images every compared model classifies correctly; a model's
+own results (``results.csv``) use its own correctly classified images. :func:`comparison_table`
+gives both, side by side, one column per model:
+
+- scope ``own``: read from each run's ``results.csv`` (attacks on the images *that* model gets right);
+- scope ``common``: recomputed from ``per_image.csv`` on :func:`common_correct` (the images all of
+  them get right), so that differences between models are not differences between image sets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from robench.errors import RobenchError
+from robench.reports.runs import Run
+
+SCOPES = ("own", "common")
+
+
+def check_comparable(runs: Sequence[Run]) -> None:
+    """Refuse runs on different images: same dataset content fingerprint, split and image indices."""
+    if not runs:
+        raise RobenchError("nothing to compare: give at least one run directory")
+    first = runs[0]
+    for run in runs[1:]:
+        a, b = first.meta["dataset"], run.meta["dataset"]
+        if (a.get("fingerprint"), a.get("split")) != (b.get("fingerprint"), b.get("split")):
+            raise RobenchError(f"{run.path} was evaluated on different images ({b.get('name')}/{b.get('split')}, "
+                               f"{run.meta['n_images']} images) than {first.path} ({a.get('name')}/{a.get('split')}, "
+                               f"{first.meta['n_images']} images); compare runs on the same --data, --split, --limit "
+                               "and --seed")
+        if not np.array_equal(first.per_image["index"].to_numpy(), run.per_image["index"].to_numpy()):
+            raise RobenchError(f"{run.path} and {first.path} list different image indices in per_image.csv")
+
+
+def model_labels(runs: Sequence[Run]) -> list[str]:
+    """One unique column label per run: the model's name, made unique with the directory name."""
+    names = [run.name for run in runs]
+    labels = []
+    for run, name in zip(runs, names):
+        labels.append(name if names.count(name) == 1 else f"{name} ({run.path.name})")
+    if len(set(labels)) != len(labels):
+        labels = [f"{label} #{i + 1}" for i, label in enumerate(labels)]
+    return labels
+
+
+def common_correct(runs: Sequence[Run]) -> np.ndarray:
+    """Boolean mask over the (shared) per-image rows: images every run classifies correctly."""
+    mask = np.ones(len(runs[0].per_image), dtype=bool)
+    for run in runs:
+        mask &= run.per_image["correct"].astype(bool).to_numpy()
+    return mask
+
+
+def _attack_columns(per_image: pd.DataFrame) -> list[tuple[str, str, str, str]]:
+    """(column, test, param, metric) of the per-image columns the common scope averages."""
+    found = []
+    for col in per_image.columns:
+        if col.startswith("gini_"):
+            found.append((col, "gini", col.removeprefix("gini_"), "mean"))
+        elif col.startswith("ina@"):
+            found.append((col, "inductive_noise", col[4:], "error_rate"))
+        elif col.startswith("rn@"):
+            found.append((col, "random_noise", col[3:], "error_rate"))
+        elif col.startswith("ioa[") and col.endswith("_fooled"):
+            found.append((col, "inductive_occlusion", f"fill={col[4:col.index(']')]}", "error_rate"))
+        elif col.startswith(("pgd@", "fgsm@", "autoattack@")):
+            test, eps = col.split("@")
+            found.append((col, test, eps, "robust_accuracy"))
+        elif col.startswith("corr["):
+            found.append((col, "corruption", col[5:-1], "error_rate"))
+    return found
+
+
+def common_values(run: Run, mask: np.ndarray) -> pd.DataFrame:
+    """Per-measure means of one run on the images selected by ``mask``: columns test, param, metric, value, n.
+
+    Fooled flags average to an error rate; robustness flags (PGD, AutoAttack) to a robust
+    accuracy; corruption columns hold "still correct" flags and become an error rate.
+    """
+    rows = []
+    sub = run.per_image[mask]
+    for col, test, param, metric in _attack_columns(run.per_image):
+        values = pd.to_numeric(sub[col], errors="coerce").astype(float)
+        if test == "corruption":
+            values = 1.0 - values
+        rows.append({"test": test, "param": param, "metric": metric, "value": float(values.mean()),
+                     "n": int(values.notna().sum())})
+    return pd.DataFrame(rows, columns=["test", "param", "metric", "value", "n"])
+
+
+#: (label, test, variant prefix, param, metric) of the ``own``-scope rows, in reading order.
+OWN_MEASURES = [
+    ("clean accuracy", "accuracy", "all", "", "accuracy"),
+    ("pixel Gini (correct)", "gini", "pixel", "correct", "mean"),
+    ("regional Gini, sum (correct)", "gini", "region_sum", "correct", "mean"),
+    ("regional Gini, avgpool (correct)", "gini", "region_avgpool", "correct", "mean"),
+]
+
+
+def comparison_table(runs: Sequence[Run]) -> pd.DataFrame:
+    """The comparison, one row per measure and scope, one column per model.
+
+    Columns: ``scope`` (own / common), ``measure`` (a readable label), ``test``, ``param``,
+    then one column per model (:func:`model_labels`). Error rates and accuracies are fractions.
+    """
+    check_comparable(runs)
+    labels = model_labels(runs)
+    mask = common_correct(runs)
+    table: dict[tuple[str, str, str, str], dict[str, float]] = {}
+
+    def put(scope: str, measure: str, test: str, param: str, label: str, value: float) -> None:
+        table.setdefault((scope, measure, test, param), {})[label] = value
+
+    for run, label in zip(runs, labels):
+        put("own", "images (correctly classified)", "images", "correct", label, float(run.per_image["correct"].sum()))
+        put("common", "images (all models correct)", "images", "common", label, float(mask.sum()))
+        for measure, test, variant, param, metric in OWN_MEASURES:
+            put("own", measure, test, param, label, run.value(test, metric, variant, param))
+        for test, metric, name in (("pgd", "robust_accuracy", "PGD accuracy"), ("fgsm", "robust_accuracy", "FGSM accuracy"),
+                                   ("autoattack", "robust_accuracy", "AutoAttack accuracy"),
+                                   ("inductive_noise", "error_rate", "inductive noise error"),
+                                   ("random_noise", "error_rate", "random noise error")):
+            for _, row in run.rows(test, metric).iterrows():
+                put("own", f"{name} @ {_fmt_param(test, row['param'])}", test, row["param"], label, row["value"])
+        for _, row in run.rows("inductive_occlusion", "error_rate").iterrows():
+            fill = row["variant"].split("/")[0]
+            put("own", f"occlusion error, {fill} ({row['param']})", "inductive_occlusion", fill, label, row["value"])
+        for test, name in (("noise_family", "noise family"), ("all", "all")):
+            value = run.value(test, "error_rate", param="mean")
+            if not np.isnan(value):
+                put("own", f"corruption error, {name} (mean)", f"corruption_{test}", "mean", label, value)
+        common = common_values(run, mask)
+        for _, row in common.iterrows():
+            if row["test"] == "corruption":
+                continue  # per corruption and severity: the heatmap shows them; the mean follows
+            put("common", f"{_common_label(row['test'], row['param'])}", row["test"], row["param"], label, row["value"])
+        corr = common[common["test"] == "corruption"]
+        if len(corr):
+            put("common", "corruption error, all (mean)", "corruption_all", "mean", label, float(corr["value"].mean()))
+    frame = pd.DataFrame([{"scope": k[0], "measure": k[1], "test": k[2], "param": k[3], **v} for k, v in table.items()])
+    return frame[["scope", "measure", "test", "param", *labels]]
+
+
+def _fmt_param(test: str, param: str) -> str:
+    if test in ("pgd", "fgsm", "autoattack"):
+        return f"ε = {float(param) * 255:.3g}/255"
+    value = float(param)
+    return f"{value * 100:.3g}% of entries" if value < 1 else f"{value:g} entries"
+
+
+def _common_label(test: str, param: str) -> str:
+    names = {"gini": "Gini", "inductive_noise": "inductive noise error", "random_noise": "random noise error",
+             "inductive_occlusion": "occlusion error", "pgd": "PGD accuracy", "fgsm": "FGSM accuracy",
+             "autoattack": "AutoAttack accuracy"}
+    if test == "gini":
+        return f"{param.replace('_', ' ')} Gini"
+    if test == "inductive_occlusion":
+        return f"occlusion error, {param}"
+    return f"{names[test]} @ {_fmt_param(test, param)}"

@@ -1,0 +1,134 @@
+"""The example grid: images, their attribution maps with the inductive-noise pixels, and the occlusion that fooled.
+
+Attribution maps are not stored by an evaluation (they would be as large as the dataset), so
+the grid recomputes them for a few images: it reloads each run's model and dataset from the
+options in ``meta.json`` and checks that the checkpoint's sha256 and the dataset's content
+fingerprint are the recorded ones. When either cannot be reloaded (moved, edited, offline),
+:func:`example_grid` returns no figure and says why; the rest of the report does not need them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from robench.attacks.occlusion import attribution_map, occlusion_mask
+from robench.attribution import attribute
+from robench.data import load_dataset
+from robench.errors import RobenchError
+from robench.models.loading import LoadOptions, load_model
+from robench.models.wrapper import RobenchModel
+from robench.reports.plots import OKABE_ITO, plt
+from robench.reports.runs import Run
+
+
+def _floats(text: str | None) -> tuple[float, ...] | None:
+    return tuple(float(v) for v in text.split(",")) if text else None
+
+
+def _size(text: str | None) -> tuple[int, ...] | None:
+    return tuple(int(v) for v in text.split(",")) if text else None
+
+
+def reload_model(run: Run) -> RobenchModel:
+    """The run's model, loaded as the evaluation did; RobenchError if it is gone or changed."""
+    o = run.meta["options"]
+    model = load_model(o["model"], LoadOptions(arch=o.get("arch"), arch_path=o.get("arch_path"), weights=o.get("weights"),
+                                               mean=_floats(o.get("mean")), std=_floats(o.get("std")),
+                                               num_classes=o.get("num_classes"),
+                                               input_size=_size(o.get("input_size")),  # type: ignore[arg-type]
+                                               trust_checkpoint=bool(o.get("trust_checkpoint"))))
+    recorded = run.meta["model"].get("sha256")
+    if recorded and model.info.sha256 and model.info.sha256 != recorded:
+        raise RobenchError(f"checkpoint {o['model']} changed since {run.path} was evaluated (sha256 differs)")
+    return model
+
+
+def reload_images(run: Run, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (K × C × H × W in [0, 1]) and labels of per-image rows ``rows``, from the run's dataset."""
+    o = run.meta["options"]
+    size = _size(o.get("image_size"))
+    data = load_dataset(o["data"], o.get("split", "test"), o.get("data_dir"), o.get("limit"), o.get("seed", 0),
+                        image_size=(size[0], size[-1]) if size else None)
+    if data.fingerprint() != run.meta["dataset"].get("fingerprint"):
+        raise RobenchError(f"the dataset {o['data']} changed since {run.path} was evaluated (fingerprint differs)")
+    position = {int(i): p for p, i in enumerate(data.index)}
+    wanted = run.per_image["index"].to_numpy()[rows]
+    return data.subset(np.array([position[int(i)] for i in wanted])).batch(0, len(wanted))
+
+
+def _occlusion_step(run: Run, row: int, fill: str, count: int, radius: int, order: str) -> tuple[int, int, bool]:
+    """(n, r) of the first successful occlusion of per-image row ``row``, or (N, R) and False."""
+    fooled = float(run.per_image[f"ioa[{fill}]_fooled"].iloc[row]) > 0
+    if not fooled:
+        return count, radius, False
+    q = int(run.per_image[f"ioa[{fill}]_queries"].iloc[row])
+    if order == "radius_first":
+        r = math.ceil(q / count)
+        return q - (r - 1) * count, r, True
+    n = math.ceil(q / radius)
+    return n, q - (n - 1) * radius, True
+
+
+def example_grid(runs: Sequence[Run], labels: Sequence[str], mask: np.ndarray, n_images: int = 4):  # type: ignore[no-untyped-def]
+    """Figure (or None) and a note: per common-correct image, the image, then per model its |attribution|
+    with the top-k inductive-noise entries (k at the largest budget) and the occlusion that fooled it."""
+    rows = np.flatnonzero(mask)[:n_images]
+    if len(rows) == 0:
+        return None, "no image is classified correctly by every model, so there are no examples"
+    settings = [r.meta["suites"].get("inequality") for r in runs]
+    if any(s is None for s in settings):
+        return None, "examples need the inequality suite in every run"
+    try:
+        models = [reload_model(r) for r in runs]
+        x, y = reload_images(runs[0], rows)
+    except (RobenchError, OSError, KeyError, ValueError) as exc:
+        return None, f"examples skipped: {exc}"
+    classes = runs[0].meta["dataset"].get("classes") or []
+    fig, axes = plt.subplots(len(rows), 1 + 2 * len(runs), figsize=(1.9 * (1 + 2 * len(runs)), 2.0 * len(rows)),
+                             squeeze=False)
+    for j, row in enumerate(rows):
+        img = x[j].permute(1, 2, 0).numpy()
+        axes[j][0].imshow(img.squeeze(), cmap="gray" if img.shape[2] == 1 else None)
+        axes[j][0].set_title(f"#{int(runs[0].per_image['index'].iloc[row])}: "
+                             f"{classes[int(y[j])] if classes else int(y[j])}", fontsize=8)
+    for m, (run, model, label, cfg) in enumerate(zip(runs, models, labels, settings)):
+        attr = attribute(cfg["attribution"], model, x, y, **cfg.get("attribution_options", {})).detach()
+        k = int(cfg["ina_k"][-1]) if cfg.get("ina_k") else 0
+        fills = [f"{f:g}" for f in cfg.get("occlusion_fills", [])]
+        fill = "0.5" if "0.5" in fills else (fills[0] if fills else None)
+        amap = attribution_map(attr)
+        for j, row in enumerate(rows):
+            ax = axes[j][1 + 2 * m]
+            magnitude = attr[j].abs().sum(0).numpy()
+            ax.imshow(magnitude, cmap="magma", interpolation="nearest")
+            if k:
+                top = torch.zeros(attr[j].numel(), dtype=torch.bool)
+                top[torch.topk(attr[j].flatten(), k).indices] = True
+                ys, xs = np.nonzero(top.view_as(attr[j]).any(0).numpy())
+                ax.scatter(xs, ys, s=4, c=OKABE_ITO[5], marker="s", linewidths=0)
+            ax.set_title(f"{label}\n|attribution|, top {k}" if j == 0 else "", fontsize=8)
+            ax2 = axes[j][2 + 2 * m]
+            if fill is not None and f"ioa[{fill}]_fooled" in run.per_image:
+                n, r, fooled = _occlusion_step(run, int(row), fill, cfg["occlusion_max_count"], cfg["occlusion_radius"],
+                                               cfg["occlusion_order"])
+                occ = occlusion_mask(amap[j:j + 1], n, r)[0]
+                shown = x[j].clone()
+                shown[:, occ] = float(fill)
+                with torch.no_grad():
+                    pred = int(model(shown[None]).argmax(1))
+                ax2.imshow(shown.permute(1, 2, 0).numpy().squeeze(), cmap="gray" if shown.shape[0] == 1 else None)
+                verdict = f"→ {classes[pred] if classes else pred}" if fooled else "not fooled"
+                ax2.set_title(f"occl. n={n}, r={r}: {verdict}", fontsize=7)
+            else:
+                ax2.set_visible(False)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("Examples (common-correct images): |attribution| with the inductive-noise entries (cyan), "
+                 "and the first occlusion that fooled each model", fontsize=9)
+    fig.tight_layout()
+    return fig, f"{len(rows)} common-correct images, attribution recomputed from the checkpoints"

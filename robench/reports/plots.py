@@ -1,0 +1,191 @@
+"""The comparison plots (matplotlib, saved as PNG and SVG).
+
+Every figure takes the runs, their column labels and the common-correct mask (see
+:mod:`robench.reports.compare`) and returns a :class:`~matplotlib.figure.Figure`, or ``None``
+when no run has the data it shows. Colours are the Okabe–Ito palette (distinguishable with the
+common colour-vision deficiencies) and every model also gets its own marker, so the plots stay
+readable in greyscale.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from robench.io import write_atomic  # noqa: E402
+from robench.metrics.error_rates import bootstrap_ci  # noqa: E402
+from robench.reports.runs import Run  # noqa: E402
+
+OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+
+
+def style(i: int) -> dict[str, object]:
+    """Colour and marker of the i-th model."""
+    return {"color": OKABE_ITO[i % len(OKABE_ITO)], "marker": MARKERS[i % len(MARKERS)]}
+
+
+def save_figure(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
+    """Write ``stem.png`` (150 dpi) and ``stem.svg`` atomically into ``out_dir``; close the figure."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ext, kwargs in (("png", {"dpi": 150}), ("svg", {})):
+        path = out_dir / f"{stem}.{ext}"
+        write_atomic(path, lambda tmp, e=ext, k=kwargs: fig.savefig(tmp, format=e, bbox_inches="tight", **k))
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def _budget_columns(run: Run, prefix: str) -> list[tuple[float, str]]:
+    return sorted((float(c[len(prefix):]), c) for c in run.per_image.columns if c.startswith(prefix))
+
+
+def noise_curves(runs: Sequence[Run], labels: Sequence[str], mask: np.ndarray) -> Figure | None:
+    """Error rate (%) vs budget (% of input entries) for inductive and random noise, 95% bootstrap bands.
+
+    On the common-correct images, one line per model.
+    """
+    panels = [("ina@", "Inductive noise (top-k of the attribution)"), ("rn@", "Random noise (random positions)")]
+    if not any(_budget_columns(r, p) for r in runs for p, _ in panels):
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for ax, (prefix, title) in zip(axes, panels):
+        for i, (run, label) in enumerate(zip(runs, labels)):
+            cols = _budget_columns(run, prefix)
+            if not cols:
+                continue
+            budgets = np.array([b for b, _ in cols])
+            scale = 100.0 if budgets.max() < 1 else 1.0
+            rates, lows, highs = [], [], []
+            for _, col in cols:
+                flags = run.per_image.loc[mask, col].astype(float).dropna().to_numpy()
+                rates.append(flags.mean() * 100 if len(flags) else math.nan)
+                low, high = bootstrap_ci(flags) if len(flags) else (math.nan, math.nan)
+                lows.append(low * 100)
+                highs.append(high * 100)
+            st = style(i)
+            ax.plot(budgets * scale, rates, label=label, color=st["color"], marker=st["marker"], markersize=4)
+            ax.fill_between(budgets * scale, lows, highs, color=st["color"], alpha=0.15, linewidth=0)
+        ax.set_title(title)
+        ax.set_xlabel("budget (% of input entries)" if scale == 100 else "budget (input entries)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("error rate (%) on common-correct images")
+    axes[0].legend(title="model", frameon=False)
+    fig.suptitle(f"Noise attacks ({int(mask.sum())} images all models classify correctly; bands: 95% bootstrap CI)")
+    fig.tight_layout()
+    return fig
+
+
+def _occlusion_steps(run: Run, fill: str, mask: np.ndarray) -> tuple[np.ndarray, str, int] | None:
+    """Per-image grid step at which the image was first fooled (NaN: never), the outer axis and its size."""
+    rows = run.rows("inductive_occlusion", "error_rate", f"fill={fill}/")
+    col = f"ioa[{fill}]_queries"
+    if not len(rows) or col not in run.per_image:
+        return None
+    variant, param = rows["variant"].iloc[0], rows["param"].iloc[0]
+    settings = dict(p.split("=") for p in param.split(","))
+    count, radius = int(settings["N"]), int(settings["R"])
+    fooled = run.per_image.loc[mask, f"ioa[{fill}]_fooled"].astype(float).to_numpy()
+    queries = run.per_image.loc[mask, col].astype(float).to_numpy()
+    if variant.endswith("radius_first"):  # radius outer: query q fools at radius ceil(q / N)
+        return np.where(fooled > 0, np.ceil(queries / count), np.nan), "patch radius r (count up to N)", radius
+    return np.where(fooled > 0, np.ceil(queries / radius), np.nan), "occluded patches n (radius up to R)", count
+
+
+def occlusion_curves(runs: Sequence[Run], labels: Sequence[str], mask: np.ndarray) -> Figure | None:
+    """Cumulative occlusion success (%) vs the outer search axis (patch count, or radius), per fill."""
+    fills = sorted({c[4:c.index("]")] for r in runs for c in r.per_image.columns if c.startswith("ioa[")}, key=float)
+    if not fills:
+        return None
+    fig, axes = plt.subplots(1, len(fills), figsize=(4.6 * len(fills), 4), sharey=True, squeeze=False)
+    for ax, fill in zip(axes[0], fills):
+        xlabel = ""
+        for i, (run, label) in enumerate(zip(runs, labels)):
+            steps = _occlusion_steps(run, fill, mask)
+            if steps is None:
+                continue
+            first, xlabel, size = steps
+            xs = np.arange(1, size + 1)
+            success = [(first <= x).mean() * 100 for x in xs]
+            st = style(i)
+            ax.plot(xs, success, label=label, color=st["color"], marker=st["marker"], markersize=4)
+        ax.set_title({"0": "black fill (0)", "0.5": "grey fill (0.5)", "1": "white fill (1)"}.get(fill, f"fill {fill}"))
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("images fooled (%), cumulative")
+    axes[0][0].legend(title="model", frameon=False)
+    fig.suptitle(f"Inductive occlusion on {int(mask.sum())} common-correct images")
+    fig.tight_layout()
+    return fig
+
+
+def gini_and_lorenz(runs: Sequence[Run], labels: Sequence[str], mask: np.ndarray) -> Figure | None:
+    """Left: distribution of per-image pixel Gini; right: mean Lorenz curve of |attribution|, per model."""
+    if not any("gini_pixel" in r.per_image for r in runs):
+        return None
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    values = np.concatenate([r.per_image.loc[mask, "gini_pixel"].astype(float).dropna().to_numpy()
+                             for r in runs if "gini_pixel" in r.per_image])
+    low, high = (values.min(), values.max()) if len(values) else (0.0, 1.0)
+    bins = np.linspace(max(0.0, low - 0.02), min(1.0, high + 0.02), 41)
+    for i, (run, label) in enumerate(zip(runs, labels)):
+        if "gini_pixel" not in run.per_image:
+            continue
+        st = style(i)
+        gini = run.per_image.loc[mask, "gini_pixel"].astype(float).dropna().to_numpy()
+        left.hist(gini, bins=bins, histtype="step", linewidth=1.8, color=st["color"],
+                  label=f"{label} (mean {gini.mean():.3f})")
+        lorenz = sorted((float(c.split("@")[1]), c) for c in run.per_image.columns if c.startswith("lorenz@"))
+        if lorenz:
+            xs = np.array([0.0, *[p for p, _ in lorenz], 1.0])
+            ys = np.array([0.0, *[run.per_image.loc[mask, c].astype(float).mean() for _, c in lorenz], 1.0])
+            right.plot(xs * 100, ys * 100, color=st["color"], marker=st["marker"], markersize=3, label=label)
+    left.set_xlabel("pixel Gini of |attribution| (0 = equal, 1 = one pixel holds all)")
+    left.set_ylabel("images")
+    left.set_title("Per-image Gini, common-correct images")
+    left.legend(frameon=False, fontsize=8)
+    right.plot([0, 100], [0, 100], color="grey", linewidth=0.8, linestyle="--", label="perfect equality")
+    right.set_xlabel("share of input entries, smallest first (%)")
+    right.set_ylabel("share of total |attribution| (%)")
+    right.set_title("Mean Lorenz curve")
+    right.legend(frameon=False, fontsize=8)
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def corruption_heatmaps(runs: Sequence[Run], labels: Sequence[str]) -> Figure | None:
+    """Error rate (%) per corruption × severity, one panel per model, shared colour scale (viridis)."""
+    tables = []
+    for run, label in zip(runs, labels):
+        rows = run.results[(run.results["suite"] == "corruptions") & (run.results["metric"] == "error_rate")
+                           & run.results["param"].str.fullmatch(r"\d+")]
+        if len(rows):
+            tables.append((label, rows.pivot_table(index="test", columns="param", values="value", sort=False)))
+    if not tables:
+        return None
+    height = max(len(t) for _, t in tables)
+    fig, axes = plt.subplots(1, len(tables), figsize=(3.2 * len(tables) + 1.5, 0.32 * height + 1.6), squeeze=False)
+    image = None
+    for ax, (label, table) in zip(axes[0], tables):
+        values = table.to_numpy() * 100
+        image = ax.imshow(values, vmin=0, vmax=100, cmap="viridis", aspect="auto")
+        ax.set_xticks(range(table.shape[1]), table.columns)
+        ax.set_yticks(range(table.shape[0]), [n.replace("_", " ") for n in table.index])
+        ax.set_xlabel("severity")
+        ax.set_title(label)
+        for (r, c), v in np.ndenumerate(values):
+            ax.text(c, r, f"{v:.0f}", ha="center", va="center", fontsize=7, color="white" if v < 60 else "black")
+    fig.colorbar(image, ax=axes[0].tolist(), label="error rate (%)", shrink=0.9)
+    fig.suptitle("Corruption error rate (each model's full image set)")
+    return fig

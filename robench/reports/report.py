@@ -1,0 +1,154 @@
+"""Comparison reports: Markdown, self-contained HTML, the comparison CSV and the plots.
+
+:func:`build_report` reads the run directories, checks they were evaluated on the same images,
+and writes into ``out_dir``::
+
+    report.md         the tables and links to the plots
+    report.html       the same, with every plot embedded (base64 PNG): one file to share
+    comparison.csv    the comparison table (scope, measure, test, param, one column per model)
+    plots/NAME.png, plots/NAME.svg
+
+Every file is written atomically; a failure leaves the previous report in place.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from robench import __version__
+from robench.io import write_atomic, write_text_atomic
+from robench.reports.compare import common_correct, comparison_table, model_labels
+from robench.reports.plots import corruption_heatmaps, gini_and_lorenz, noise_curves, occlusion_curves, save_figure
+from robench.reports.runs import Run, headline, load_run
+
+PLOT_CAPTIONS = {
+    "noise": "Inductive noise vs random noise: error rate against budget on the common-correct images.",
+    "occlusion": "Inductive occlusion: cumulative success against the search's outer axis, per fill value.",
+    "gini": "Pixel Gini distribution and mean Lorenz curve of |attribution|.",
+    "corruptions": "Corruption error rate per corruption and severity.",
+    "examples": "Example images, attribution maps with the inductive-noise entries, and the occlusion that fooled.",
+}
+
+
+@dataclass
+class Report:
+    """What :func:`build_report` wrote."""
+
+    out_dir: Path
+    markdown: Path
+    html: Path
+    table: Path
+    plots: dict[str, list[Path]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, title: str | None = None,
+                 examples: bool = True) -> Report:
+    """Compare the runs in ``run_dirs`` (one run: a single-model report) and write the report into ``out_dir``."""
+    runs = [load_run(p) for p in run_dirs]
+    table = comparison_table(runs)
+    labels = model_labels(runs)
+    mask = common_correct(runs)
+    out = Path(out_dir)
+    plots_dir = out / "plots"
+    report = Report(out, out / "report.md", out / "report.html", out / "comparison.csv")
+    figures = {"noise": noise_curves(runs, labels, mask), "occlusion": occlusion_curves(runs, labels, mask),
+               "gini": gini_and_lorenz(runs, labels, mask), "corruptions": corruption_heatmaps(runs, labels)}
+    if examples:
+        from robench.reports.examples import example_grid
+
+        figures["examples"], note = example_grid(runs, labels, mask)
+        report.notes.append(note)
+    for name, fig in figures.items():
+        if fig is not None:
+            report.plots[name] = save_figure(fig, plots_dir, name)
+    write_atomic(report.table, lambda tmp: table.to_csv(tmp, index=False, float_format="%.6g"))
+    title = title or ("robench comparison: " + ", ".join(labels) if len(runs) > 1 else f"robench report: {labels[0]}")
+    overview = _overview(runs, labels)
+    write_text_atomic(report.markdown, _markdown(title, runs, overview, table, mask, report))
+    write_text_atomic(report.html, _html(title, runs, overview, table, mask, report))
+    return report
+
+
+def _overview(runs: Sequence[Run], labels: Sequence[str]) -> pd.DataFrame:
+    rows = []
+    for run, label in zip(runs, labels):
+        h = headline(run)
+        rows.append({"model": label, "arch": h["arch"], "method": h["method"],
+                     "training": _training_text(json.loads(h["method_params"])),
+                     "clean accuracy": f"{h['clean_accuracy']:.3f}", "checkpoint sha256": h["checkpoint_sha256"][:12],
+                     "run": str(run.path)})
+    return pd.DataFrame(rows)
+
+
+def _training_text(params: dict[str, object]) -> str:
+    """{"eps": 0.0313, "lam": 1.0, ...} → 'eps=8/255, lam=1, ...' (radii in /255 units)."""
+    parts = []
+    for key, value in params.items():
+        if key in ("eps", "step_size") and isinstance(value, float):
+            value = f"{value * 255:.3g}/255"
+        elif isinstance(value, float):
+            value = f"{value:g}"
+        parts.append(f"{key}={value}")
+    return ", ".join(parts)
+
+
+def _display(table: pd.DataFrame, scope: str) -> pd.DataFrame:
+    shown = table[table["scope"] == scope].drop(columns=["scope", "test", "param"]).set_index("measure")
+    return shown.map(lambda v: "–" if pd.isna(v) else (f"{v:.0f}" if float(v).is_integer() and v > 1 else f"{v:.3f}"))
+
+
+def _intro(runs: Sequence[Run], mask: np.ndarray) -> str:
+    data = runs[0].meta["dataset"]
+    return (f"{len(runs)} model(s) evaluated on {runs[0].meta['n_images']} images of "
+            f"{data.get('description') or data.get('name')} ({data.get('split')}, seed {runs[0].meta['seed']}); "
+            f"{int(mask.sum())} are classified correctly by every model (the **common-correct** set). "
+            f"Accuracies and error rates are fractions; attacks run on correctly classified images. "
+            f"Written by robench {__version__}.")
+
+
+def _markdown(title: str, runs: Sequence[Run], overview: pd.DataFrame, table: pd.DataFrame, mask: np.ndarray,
+              report: Report) -> str:
+    parts = [f"# {title}", "", _intro(runs, mask), "", "## Models", "", overview.to_markdown(index=False, disable_numparse=True), "",
+             "## On the common-correct images", "", _display(table, "common").to_markdown(disable_numparse=True), "",
+             "## Each model on its own correctly classified images", "", _display(table, "own").to_markdown(disable_numparse=True), "",
+             "## Plots", ""]
+    for name, paths in report.plots.items():
+        parts += [f"**{PLOT_CAPTIONS[name]}**", "", f"![{name}](plots/{paths[0].name}) ([SVG](plots/{paths[1].name}))",
+                  ""]
+    parts += [f"_{note}_" for note in report.notes] + ["", "Full table: [comparison.csv](comparison.csv)."]
+    return "\n".join(parts) + "\n"
+
+
+CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:0.9em}th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}figure{margin:1.5em 0}img{max-width:100%}
+figcaption{font-weight:600;margin-bottom:0.4em}"""
+
+
+def _html(title: str, runs: Sequence[Run], overview: pd.DataFrame, table: pd.DataFrame, mask: np.ndarray,
+          report: Report) -> str:
+    figures = []
+    for name, paths in report.plots.items():
+        data = base64.b64encode(paths[0].read_bytes()).decode()
+        figures.append(f'<figure id="plot-{name}"><figcaption>{html.escape(PLOT_CAPTIONS[name])}</figcaption>'
+                       f'<img alt="{name} plot" src="data:image/png;base64,{data}"></figure>')
+    notes = "".join(f"<p><em>{html.escape(n)}</em></p>" for n in report.notes)
+    intro = html.escape(_intro(runs, mask)).replace("**common-correct**", "<strong>common-correct</strong>")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{CSS}</style></head>
+<body><h1>{html.escape(title)}</h1><p>{intro}</p>
+<h2>Models</h2>{overview.to_html(index=False, table_id="models")}
+<h2>On the common-correct images</h2>{_display(table, "common").to_html(table_id="common")}
+<h2>Each model on its own correctly classified images</h2>{_display(table, "own").to_html(table_id="own")}
+<h2>Plots</h2>{"".join(figures)}{notes}
+</body></html>
+"""

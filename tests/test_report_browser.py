@@ -1,0 +1,66 @@
+"""The HTML report opened in a real headless browser (Debian's chromium, installed by .ci/run)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from robench.reports.report import build_report
+
+ZOO_RUNS = Path(__file__).resolve().parents[1] / "reports" / "zoo"
+BROWSER = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+pytestmark = pytest.mark.skipif(BROWSER is None, reason="no chromium on this machine (.ci/run installs Debian's "
+                                                        "chromium package; apt-get install chromium to run this test)")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+
+# Appended to a copy of the report: after load, count the images that decoded and the tables.
+CHECK = """<script>
+window.addEventListener("load", () => {
+  const images = [...document.images];
+  const loaded = images.filter(i => i.complete && i.naturalWidth > 0).length;
+  const d = document.createElement("div");
+  d.id = "robench-check";
+  d.textContent = `images ${loaded}/${images.length} tables ${document.querySelectorAll("table").length}`;
+  document.body.appendChild(d);
+});
+</script>"""
+
+
+def browser_check(page: Path) -> tuple[int, int, int]:
+    """(images loaded, images, tables) of ``page`` as the headless browser sees it."""
+    probe = page.with_name("check-" + page.name)
+    probe.write_text(page.read_text() + CHECK)
+    dom = subprocess.run([BROWSER, *FLAGS, "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    found = re.search(r'id="robench-check">images (\d+)/(\d+) tables (\d+)<', dom)
+    assert found, f"the browser did not run the check script; DOM starts {dom[:300]!r}"
+    return int(found[1]), int(found[2]), int(found[3])
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    out = tmp_path_factory.mktemp("browser")
+    return build_report([ZOO_RUNS / n for n in ("standard", "pgd-at", "igd")], out / "report", examples=True)
+
+
+def test_report_renders_with_every_plot(report, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert set(report.plots) == {"noise", "occlusion", "gini", "examples"}
+    loaded, total, tables = browser_check(report.html)
+    assert (loaded, total, tables) == (4, 4, 3)
+    shot = Path(os.environ.get("ROBENCH_SCREENSHOT_DIR", tmp_path)) / "report.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([BROWSER, *FLAGS, f"--screenshot={shot}", "--window-size=1280,3000", report.html.as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 20_000
+
+
+def test_check_notices_a_broken_image(report, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    broken = tmp_path / "broken.html"
+    broken.write_text(report.html.read_text().replace('src="data:image/png;base64,iVBOR', 'src="data:image/png;base64,XX', 1))
+    loaded, total, _ = browser_check(broken)
+    assert (loaded, total) == (3, 4)
