@@ -11,7 +11,9 @@ test images; then writes the comparison report and adds every model to the leade
 
 Resumable: a finished checkpoint or evaluation is kept, an interrupted one continues
 (`robench train --resume`, `robench evaluate` resumes by itself); run the same command again.
-`--stage evaluate` re-runs only the evaluation (and report) on the checkpoints in OUT/models.
+`--stage report` only rewrites the comparison report and the leaderboard rows; `--stage verify`
+re-runs the evaluation of the checkpoints in OUT/models into OUT/verify/ and checks that it
+reproduces the committed results.csv and per_image.csv byte for byte (exit status 1 if not).
 Presets: `cpu` (a 73 k-parameter CNN sized for a 2-core CPU in about two hours), `reference`
 (the papers' CIFAR ResNet-18 recipe, for a GPU), `smoke` (seconds, on any small `--data npz:PATH`; used by the tests).
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -72,7 +75,7 @@ PRESETS: dict[str, StudyPreset] = {
                   "--suite", "inequality,adversarial", "--eps", "8/255", "--pgd-steps", "2",
                   "--ina-budgets", "0.01", "--rn-budgets", "0.01", "--occlusion-fill", "0.5",
                   "--occlusion-count", "2", "--occlusion-radius", "1"),
-        models=("standard", "pgd-at-eps8", "igd-lam1"),
+        models=("standard", "igd-lam1"),
     ),
 }
 
@@ -110,8 +113,10 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=Path("reports/reproduction/cifar10"))
     p.add_argument("--data", default="cifar10", help="Dataset spec for training (train split) and evaluation (test split).")
     p.add_argument("--data-dir", default=None, help="Where the CIFAR-10 data is (default $ROBENCH_DATA).")
-    p.add_argument("--stage", choices=("all", "train", "evaluate"), default="all",
-                   help="all: train, evaluate, report; evaluate: evaluate + report on the existing checkpoints.")
+    p.add_argument("--stage", choices=("all", "train", "report", "verify"), default="all",
+                   help="all: train, evaluate, report; train: only train; report: only the report and leaderboard; "
+                        "verify: re-evaluate the checkpoints and compare with the committed results.")
+    p.add_argument("--leaderboard", default="reports/leaderboard.csv", help="Leaderboard CSV the models are added to.")
     p.add_argument("--only", default=None, help="Comma-separated subset of the study's models.")
     p.add_argument("--device", default="auto")
     args = p.parse_args()
@@ -130,14 +135,38 @@ def main() -> int:
                 continue
             robench(["train", *preset.common, *method_options(name, preset, models), *data_dir, "--name", name,
                      "--device", args.device, "--out", str(ckpt), *(["--resume"] if state.exists() else [])], log)
-        for name in names if args.stage in ("all", "evaluate") else []:
-            if (runs / name / "meta.json").exists() and args.stage == "all":
-                continue
-            robench(["evaluate", "--model", str(models / f"{name}.pt"), *preset.evaluate, *data_dir,
-                     "--device", args.device, "--out", str(runs / name)], log)
+        for name in names if args.stage == "all" else []:
+            if not (runs / name / "meta.json").exists():
+                robench(["evaluate", "--model", str(models / f"{name}.pt"), *preset.evaluate, *data_dir,
+                         "--device", args.device, "--out", str(runs / name)], log)
+        if args.stage in ("all", "report"):
+            done = [n for n in preset.models if (runs / n / "meta.json").exists()]
+            robench(["compare", *(str(runs / n) for n in done), "--out", str(args.out / "report"),
+                     "--title", f"robench reproduction study, CIFAR-10, preset {args.preset}"], log)
+            for name in done:
+                robench(["leaderboard", "add", str(runs / name), "--name", f"repro-{args.preset}/{name}",
+                         "--file", args.leaderboard], log)
     finally:
-        log_path.write_text(json.dumps(log, indent=1) + "\n")
-    return 0
+        if args.stage != "verify":
+            log_path.write_text(json.dumps(log, indent=1) + "\n")
+    return verify(names, preset, models, runs, args.out / "verify", data_dir, args.device) if args.stage == "verify" else 0
+
+
+def verify(names: list[str], preset: StudyPreset, models: Path, runs: Path, scratch: Path, data_dir: list[str],
+           device: str) -> int:
+    """Re-evaluate each checkpoint into ``scratch`` and compare the result files with ``runs`` byte for byte."""
+    differ = []
+    for name in names:
+        shutil.rmtree(scratch / name, ignore_errors=True)
+        robench(["evaluate", "--model", str(models / f"{name}.pt"), *preset.evaluate, *data_dir, "--device", device,
+                 "--out", str(scratch / name)], [])
+        for file in ("results.csv", "per_image.csv"):
+            same = (scratch / name / file).read_bytes() == (runs / name / file).read_bytes()
+            print(f"{name}/{file}: {'identical' if same else 'DIFFERS'}", flush=True)
+            if not same:
+                differ.append(f"{name}/{file}")
+    print("verify: " + ("every result file reproduced byte for byte" if not differ else f"differ: {', '.join(differ)}"))
+    return 1 if differ else 0
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
     .venv/bin/python scripts/evaluate_zoo.py --out reports/zoo [--limit N]
 
 Runs `robench evaluate --model zoo:NAME --data sample --suite inequality,adversarial` for every
-bundled model into OUT/NAME/ and writes OUT/summary.md with the headline numbers side by side.
+bundled model into OUT/NAME/, writes OUT/summary.md with the headline numbers side by side, then
+`robench compare OUT/NAME... --out OUT/report` and prints the report's path.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ def main() -> int:
     lines += [f"| {label} | " + " | ".join(table[label].get(n, "–") for n in names) + " |" for label, *_ in HEADLINES]
     (args.out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    subprocess.run([sys.executable, "-m", "robench.cli", "compare", *(str(args.out / n) for n in names),
+                    "--out", str(args.out / "report")], check=True)
     return 0
 
 
