@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from robench.cli import main
 from robench.reports.report import build_report
 
-ZOO_RUNS = Path(__file__).resolve().parents[1] / "reports" / "zoo"
 BROWSER = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
 pytestmark = pytest.mark.skipif(BROWSER is None, reason="no chromium on this machine (.ci/run installs Debian's "
                                                         "chromium package; apt-get install chromium to run this test)")
@@ -44,14 +44,20 @@ def browser_check(page: Path) -> tuple[int, int, int]:
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The three bundled models evaluated with every suite that has a plot (100 sample images), compared."""
     out = tmp_path_factory.mktemp("browser")
-    return build_report([ZOO_RUNS / n for n in ("standard", "pgd-at", "igd")], out / "report", examples=True)
+    for name in ("standard", "pgd-at", "igd"):
+        code = main(["evaluate", "--model", f"zoo:{name}", "--data", "sample", "--limit", "100",
+                     "--suite", "inequality,adversarial,corruptions", "--corruptions", "noise", "--severities", "1,3,5",
+                     "--out", str(out / name)])
+        assert code == 0
+    return build_report([out / n for n in ("standard", "pgd-at", "igd")], out / "report", examples=True)
 
 
 def test_report_renders_with_every_plot(report, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    assert set(report.plots) == {"noise", "occlusion", "gini", "examples"}
+    assert set(report.plots) == {"noise", "occlusion", "gini", "corruptions", "examples"}
     loaded, total, tables = browser_check(report.html)
-    assert (loaded, total, tables) == (4, 4, 3)
+    assert (loaded, total, tables) == (5, 5, 3)
     shot = Path(os.environ.get("ROBENCH_SCREENSHOT_DIR", tmp_path)) / "report.png"
     shot.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run([BROWSER, *FLAGS, f"--screenshot={shot}", "--window-size=1280,3000", report.html.as_uri()],
@@ -63,4 +69,4 @@ def test_check_notices_a_broken_image(report, tmp_path: Path) -> None:  # type: 
     broken = tmp_path / "broken.html"
     broken.write_text(report.html.read_text().replace('src="data:image/png;base64,iVBOR', 'src="data:image/png;base64,XX', 1))
     loaded, total, _ = browser_check(broken)
-    assert (loaded, total) == (3, 4)
+    assert (loaded, total) == (4, 5)
