@@ -147,9 +147,9 @@ def evaluate(
     """Evaluate a model with one or more suites and print the results table."""
     options = {**locals(), "out": str(out) if out else None}  # every option, recorded in meta.json
     from robench.data import load_dataset
+    from robench.distributed import DistContext
     from robench.models.loading import LoadOptions, load_model
     from robench.runner import evaluate as run_evaluation
-    from robench.runner import resolve_device
     from robench.suites import AdversarialConfig, CorruptionsConfig, InequalityConfig, make_suites
 
     inequality = InequalityConfig(
@@ -172,7 +172,7 @@ def evaluate(
     suites = make_suites(suite, seed=seed, suite_options={"inequality": {"config": inequality},
                                                           "adversarial": {"config": adversarial},
                                                           "corruptions": {"config": corruption}})
-    dev = resolve_device(device)
+    ctx = DistContext.from_env(device)  # under torchrun: this rank, its device, the process group
     size = parse_size(input_size, "--input-size")
     if size is not None and len(size) != 3:
         raise RobenchError("--input-size takes C,H,W, e.g. 3,32,32")
@@ -187,8 +187,10 @@ def evaluate(
         raise RobenchError("--image-size takes H,W or one size, e.g. 224")
     hw = (img[0], img[-1]) if img else None  # one value: square
     dataset = load_dataset(data, split, data_dir, limit, seed, image_size=hw)
-    result = run_evaluation(net, dataset, suites, out_dir=out, seed=seed, batch_size=batch_size, device=dev,
-                            options=options, overwrite=overwrite)
+    result = run_evaluation(net, dataset, suites, out_dir=out, seed=seed, batch_size=batch_size, device=ctx.device,
+                            options=options, overwrite=overwrite, dist_ctx=ctx)
+    if not ctx.is_main:
+        return
     print_results(result.results, title=f"{net.info.name} on {dataset.identity.get('description', data)} "
                                         f"({len(result.per_image)} images)")
     if out:

@@ -30,6 +30,7 @@ import torch
 
 from robench import __version__
 from robench.data.imageset import ImageSet
+from robench.distributed import DistContext
 from robench.errors import RobenchError
 from robench.io import write_atomic, write_json_atomic
 from robench.models.modes import eval_mode
@@ -47,17 +48,6 @@ class Evaluation:
     results: pd.DataFrame
     per_image: pd.DataFrame
     meta: dict[str, Any]
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise RobenchError(f"unknown device {device!r}; use auto, cpu or cuda")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RobenchError("--device cuda but no CUDA GPU is available; use --device cpu or auto")
-    return torch.device(device)
 
 
 def check_compatible(model: RobenchModel, data: ImageSet, device: torch.device) -> None:
@@ -106,9 +96,15 @@ def environment() -> dict[str, Any]:
 
 def evaluate(model: RobenchModel, data: ImageSet, suites: list[Suite], *, out_dir: Path | None, seed: int = 0,
              batch_size: int = 128, device: torch.device | None = None, options: dict[str, Any] | None = None,
-             overwrite: bool = False) -> Evaluation:
-    """Run ``suites`` on ``data`` and (with ``out_dir``) write results atomically; resumes unfinished runs."""
-    device = device or torch.device("cpu")
+             overwrite: bool = False, dist_ctx: DistContext | None = None) -> Evaluation:
+    """Run ``suites`` on ``data`` and (with ``out_dir``) write results atomically; resumes unfinished runs.
+
+    Under ``torchrun`` (``dist_ctx`` with several ranks) rank r runs batches r, r + world, …, each
+    with the same per-batch seed as in one process; rank 0 gathers the per-image rows and writes
+    the same files a single process would. Other ranks return an empty :class:`Evaluation`.
+    """
+    ctx = dist_ctx or DistContext(0, 1, device or torch.device("cpu"))
+    device = ctx.device
     if batch_size < 1:
         raise RobenchError(f"--batch-size must be at least 1, got {batch_size}")
     model = model.to(device)
@@ -128,16 +124,34 @@ def evaluate(model: RobenchModel, data: ImageSet, suites: list[Suite], *, out_di
         "suites": {s.name: s.options() for s in suites},
     }
     signature = _signature(meta)
-    if out_dir is not None and not overwrite and (finished := load_finished(out_dir, signature)) is not None:
-        return finished
-    partial = _prepare_out_dir(out_dir, signature, overwrite) if out_dir is not None else None
+    finished = None
+    if out_dir is not None and not overwrite and ctx.is_main:
+        finished = load_finished(out_dir, signature)
+    if ctx.broadcast(finished is not None):
+        return finished if finished is not None else Evaluation(pd.DataFrame(columns=RESULT_COLUMNS), pd.DataFrame(), meta)
+    partial = None
+    if out_dir is not None:  # rank 0 checks and cleans the directory; the others then use (or create) it
+        error = None
+        if ctx.is_main:
+            try:
+                partial = _prepare_out_dir(out_dir, signature, overwrite)
+            except RobenchError as exc:
+                error = str(exc)
+        if (error := ctx.broadcast(error)) is not None:
+            raise RobenchError(error)
+        partial = partial or _join_out_dir(out_dir, signature)
     started = time.time()
-    parts = _run_batches(model, data, suites, partial, seed, batch_size, device)
-    per_image = pd.concat(parts, ignore_index=True)
+    starts = list(range(0, len(data), batch_size))[ctx.rank::ctx.world]
+    parts = ctx.gather(_run_batches(model, data, suites, partial, seed, batch_size, starts, device))
+    meta.update(signature=signature, world_size=ctx.world)
+    if not ctx.is_main:
+        return Evaluation(pd.DataFrame(columns=RESULT_COLUMNS), pd.DataFrame(), meta)
+    ordered = sorted((item for rank_parts in parts or [] for item in rank_parts), key=lambda item: item[0])
+    per_image = pd.concat([part for _, part in ordered], ignore_index=True)
     rows = [row for suite in suites for row in suite.summarize(per_image, data.classes)]
     results = pd.DataFrame(rows, columns=RESULT_COLUMNS)
-    meta.update(signature=signature, duration_s=round(time.time() - started, 3),
-                finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), n_images=len(per_image))
+    meta.update(duration_s=round(time.time() - started, 3), finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                n_images=len(per_image))
     if out_dir is not None:
         write_results(out_dir, results, per_image, meta)
         shutil.rmtree(out_dir / PARTIAL, ignore_errors=True)
@@ -175,24 +189,36 @@ def _prepare_out_dir(out_dir: Path, signature: str, overwrite: bool) -> Path:
     return partial
 
 
+def _join_out_dir(out_dir: Path, signature: str) -> Path:
+    """A non-zero rank's folder for per-batch results (rank 0 prepared it; on another machine, create it)."""
+    partial = out_dir / PARTIAL
+    try:
+        partial.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RobenchError(f"cannot write to --out {out_dir}: {exc.strerror or exc}") from None
+    if not (partial / "signature").exists():
+        write_atomic(partial / "signature", lambda tmp: tmp.write_text(signature))
+    return partial
+
+
 def _run_batches(model: RobenchModel, data: ImageSet, suites: list[Suite], partial: Path | None, seed: int,
-                 batch_size: int, device: torch.device) -> list[pd.DataFrame]:
-    parts: list[pd.DataFrame] = []
-    starts = range(0, len(data), batch_size)
+                 batch_size: int, starts: list[int], device: torch.device) -> list[tuple[int, pd.DataFrame]]:
+    """Per-image rows of the batches starting at ``starts``, as (start, frame) pairs; finished batches are read back."""
+    parts: list[tuple[int, pd.DataFrame]] = []
     with make_progress() as progress, eval_mode(model):
-        task = progress.add_task("evaluating", total=len(data))
+        task = progress.add_task("evaluating", total=sum(min(batch_size, len(data) - s) for s in starts))
         for start in starts:
             stop = min(start + batch_size, len(data))
             part_path = partial / f"batch-{start:09d}.npz" if partial is not None else None
             if part_path is not None and part_path.exists():
                 with np.load(part_path, allow_pickle=False) as arrays:
-                    parts.append(pd.DataFrame({k: arrays[k] for k in arrays.files}))
+                    parts.append((start, pd.DataFrame({k: arrays[k] for k in arrays.files})))
                 progress.advance(task, stop - start)
                 continue
             part = _run_batch(model, data, suites, start, stop, seed, device)
             if part_path is not None:
                 write_atomic(part_path, lambda tmp, df=part: _save_part(tmp, df))
-            parts.append(part)
+            parts.append((start, part))
             progress.advance(task, stop - start)
     return parts
 

@@ -29,6 +29,7 @@ from robench import __version__
 from robench.attacks.pgd import pgd_linf
 from robench.data import load_dataset
 from robench.data.imageset import ImageSet
+from robench.distributed import DistContext
 from robench.errors import RobenchError
 from robench.io import write_atomic
 from robench.models.architecture_spec import build_net
@@ -38,7 +39,6 @@ from robench.models.wrapper import ModelInfo, RobenchModel
 from robench.progress import make_progress
 from robench.train.augment import random_crop_flip
 from robench.train.config import TrainConfig
-from robench.train.distributed import DistContext
 from robench.train.methods import make_method
 
 

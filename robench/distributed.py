@@ -1,4 +1,4 @@
-"""Distributed training through PyTorch's own engine: torchrun environment, DDP, sharding, reductions.
+"""Distributed training and evaluation through PyTorch's own engine: torchrun environment, DDP, sharding, gathering.
 
 Without ``torchrun`` (``WORLD_SIZE`` unset or 1) every method is a no-op, so the trainer has
 one code path. CPU runs use the gloo backend, CUDA runs NCCL with one GPU per local rank.
@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from robench.runner import resolve_device
+from robench.devices import resolve_device
 
 
 @dataclass
@@ -68,3 +69,19 @@ class DistContext:
         """Wait for every rank."""
         if self.world > 1:
             dist.barrier()
+
+    def gather(self, obj: Any) -> list[Any] | None:
+        """Every rank's ``obj`` (picklable), in rank order, on rank 0; None on the other ranks."""
+        if self.world == 1:
+            return [obj]
+        received: list[Any] | None = [None] * self.world if self.is_main else None
+        dist.gather_object(obj, received, dst=0)
+        return received
+
+    def broadcast(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` (picklable) on every rank."""
+        if self.world == 1:
+            return obj
+        box = [obj if self.is_main else None]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
