@@ -69,7 +69,13 @@ def read_leaderboard(path: str | Path = DEFAULT_PATH) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         return _frame([])
-    return _frame(_parse(path, path.read_bytes()))
+    if path.is_dir():
+        raise RobenchError(f"{path} is a directory, not a leaderboard CSV file; pass --file DIR/leaderboard.csv")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RobenchError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return _frame(_parse(path, data))
 
 
 def _parse(path: Path, data: bytes) -> list[list[str]]:
@@ -219,6 +225,7 @@ def add_run(run_dir: str | Path, name: str | None = None, path: str | Path = DEF
     row["name"] = str(row["name"]).strip()
     if not row["name"] or any(c in row["name"] for c in "\r\n"):
         raise RobenchError(f"leaderboard name {row['name']!r} must be non-empty and on one line; pass --name")
+    read_leaderboard(path)  # validated before locking: a corrupt file leaves no FILE.lock behind
     with _Locked(path):
         rows = _rows(read_leaderboard(path))
         messages = []
@@ -234,7 +241,7 @@ def add_run(run_dir: str | Path, name: str | None = None, path: str | Path = DEF
                      and r["checkpoint_sha256"] == row["checkpoint_sha256"] and r["settings_key"] == row["settings_key"]]
             if twins:
                 messages.append(f"warning: the same checkpoint and settings are already on the leaderboard as "
-                                f"{', '.join(twins)}")
+                                f"{', '.join(twins[:3])}{f' and {len(twins) - 3} more' if len(twins) > 3 else ''}")
         _write(path, rows)
     return messages
 
@@ -244,16 +251,21 @@ def remove(name: str, path: str | Path = DEFAULT_PATH) -> str:
     path = Path(path)
     if not path.exists():
         raise RobenchError(f"no leaderboard at {path}")
+    names = list(read_leaderboard(path)["name"])  # checked before locking: a mistake leaves no FILE.lock behind
+    if name not in names:
+        raise _no_row(name, path, names)
     with _Locked(path):
         rows = _rows(read_leaderboard(path))
         keep = [r for r in rows if r["name"] != name]
-        if len(keep) == len(rows):
-            names = [r["name"] for r in rows]
-            listed = ", ".join(names[:5]) + (f", ... ({len(names)} in all)" if len(names) > 5 else "")
-            raise RobenchError(f"no row called {name!r} in {path}; "
-                               + (f"it has {listed}" if names else "it is empty"))
+        if len(keep) == len(rows):  # another process removed it meanwhile
+            raise _no_row(name, path, [r["name"] for r in rows])
         _write(path, keep)
     return f"removed {name} from {path}"
+
+
+def _no_row(name: str, path: Path, names: list[str]) -> RobenchError:
+    listed = ", ".join(names[:5]) + (f", ... ({len(names)} in all)" if len(names) > 5 else "")
+    return RobenchError(f"no row called {name!r} in {path}; " + (f"it has {listed}" if names else "it is empty"))
 
 
 # ---------------------------------------------------------------------------------------------- ranking
