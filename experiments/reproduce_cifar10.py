@@ -27,7 +27,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 EPS = {2: 2 / 255, 4: 4 / 255, 8: 8 / 255}
@@ -41,10 +41,11 @@ class StudyPreset:
     standard: tuple[str, ...]  # extra options for the standard model (the IGD teacher)
     adversarial: tuple[str, ...]  # extra options for every adversarially trained model
     evaluate: tuple[str, ...]  # robench evaluate options
+    autoattack: tuple[str, ...] = ()  # robench evaluate options of the AutoAttack run (empty: none)
     attack_steps: int = 10  # PGD steps of the training adversary (step size 2.5 ε / steps)
     models: tuple[str, ...] = ("standard", "pgd-at-eps8", "igd-lam1", "igd-lam2", "pgd-at-eps4", "pgd-at-eps2",
                                "trades", "trades-igd")
-    notes: dict[str, str] = field(default_factory=dict)
+    autoattack_models: tuple[str, ...] = ("pgd-at-eps8", "igd-lam1", "igd-lam2", "trades", "trades-igd")
 
 
 EVAL_SUITES = ("--suite", "inequality,adversarial,corruptions", "--eps", "8/255", "--pgd-steps", "10",
@@ -57,14 +58,17 @@ PRESETS: dict[str, StudyPreset] = {
         standard=("--epochs", "10"),
         adversarial=("--epochs", "6", "--train-limit", "10000"),
         attack_steps=5,
-        evaluate=("--split", "test", "--limit", "1000", "--seed", "0", *EVAL_SUITES,
-                  "--autoattack"),
+        evaluate=("--split", "test", "--limit", "1000", "--seed", "0", *EVAL_SUITES),
+        # AutoAttack costs ~2,000 forward passes per image on these models (reports/benchmarks/scaling.md):
+        # on this CPU it runs on 100 of the 1,000 images, for the ε = 8/255 adversarially trained models
+        autoattack=("--split", "test", "--limit", "100", "--seed", "0", "--suite", "adversarial", "--eps", "8/255",
+                    "--pgd-steps", "10", "--autoattack"),
     ),
     "reference": StudyPreset(  # methods.md §8: the papers' ResNet-18 recipe (GPU)
         common=("--preset", "cifar10-reference", "--seed", "0"),
         standard=("--epochs", "100"),
         adversarial=("--epochs", "100"),
-        evaluate=("--split", "test", "--seed", "0", *EVAL_SUITES, "--autoattack"),
+        evaluate=("--split", "test", "--seed", "0", *EVAL_SUITES, "--autoattack"),  # AutoAttack on all 10,000
     ),
     "smoke": StudyPreset(
         common=("--arch", "cnn_tiny", "--batch-size", "64", "--eval-limit", "64", "--seed", "0"),
@@ -128,21 +132,26 @@ def main() -> int:
     log_path = args.out / "commands.json"
     log = json.loads(log_path.read_text()) if log_path.exists() else []
     try:
-        for name in names if args.stage in ("all", "train") else []:
+        for name in names if args.stage in ("all", "train") else []:  # each model: train, then evaluate
             ckpt = models / f"{name}.pt"
             state = Path(f"{ckpt}.state.pt")
-            if ckpt.exists() and not state.exists():
+            if not ckpt.exists() or state.exists():
+                robench(["train", *preset.common, *method_options(name, preset, models), *data_dir, "--name", name,
+                         "--device", args.device, "--out", str(ckpt), *(["--resume"] if state.exists() else [])], log)
+            if args.stage == "train":
                 continue
-            robench(["train", *preset.common, *method_options(name, preset, models), *data_dir, "--name", name,
-                     "--device", args.device, "--out", str(ckpt), *(["--resume"] if state.exists() else [])], log)
-        for name in names if args.stage == "all" else []:
-            if not (runs / name / "meta.json").exists():
-                robench(["evaluate", "--model", str(models / f"{name}.pt"), *preset.evaluate, *data_dir,
-                         "--device", args.device, "--out", str(runs / name)], log)
+            for run, options in evaluations(name, preset, runs):
+                if not (run / "meta.json").exists():
+                    robench(["evaluate", "--model", str(ckpt), *options, *data_dir, "--device", args.device,
+                             "--out", str(run)], log)
         if args.stage in ("all", "report"):
             done = [n for n in preset.models if (runs / n / "meta.json").exists()]
             robench(["compare", *(str(runs / n) for n in done), "--out", str(args.out / "report"),
                      "--title", f"robench reproduction study, CIFAR-10, preset {args.preset}"], log)
+            attacked = [runs / f"{n}-autoattack" for n in preset.models if (runs / f"{n}-autoattack" / "meta.json").exists()]
+            if attacked:
+                robench(["compare", *map(str, attacked), "--out", str(args.out / "report-autoattack"), "--no-examples",
+                         "--title", f"AutoAttack subset of the reproduction study, preset {args.preset}"], log)
             for name in done:
                 robench(["leaderboard", "add", str(runs / name), "--name", f"repro-{args.preset}/{name}",
                          "--file", args.leaderboard], log)
@@ -152,19 +161,29 @@ def main() -> int:
     return verify(names, preset, models, runs, args.out / "verify", data_dir, args.device) if args.stage == "verify" else 0
 
 
+def evaluations(name: str, preset: StudyPreset, runs: Path) -> list[tuple[Path, tuple[str, ...]]]:
+    """(run directory, robench evaluate options) of every evaluation of model ``name``."""
+    out = [(runs / name, preset.evaluate)]
+    if preset.autoattack and name in preset.autoattack_models:
+        out.append((runs / f"{name}-autoattack", preset.autoattack))
+    return out
+
+
 def verify(names: list[str], preset: StudyPreset, models: Path, runs: Path, scratch: Path, data_dir: list[str],
            device: str) -> int:
     """Re-evaluate each checkpoint into ``scratch`` and compare the result files with ``runs`` byte for byte."""
     differ = []
     for name in names:
-        shutil.rmtree(scratch / name, ignore_errors=True)
-        robench(["evaluate", "--model", str(models / f"{name}.pt"), *preset.evaluate, *data_dir, "--device", device,
-                 "--out", str(scratch / name)], [])
-        for file in ("results.csv", "per_image.csv"):
-            same = (scratch / name / file).read_bytes() == (runs / name / file).read_bytes()
-            print(f"{name}/{file}: {'identical' if same else 'DIFFERS'}", flush=True)
-            if not same:
-                differ.append(f"{name}/{file}")
+        for run, options in evaluations(name, preset, runs):
+            again = scratch / run.name
+            shutil.rmtree(again, ignore_errors=True)
+            robench(["evaluate", "--model", str(models / f"{name}.pt"), *options, *data_dir, "--device", device,
+                     "--out", str(again)], [])
+            for file in ("results.csv", "per_image.csv"):
+                same = (again / file).read_bytes() == (run / file).read_bytes()
+                print(f"{run.name}/{file}: {'identical' if same else 'DIFFERS'}", flush=True)
+                if not same:
+                    differ.append(f"{run.name}/{file}")
     print("verify: " + ("every result file reproduced byte for byte" if not differ else f"differ: {', '.join(differ)}"))
     return 1 if differ else 0
 

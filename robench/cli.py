@@ -6,9 +6,10 @@ exits with status 2, without a traceback.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import click
 import typer
@@ -16,6 +17,10 @@ from rich.console import Console
 from rich.table import Table
 
 from robench.errors import RobenchError
+from robench.io import check_writable
+
+if TYPE_CHECKING:
+    from robench.suites import InequalityConfig
 
 # typer ≥ 0.20 ships its own copy of click: catch the exceptions of whichever one parses the command line.
 _CLICK_MODULES = {click, getattr(typer, "_click", click)}
@@ -77,9 +82,12 @@ def parse_budgets(text: str | None, option: str) -> tuple[float | int, ...] | No
     if text is None:
         return None
     try:
-        return tuple(float(v) if any(ch in v for ch in ".eE") else int(v) for v in text.split(","))
+        values = tuple(float(v) if any(ch in v for ch in ".eE") else int(v) for v in text.split(","))
     except ValueError:
         raise RobenchError(f"{option} takes fractions (0.002,0.004) or counts (5000); got {text!r}") from None
+    if any(not 0 < v < 1 if isinstance(v, float) else v < 1 for v in values):
+        raise RobenchError(f"{option} takes fractions in (0, 1) (0.002,0.004) or counts ≥ 1 (5000); got {text!r}")
+    return values
 
 
 def attribution_settings(name: str, **given: object) -> dict[str, object]:
@@ -112,7 +120,7 @@ def evaluate(
     split: str = typer.Option("test", help="Dataset split: test, train or val."),
     limit: Optional[int] = typer.Option(None, help="Evaluate a seeded random subset of this many images."),
     image_size: Optional[str] = typer.Option(None, help="Resize image-folder images to H,W (shorter side/0.875, centre crop)."),
-    seed: int = typer.Option(0, help="Seed for subsets and every random draw."),
+    seed: int = typer.Option(0, min=0, help="Seed for subsets and every random draw."),
     batch_size: int = typer.Option(128, help="Images per batch."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     overwrite: bool = typer.Option(False, help="Replace results of a different run in --out."),
@@ -152,6 +160,8 @@ def evaluate(
     from robench.runner import evaluate as run_evaluation
     from robench.suites import AdversarialConfig, CorruptionsConfig, InequalityConfig, make_suites
 
+    if out is not None:
+        check_writable(out)  # a read-only or full --out fails now, not after loading the model and data
     inequality = InequalityConfig(
         attribution=attribution,
         attribution_options=attribution_settings(attribution, steps=ig_steps, method=ig_method, baseline=ig_baseline,
@@ -187,14 +197,43 @@ def evaluate(
         raise RobenchError("--image-size takes H,W or one size, e.g. 224")
     hw = (img[0], img[-1]) if img else None  # one value: square
     dataset = load_dataset(data, split, data_dir, limit, seed, image_size=hw)
-    result = run_evaluation(net, dataset, suites, out_dir=out, seed=seed, batch_size=batch_size, device=ctx.device,
-                            options=options, overwrite=overwrite, dist_ctx=ctx)
+    if any(s.name == "inequality" for s in suites):
+        _check_counts(dataset.image_shape, inequality)
+    created = _first_missing(out) if out is not None else None
+    try:
+        result = run_evaluation(net, dataset, suites, out_dir=out, seed=seed, batch_size=batch_size, device=ctx.device,
+                                options=options, overwrite=overwrite, dist_ctx=ctx)
+    except RobenchError:
+        # a mistake found in the first batch leaves no output directory; finished batches stay for a resume
+        if created is not None and ctx.is_main and all(p.name == "signature" for p in created.rglob("*") if p.is_file()):
+            shutil.rmtree(created, ignore_errors=True)
+        raise
     if not ctx.is_main:
         return
     print_results(result.results, title=f"{net.info.name} on {dataset.identity.get('description', data)} "
                                         f"({len(result.per_image)} images)")
     if out:
         console.print(f"results written to {out}/")
+
+
+def _check_counts(shape: tuple[int, int, int], config: InequalityConfig) -> None:
+    """Absolute counts larger than the images, named by their option, before any work."""
+    c, h, w = shape
+    for option, budgets in (("--ina-budgets", config.ina_budgets), ("--rn-budgets", config.rn_budgets)):
+        if too_big := [b for b in budgets if isinstance(b, int) and b > c * h * w]:
+            raise RobenchError(f"{option} count {too_big[0]} exceeds the {c * h * w} entries (C·H·W) of one image")
+    if config.occlusion_max_count > h * w:
+        raise RobenchError(f"--occlusion-count {config.occlusion_max_count} exceeds the {h * w} pixels of one image")
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost of ``path`` and its parents that does not exist yet (what a run would create)."""
+    missing = None
+    for p in (path, *path.parents):
+        if p.exists():
+            break
+        missing = p
+    return missing
 
 
 def print_results(results, title: str) -> None:  # type: ignore[no-untyped-def]
@@ -261,7 +300,7 @@ def train(
     weight_decay: float = typer.Option(5e-4),
     schedule: str = typer.Option("cosine", help="cosine, plateau (ReduceLROnPlateau on training loss) or constant."),
     augment: bool = typer.Option(True, help="Random crop (pad 4) and horizontal flip."),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, min=0),
     train_limit: Optional[int] = typer.Option(None, help="Train on a seeded subset of this many images."),
     eval_limit: Optional[int] = typer.Option(2000, help="Test images used for per-epoch accuracy."),
     eps: float = typer.Option(8 / 255, help="l∞ radius in [0,1] units (8/255 = 0.0314)."),
@@ -284,6 +323,7 @@ def train(
     from robench.train import train as run_training
     from robench.train.config import preset as preset_settings
 
+    check_writable(out.parent)  # a read-only or full output directory fails before any training
     given = {k: v for k, v in locals().items() if k in TrainConfig.__dataclass_fields__}
     if preset:
         for key, value in preset_settings(preset).items():

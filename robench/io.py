@@ -11,13 +11,37 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from robench.errors import RobenchError
+
+
+class WriteError(RobenchError, OSError):
+    """A file could not be written (no space, read-only, permission): one line for the CLI, and still an
+    ``OSError`` for callers that tolerate failed writes (the decoded-data cache)."""
+
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+
+def _write_error(what: Path, exc: OSError) -> WriteError:
+    return WriteError(f"cannot write {what}: {exc.strerror or exc}", exc.errno)
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it over ``path`` (atomic on POSIX)."""
+    """Yield a temporary path beside ``path``; on success rename it over ``path`` (atomic on POSIX).
+
+    On any failure the temporary file is removed and ``path`` keeps its previous content; an
+    ``OSError`` (disk full, read-only directory, ...) becomes a one-line :class:`WriteError`.
+    """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except WriteError:
+        raise
+    except OSError as exc:
+        raise _write_error(target, exc) from None
     os.close(fd)
     try:
         yield Path(tmp)
@@ -25,9 +49,46 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; results are ordinary files
         os.replace(tmp, target)
+    except WriteError:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise _write_error(target, exc) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_writable(directory: str | os.PathLike[str]) -> None:
+    """Fail early, with one line, when files cannot be written in ``directory``.
+
+    Creates and removes a small probe file in ``directory``, or, when it does not exist yet, in its
+    nearest existing ancestor (where it would be created), so a check that fails leaves nothing behind.
+    Catches read-only file systems, missing permissions and a full disk before any work starts.
+    """
+    target = Path(directory).expanduser().absolute()
+    probe_dir = target
+    while not probe_dir.exists() and probe_dir.parent != probe_dir:
+        probe_dir = probe_dir.parent
+    if not probe_dir.is_dir():
+        raise RobenchError(f"cannot write to {target}: {probe_dir} exists and is not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".robench-write-check.", suffix=".tmp", dir=probe_dir)
+    except OSError as exc:
+        raise WriteError(f"cannot write to {target}: {exc.strerror or exc}", exc.errno) from None
+    try:
+        _write_probe(fd)
+    except OSError as exc:
+        raise WriteError(f"cannot write to {target}: {exc.strerror or exc}", exc.errno) from None
+    finally:
+        os.close(fd)
+        Path(probe).unlink(missing_ok=True)
+
+
+def _write_probe(fd: int) -> None:
+    """Write 64 KiB: an empty file can be created on a full disk, data cannot."""
+    os.write(fd, b"\0" * 65536)
 
 
 def write_atomic(path: str | os.PathLike[str], writer: Callable[[Path], None]) -> None:
@@ -41,9 +102,14 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
+def json_text(obj: Any) -> str:
+    """``obj`` as robench writes JSON: indented, keys sorted, anything else as ``str``."""
+    return json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
+
+
 def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
-    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    write_text_atomic(path, json_text(obj))
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

@@ -32,7 +32,7 @@ from robench import __version__
 from robench.data.imageset import ImageSet
 from robench.distributed import DistContext
 from robench.errors import RobenchError
-from robench.io import write_atomic, write_json_atomic
+from robench.io import atomic_path, json_text, write_atomic
 from robench.models.modes import eval_mode
 from robench.models.wrapper import RobenchModel
 from robench.progress import make_progress
@@ -265,7 +265,16 @@ def load_finished(out_dir: Path, signature: str) -> Evaluation | None:
 
 
 def write_results(out_dir: Path, results: pd.DataFrame, per_image: pd.DataFrame, meta: dict[str, Any]) -> None:
-    """Write the three result files, each atomically; meta.json last, so it marks a complete run."""
-    write_atomic(out_dir / "results.csv", lambda tmp: results.to_csv(tmp, index=False, float_format="%.6g"))
-    write_atomic(out_dir / "per_image.csv", lambda tmp: per_image.to_csv(tmp, index=False, float_format="%.6g"))
-    write_json_atomic(out_dir / "meta.json", meta)
+    """Write the three result files all-or-nothing; meta.json last, so it marks a complete run.
+
+    All three are written to temporary files first; only when every write succeeded is an older
+    meta.json removed and the files renamed into place (results, per-image, meta). A failure while
+    writing (a full disk) leaves the previous run's files exactly as they were; a failure between
+    the renames leaves no meta.json, so the directory never looks like a finished run of other settings.
+    """
+    with atomic_path(out_dir / "meta.json") as meta_tmp, atomic_path(out_dir / "per_image.csv") as image_tmp, \
+            atomic_path(out_dir / "results.csv") as results_tmp:
+        results.to_csv(results_tmp, index=False, float_format="%.6g")
+        per_image.to_csv(image_tmp, index=False, float_format="%.6g")
+        meta_tmp.write_text(json_text(meta))
+        (out_dir / "meta.json").unlink(missing_ok=True)

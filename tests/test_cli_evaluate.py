@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -59,17 +58,23 @@ def test_interrupted_run_resumes_to_identical_results(cli, tiny_checkpoint: Path
 
 
 def test_same_seed_same_bytes_and_other_run_refused(cli, tiny_checkpoint: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    base = ["evaluate", "--model", tiny_checkpoint, "--limit", "30"]
+    """Every suite that draws random numbers (noise, PGD random starts, corruptions), run twice in one process."""
+    suites = ["--suite", "inequality,adversarial,corruptions", "--corruptions", "noise", "--severities", "1",
+              "--ina-budgets", "0.01", "--rn-budgets", "0.02", "--occlusion-fill", "0.5", "--pgd-steps", "2"]
+    base = ["evaluate", "--model", tiny_checkpoint, *suites, "--limit", "30"]
     assert cli(*base, "--out", tmp_path / "a").code == 0
     assert cli(*base, "--out", tmp_path / "b").code == 0
-    assert (tmp_path / "a" / "results.csv").read_bytes() == (tmp_path / "b" / "results.csv").read_bytes()
+    for name in ("results.csv", "per_image.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert cli(*base[:-1], "30", "--seed", "1", "--out", tmp_path / "c").code == 0
+    assert (tmp_path / "a" / "per_image.csv").read_bytes() != (tmp_path / "c" / "per_image.csv").read_bytes()
     r = cli(*base[:-1], "31", "--out", tmp_path / "a")
     assert r.code == 2 and "different run" in r.err
     assert cli(*base[:-1], "31", "--out", tmp_path / "a", "--overwrite").code == 0
 
 
 def _bad_inputs(tmp: Path, good: Path) -> dict[str, tuple[list[str], str]]:
-    (tmp / "random.pt").write_bytes(os.urandom(2048))
+    (tmp / "random.pt").write_bytes(b"\x17" + np.random.default_rng(7).bytes(2047))  # fixed: not a pickle opcode
     (tmp / "trunc.pt").write_bytes(good.read_bytes()[:3000])
     torch.save(tiny_model().net.state_dict(), tmp / "sd.pt")
     torch.save(tiny_model().net, tmp / "whole.pt")

@@ -100,6 +100,8 @@ def _predict(model: nn.Module, xb: Tensor) -> Tensor:
     if not isinstance(logits, Tensor) or logits.dim() != 2 or logits.shape[0] != xb.shape[0]:
         shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
         raise RobenchError(f"model must return logits of shape N x K, got {shape}")
+    if not bool(torch.isfinite(logits).all()):  # argmax of NaN is an arbitrary class: a silent "fooled"
+        raise RobenchError("the model outputs NaN or Inf on perturbed images: the attack results would be invalid")
     return logits.argmax(dim=1)
 
 

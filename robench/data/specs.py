@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import zipfile
+import zlib
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,8 @@ def load_dataset(spec: str, split: str = "test", data_dir: str | None = None, li
     if limit is not None:
         if limit < 1:
             raise RobenchError(f"--limit must be at least 1, got {limit}")
+        if seed < 0:
+            raise RobenchError(f"--seed must be ≥ 0, got {seed}")
         if limit < len(data):
             keep = np.sort(np.random.default_rng(seed).choice(len(data), size=limit, replace=False))
             data = data.subset(keep)
@@ -79,17 +83,21 @@ def _npz(path: Path) -> ImageSet:
     if not path.is_file():
         raise RobenchError(f"npz file {path} not found")
     try:
-        arrays = np.load(path, allow_pickle=False)
-        keys = set(arrays.files)
-    except (ValueError, OSError) as exc:
+        with open(path, "rb") as f:
+            is_zip = f.read(4) == b"PK\x03\x04"
+        arrays = np.load(path, allow_pickle=False) if is_zip else None
+        keys = set(arrays.files) if arrays is not None else set()
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise RobenchError(f"cannot read npz file {path}: {exc}") from None
+    if arrays is None:
+        raise RobenchError(f"cannot read npz file {path}: not an .npz archive (write one with numpy.savez(path, x=images, y=labels))")
     if not {"x", "y"} <= keys:
         raise RobenchError(f"npz file {path} must hold arrays 'x' (uint8 N×H×W×C) and 'y' (labels); it has {sorted(keys)}")
     try:
         x, y = arrays["x"], arrays["y"]
         names = arrays["classes"] if "classes" in keys else None
         index = arrays["index"] if "index" in keys else None
-    except (ValueError, OSError) as exc:  # e.g. object arrays, which need pickle
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # object arrays (pickle), damage
         raise RobenchError(f"cannot read npz file {path}: {exc}") from None
     if x.ndim == 3:
         x = x[..., None]
@@ -108,7 +116,7 @@ def _npz(path: Path) -> ImageSet:
 
 def _imagefolder(path: Path, split: str, image_size: tuple[int, int] | None) -> ImageSet:
     if not path.is_dir():
-        raise RobenchError(f"image folder {path} not found")
+        raise RobenchError(f"image folder {path} " + ("is not a directory" if path.exists() else "not found"))
     root = path / split if (path / split).is_dir() else path
     others = [s for s in SPLITS if (path / s).is_dir()]
     if root == path and others:  # split sub-directories, but not this one: they are not classes

@@ -8,6 +8,8 @@ the state dict with the metadata as JSON under the header key ``"robench"``.
 from __future__ import annotations
 
 import json
+import math
+import os
 import pickle
 import struct
 import zipfile
@@ -25,6 +27,12 @@ from robench.models.wrapper import ModelInfo, RobenchModel
 FORMAT_VERSION = 1
 _WRAPPER_KEYS = ("state_dict", "model", "state_dict_ema", "model_state_dict", "net", "model_state")
 _PREFIXES = ("module.", "model.", "_orig_mod.")
+SIZE_LIMIT_ENV = "ROBENCH_MAX_CHECKPOINT_GIB"
+DEFAULT_SIZE_LIMIT_GIB = 16.0
+# Bytes per element of the safetensors dtypes torch can hold (sub-byte float formats are refused).
+_SAFETENSORS_DTYPES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "U16": 2, "I16": 2, "F16": 2,
+                       "BF16": 2, "U32": 4, "I32": 4, "F32": 4, "U64": 8, "I64": 8, "F64": 8, "C64": 8}
+_SAFETENSORS_MAX_HEADER = 100_000_000  # the safetensors library's own limit
 
 
 class FileFormat(str, Enum):
@@ -39,13 +47,24 @@ class FileFormat(str, Enum):
 def sniff_format(path: Path) -> FileFormat:
     """Recognise a checkpoint's format from its content (not its suffix)."""
     size = path.stat().st_size
+    limit = size_limit()
+    if limit is not None and size > limit:
+        raise RobenchError(f"{path} is {size / 2**30:.1f} GiB, more than the {limit / 2**30:g} GiB limit for checkpoints; "
+                           f"set {SIZE_LIMIT_ENV} to a larger number of GiB (0: no limit) if the file is genuine")
     with open(path, "rb") as f:
         head = f.read(16)
     if head[:4] == b"PK\x03\x04":
         try:
-            names = zipfile.ZipFile(path).namelist()
+            infos = zipfile.ZipFile(path).infolist()
         except (zipfile.BadZipFile, OSError, ValueError) as exc:
             raise RobenchError(f"cannot read checkpoint {path}: the archive is truncated or corrupt ({exc})") from None
+        declared = sum(info.file_size for info in infos)  # what the reader allocates, from the zip directory
+        if limit is not None and declared > limit:
+            raise RobenchError(
+                f"{path} declares {declared / 2**30:.1f} GiB of uncompressed data, more than the {limit / 2**30:g} GiB "
+                f"limit for checkpoints (a zip bomb?); set {SIZE_LIMIT_ENV} to a larger number of GiB if it is genuine"
+            )
+        names = [info.filename for info in infos]
         if any(n.endswith("/archive_format") or n.endswith("/models/model.json") for n in names):
             return FileFormat.EXPORT
         if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
@@ -54,12 +73,27 @@ def sniff_format(path: Path) -> FileFormat:
             return FileFormat.TORCH_SAVE
     elif len(head) >= 9 and head[8:9] == b"{" and struct.unpack("<Q", head[:8])[0] < size:
         return FileFormat.SAFETENSORS
+    elif head[8:10] == b'{"':
+        raise RobenchError(f"{path} looks like a .safetensors file but its header length "
+                           f"({struct.unpack('<Q', head[:8])[0]} bytes) exceeds the file ({size} bytes): truncated or corrupt")
     elif head[:1] == b"\x80":  # a pickle protocol header: torch's legacy (non-zip) format
         return FileFormat.TORCH_SAVE
     raise RobenchError(
         f"{path} is not a checkpoint robench can read (expected a robench or PyTorch checkpoint, "
         ".safetensors, a TorchScript archive or a torch.export .pt2 program)"
     )
+
+
+def size_limit() -> int | None:
+    """The largest checkpoint robench reads, in bytes (``$ROBENCH_MAX_CHECKPOINT_GIB``, default 16; 0: none)."""
+    text = os.environ.get(SIZE_LIMIT_ENV, "").strip()
+    try:
+        gib = float(text) if text else DEFAULT_SIZE_LIMIT_GIB
+    except ValueError:
+        gib = -1.0
+    if not (math.isfinite(gib) and gib >= 0):
+        raise RobenchError(f"{SIZE_LIMIT_ENV} must be a number of GiB (0: no limit), got {text!r}")
+    return None if gib == 0 else int(gib * 2**30)
 
 
 def torch_load_safe(path: Path, trust: bool = False) -> Any:
@@ -88,16 +122,80 @@ def _first_line(exc: BaseException) -> str:
 def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
     """The tensors of a ``.safetensors`` file and robench's metadata from its header (or None)."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
+    from safetensors.torch import load_file
 
+    header = check_safetensors_header(path)
     try:
-        with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
         tensors = load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError) as exc:
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise RobenchError(f"cannot read safetensors file {path}: {_first_line(exc)}") from None
-    meta = json.loads(header["robench"]) if "robench" in header else None
+    metadata = header.get("__metadata__") or {}
+    if "robench" not in metadata:
+        return tensors, None
+    try:
+        meta = json.loads(metadata["robench"])
+    except (TypeError, ValueError) as exc:
+        raise RobenchError(f"{path}: the robench metadata in the header is not valid JSON ({_first_line(exc)})") from None
+    if not isinstance(meta, dict):
+        raise RobenchError(f"{path}: the robench metadata in the header is not a JSON object")
     return tensors, meta
+
+
+def check_safetensors_header(path: Path) -> dict[str, Any]:
+    """Read and validate a ``.safetensors`` header before any tensor is read; returns the parsed header.
+
+    Checks that the header fits in the file and is a JSON object, and that every tensor has a known
+    dtype, a shape of non-negative integers, and data offsets that lie inside the file, do not
+    overlap, and span exactly shape × dtype size bytes. Violations are one-line RobenchErrors.
+    """
+    def bad(why: str) -> RobenchError:
+        return RobenchError(f"cannot read safetensors file {path}: {why}")
+
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        prefix = f.read(8)
+        if len(prefix) < 8:
+            raise bad("the file is shorter than the 8-byte header length")
+        n = struct.unpack("<Q", prefix)[0]
+        if n > size - 8 or n > _SAFETENSORS_MAX_HEADER:
+            raise bad(f"the header length ({n} bytes) exceeds the file ({size} bytes)")
+        raw = f.read(n)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise bad(f"the header is not valid JSON ({_first_line(exc)})") from None
+    if not isinstance(header, dict):
+        raise bad("the header is not a JSON object")
+    metadata = header.get("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise bad("__metadata__ is not a map of strings")
+    body = size - 8 - n
+    spans = []
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        if not isinstance(entry, dict):
+            raise bad(f"the entry for tensor {name!r} is not an object")
+        dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+        if dtype not in _SAFETENSORS_DTYPES:
+            raise bad(f"tensor {name!r} has unknown dtype {dtype!r}")
+        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+            raise bad(f"tensor {name!r} has an invalid shape {shape!r}")
+        if (not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int for o in offsets)
+                or not 0 <= offsets[0] <= offsets[1]):
+            raise bad(f"tensor {name!r} has invalid data offsets {offsets!r}")
+        if offsets[1] > body:
+            raise bad(f"the data of tensor {name!r} ends at byte {offsets[1]}, beyond the {body} data bytes in the file")
+        nbytes = math.prod(shape) * _SAFETENSORS_DTYPES[dtype]
+        if nbytes != offsets[1] - offsets[0]:
+            raise bad(f"tensor {name!r} of shape {shape} and dtype {dtype} needs {nbytes} bytes "
+                      f"but its data offsets span {offsets[1] - offsets[0]}")
+        spans.append((offsets[0], offsets[1], name))
+    spans.sort()
+    for (_, end, first), (begin, _, second) in zip(spans, spans[1:]):
+        if begin < end:
+            raise bad(f"the data of tensors {first!r} and {second!r} overlap")
+    return header
 
 
 def unwrap_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
@@ -180,9 +278,9 @@ def save_checkpoint(model: RobenchModel, path: str | Path) -> Path:
 
 
 def info_from_meta(meta: dict[str, Any]) -> ModelInfo:
-    """Rebuild a :class:`ModelInfo` from a checkpoint's metadata dict."""
+    """Rebuild a :class:`ModelInfo` from a checkpoint's metadata dict; RobenchError when a field has the wrong type."""
     try:
-        return ModelInfo(
+        info = ModelInfo(
             name=str(meta["name"]),
             arch=meta.get("arch"),
             num_classes=meta.get("num_classes"),
@@ -194,3 +292,23 @@ def info_from_meta(meta: dict[str, Any]) -> ModelInfo:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise RobenchError(f"the checkpoint's robench metadata is malformed ({exc!r})") from None
+
+    def positive_int(v: Any) -> bool:
+        return type(v) is int and v >= 1
+
+    problems = [
+        f"arch {info.arch!r} is not a string" if info.arch is not None and not isinstance(info.arch, str) else "",
+        f"num_classes {info.num_classes!r} is not a positive integer"
+        if info.num_classes is not None and not positive_int(info.num_classes) else "",
+        f"input_size {list(info.input_size)!r} is not C,H,W positive integers"
+        if info.input_size is not None and (len(info.input_size) != 3 or not all(map(positive_int, info.input_size)))
+        else "",
+        "mean/std hold non-finite values" if not all(map(math.isfinite, info.mean + info.std)) else "",
+        "classes is not a list of names"
+        if info.classes is not None and not (isinstance(info.classes, list) and all(isinstance(c, str) for c in info.classes))
+        else "",
+    ]
+    problems = [p for p in problems if p]
+    if problems:
+        raise RobenchError(f"the checkpoint's robench metadata is malformed: {'; '.join(problems)}")
+    return info

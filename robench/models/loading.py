@@ -8,6 +8,9 @@ weights when online), bare state dicts with ``--arch``, TorchScript archives, ``
 
 from __future__ import annotations
 
+import contextlib
+import pickle
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,8 @@ class LoadOptions:
     num_classes: int | None = None
     input_size: tuple[int, int, int] | None = None
     trust_checkpoint: bool = False
+    # a package.module:callable this command named itself (train --arch): checkpoint metadata may name it too
+    allow_arch: str | None = None
 
 
 def load_model(spec: str, options: LoadOptions | None = None, **overrides: Any) -> RobenchModel:
@@ -103,8 +108,16 @@ def _from_state(state: dict[str, torch.Tensor], meta: dict[str, Any] | None, pat
             f"{path} is a bare state dict: pass --arch NAME (a robench architecture, a timm model name, "
             "or package.module:callable)"
         )
+    if (opts.arch is None and ":" in arch and arch != opts.allow_arch
+            and not (opts.arch_path or opts.trust_checkpoint)):
+        raise RobenchError(  # importing and calling a name read from the file would let the file choose code to run
+            f"{path}'s metadata names the architecture {arch!r}, Python code robench would import and call; "
+            f"pass --arch {arch} (and --arch-path DIR if needed) if you trust it"
+        )
     num_classes = opts.num_classes or (base.num_classes if base else None) or _infer_num_classes(state)
     in_chans = (opts.input_size or (base.input_size if base else None) or (len(opts.mean) if opts.mean else 3, 0, 0))[0]
+    if base is not None:
+        _check_meta_sizes(state, base, opts, path, user_callable=":" in arch)
     built = build_net(arch, num_classes, in_chans, opts.arch_path)
     load_weights_strict(built.net, state, arch)
     check_finite(built.net, path)
@@ -117,6 +130,25 @@ def _from_state(state: dict[str, torch.Tensor], meta: dict[str, Any] | None, pat
     return _finish(built.net, base.name, arch, base, source, opts)
 
 
+def _check_meta_sizes(state: dict[str, torch.Tensor], base: ModelInfo, opts: LoadOptions, path: Path,
+                      user_callable: bool) -> None:
+    """Refuse metadata whose class or channel count no weight in the file has, before building the network.
+
+    A classifier's weight has ``num_classes`` rows and a first layer's ``in_chans`` columns; a count
+    that no tensor has cannot load, and a huge one would allocate the network before the strict load
+    could report the mismatch.
+    """
+    if not opts.num_classes and base.num_classes and not any(t.ndim >= 1 and t.shape[0] == base.num_classes
+                                                             for t in state.values()):
+        raise RobenchError(f"{path}: the metadata says {base.num_classes} classes but no weight in the file has "
+                           f"{base.num_classes} outputs; the metadata does not match the weights")
+    if not opts.input_size and base.input_size and not user_callable:  # user callables do not take in_chans
+        channels = base.input_size[0]
+        if not any(t.ndim >= 2 and t.shape[1] == channels for t in state.values()):
+            raise RobenchError(f"{path}: the metadata says {channels}-channel input but no weight in the file takes "
+                               f"{channels} channels; the metadata does not match the weights")
+
+
 def _infer_num_classes(state: dict[str, torch.Tensor]) -> int | None:
     """The output count of the last 2-D weight: the classifier, in PyTorch's usual key order."""
     matrices = [v for k, v in state.items() if k.endswith("weight") and v.ndim == 2]
@@ -125,7 +157,15 @@ def _infer_num_classes(state: dict[str, torch.Tensor]) -> int | None:
 
 def _load_export(path: Path, opts: LoadOptions) -> RobenchModel:
     try:
-        program = torch.export.load(str(path))
+        with contextlib.nullcontext() if opts.trust_checkpoint else _weights_only_torch_load():
+            program = torch.export.load(str(path))
+    except pickle.UnpicklingError as exc:
+        if "Weights only load failed" in str(exc):
+            raise RobenchError(
+                f"{path} contains pickled Python objects that could run arbitrary code when loaded; "
+                "pass --trust-checkpoint only if you trust where it came from"
+            ) from None
+        raise RobenchError(f"cannot read torch.export program {path}: {str(exc).splitlines()[0][:160]}") from None
     except Exception as exc:  # torch.export raises many types for a damaged archive
         raise RobenchError(f"cannot read torch.export program {path}: {str(exc).splitlines()[0][:160]}") from None
     shape = _export_input_shape(program)
@@ -134,6 +174,24 @@ def _load_export(path: Path, opts: LoadOptions) -> RobenchModel:
         net = FixedBatch(net, shape[0])
     size = tuple(shape[1:]) if shape is not None and all(isinstance(s, int) for s in shape[1:]) else None
     return _finish(net, path.stem, None, None, "torch.export", opts, input_size=size, switchable=False)
+
+
+@contextlib.contextmanager
+def _weights_only_torch_load() -> Iterator[None]:
+    """Force ``weights_only=True`` on every ``torch.load`` inside (``torch.export.load`` unpickles pickled
+    weights and constants with ``weights_only=False``, and retries a failed artifact that way: a .pt2
+    file could otherwise run code without --trust-checkpoint)."""
+    real = torch.load
+
+    def weights_only_load(*args: Any, **kwargs: Any) -> Any:
+        kwargs["weights_only"] = True
+        return real(*args, **kwargs)
+
+    torch.load = weights_only_load  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        torch.load = real
 
 
 def _export_input_shape(program: Any) -> tuple[Any, ...] | None:

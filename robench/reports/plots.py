@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from robench.errors import RobenchError  # noqa: E402
 from robench.io import write_atomic  # noqa: E402
 from robench.metrics.error_rates import bootstrap_ci  # noqa: E402
 from robench.reports.runs import Run  # noqa: E402
@@ -35,7 +36,11 @@ def style(i: int) -> dict[str, object]:
 
 def save_figure(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
     """Write ``stem.png`` (150 dpi) and ``stem.svg`` atomically into ``out_dir``; close the figure."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        plt.close(fig)
+        raise RobenchError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
     paths = []
     for ext, kwargs in (("png", {"dpi": 150}), ("svg", {})):
         path = out_dir / f"{stem}.{ext}"

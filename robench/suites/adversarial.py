@@ -20,7 +20,7 @@ from robench.data.imageset import ImageSet
 from robench.errors import RobenchError
 from robench.metrics import bootstrap_ci
 from robench.models.wrapper import RobenchModel
-from robench.suites.base import Batch, result_row
+from robench.suites.base import Batch, FiniteLogits, checked_predictions, result_row
 
 LARGE_EPS = 0.5  # [0, 1] units: an l∞ ball this size contains images of every class
 
@@ -73,7 +73,7 @@ class AdversarialSuite:
         import foolbox as fb
 
         cfg = self.config
-        fmodel = fb.PyTorchModel(model, bounds=(0, 1), device=batch.x.device)
+        fmodel = fb.PyTorchModel(FiniteLogits(model, "adversarial images"), bounds=(0, 1), device=batch.x.device)
         clean = batch.correct
         columns: dict[str, np.ndarray] = {}
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=batch.generator))
@@ -105,7 +105,8 @@ class AdversarialSuite:
             adversary = AutoAttack(model, eps=eps, norm="Linf", version="standard", seed=seed, device=batch.x.device)
             x_adv, _ = adversary.run_standard_evaluation(batch.x, batch.y, batch_size=len(batch.y))
             with torch.no_grad():
-                out[f"autoattack@{_tag(eps)}"] = (model(x_adv).argmax(1) == batch.y).cpu().numpy()
+                predicted = checked_predictions(model(x_adv), "AutoAttack images")
+                out[f"autoattack@{_tag(eps)}"] = (predicted == batch.y).cpu().numpy()
         return out
 
     def summarize(self, per_image: pd.DataFrame, classes: list[str]) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 
 from robench.data.imageset import ImageSet
+from robench.errors import RobenchError
 from robench.models.wrapper import RobenchModel
 
 RESULT_COLUMNS = ["suite", "test", "variant", "param", "metric", "value", "n", "ci_low", "ci_high"]
@@ -34,6 +35,27 @@ class Batch:
     def correct(self) -> torch.Tensor:
         """N bool: the clean prediction equals the label."""
         return self.logits.argmax(1) == self.y
+
+
+def checked_predictions(logits: torch.Tensor, what: str) -> torch.Tensor:
+    """``logits.argmax(1)``, refusing NaN/Inf logits (their argmax is an arbitrary class: a silent error count)."""
+    if not bool(torch.isfinite(logits).all()):
+        raise RobenchError(f"the model outputs NaN or Inf on {what}: its results would be invalid")
+    return logits.argmax(1)
+
+
+class FiniteLogits(torch.nn.Module):
+    """Wraps a model for attack libraries (foolbox): raises :class:`RobenchError` on NaN/Inf logits."""
+
+    def __init__(self, model: torch.nn.Module, what: str) -> None:
+        super().__init__()
+        self.model, self.what = model, what
+        self.training = model.training
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.model(x)
+        checked_predictions(logits.detach(), self.what)
+        return logits
 
 
 def result_row(suite: str, test: str, variant: str, param: Any, metric: str, value: float, n: int,

@@ -28,7 +28,7 @@ from robench.errors import RobenchError
 from robench.metrics import bootstrap_ci
 from robench.models.wrapper import RobenchModel
 from robench.progress import track
-from robench.suites.base import Batch, result_row
+from robench.suites.base import Batch, checked_predictions, result_row
 
 
 @dataclass
@@ -119,7 +119,8 @@ class CorruptionsSuite:
                     raw = torch.from_numpy(np.ascontiguousarray(library[(name, severity)][positions]))
                     x = raw.to(batch.x.device).permute(0, 3, 1, 2).float().div_(255.0)
                 with torch.no_grad():
-                    columns[_column(name, severity)] = (model(x).argmax(1) == batch.y).cpu().numpy()
+                    predicted = checked_predictions(model(x), f"{name} images (severity {severity})")
+                    columns[_column(name, severity)] = (predicted == batch.y).cpu().numpy()
         return columns
 
     def summarize(self, per_image: pd.DataFrame, classes: list[str]) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from robench.errors import RobenchError
@@ -66,13 +67,20 @@ class TrainConfig:
         """Refuse settings that cannot train, with one line each."""
         if self.schedule not in SCHEDULES:
             raise RobenchError(f"unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
-        for field_name in ("epochs", "batch_size"):
-            if getattr(self, field_name) < 1:
-                raise RobenchError(f"--{field_name.replace('_', '-')} must be at least 1")
+        for field_name in ("epochs", "batch_size", "train_limit", "eval_limit"):
+            value = getattr(self, field_name)
+            if value is not None and value < 1:
+                raise RobenchError(f"--{field_name.replace('_', '-')} must be at least 1, got {value}")
         if self.lr <= 0:
-            raise RobenchError("--lr must be positive")
+            raise RobenchError(f"--lr must be positive, got {self.lr:g}")
+        if not 0 <= self.eps <= 1 or self.step_size < 0 or self.attack_steps < 0:
+            raise RobenchError(f"--eps must lie in [0, 1] (8/255 = 0.0314) and --attack-steps, --step-size be ≥ 0 "
+                               f"(got {self.eps:g}, {self.attack_steps}, {self.step_size:g})")
         if self.eval_pgd_steps is not None and self.eval_pgd_steps < 0:
             raise RobenchError("--eval-pgd-steps must be ≥ 0")
+        if Path(self.out).is_dir():
+            raise RobenchError(f"--out {self.out} is a directory; give the checkpoint's file name, e.g. "
+                               f"{Path(self.out) / 'model.pt'}")
 
     @property
     def robust_eval_steps(self) -> int:

@@ -54,7 +54,7 @@ def _teacher(config: TrainConfig, image_shape: tuple[int, int, int], num_classes
 
     if not config.teacher:
         raise RobenchError(f"--method {config.method} needs --teacher CHECKPOINT (a standard-trained model)")
-    teacher = load_model(config.teacher)
+    teacher = load_model(config.teacher, allow_arch=config.arch)  # a teacher of the --arch callable loads
     if teacher.info.input_size is not None and tuple(teacher.info.input_size) != tuple(image_shape):
         raise RobenchError(f"the teacher takes {teacher.info.input_size} images but the data is {image_shape}")
     if teacher.info.num_classes is not None and teacher.info.num_classes != num_classes:

@@ -122,7 +122,7 @@ def train(config: TrainConfig) -> RobenchModel:
     dist_ctx.barrier()
     from robench.models.loading import load_model
 
-    return load_model(str(paths["best"]))
+    return load_model(str(paths["best"]), allow_arch=config.arch)
 
 
 def evaluate_accuracy(model: RobenchModel, data: ImageSet, device: torch.device, dist_ctx: DistContext,
