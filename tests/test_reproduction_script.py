@@ -29,7 +29,7 @@ def test_smoke_study_trains_evaluates_and_resumes(tmp_path: Path) -> None:
     meta = json.loads((out / "runs" / "igd-lam1" / "meta.json").read_text())
     assert meta["model"]["training"]["method"] == "igd"
     assert meta["model"]["training"]["config"]["teacher"] == str(out / "models" / "standard.pt")
-    assert (out / "report" / "plots" / "noise.png").exists()
+    assert (out / "report" / "plots" / "noise.png").exists() and (out / "CLAIMS.md").exists()
     assert pd.read_csv(out / "leaderboard.csv")["name"].tolist() == [f"repro-smoke/{n}" for n in names]
     log = json.loads((out / "commands.json").read_text())
     assert sum(entry["command"].startswith("robench train") for entry in log) == 2

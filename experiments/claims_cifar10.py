@@ -1,0 +1,156 @@
+#!/usr/bin/env python
+"""The reproduction study's claims table: robench's numbers beside the papers', with a verdict each.
+
+    .venv/bin/python experiments/claims_cifar10.py --out reports/reproduction/cifar10
+
+Reads the evaluated runs in OUT/runs (written by reproduce_cifar10.py), compares all of them on
+the images every model classifies correctly (robench.reports.compare), and writes OUT/CLAIMS.md.
+Every number is read from the runs' result files; every verdict is computed, not typed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from robench.reports.compare import comparison_table
+from robench.reports.runs import Run, load_run
+
+ORDER = ("standard", "pgd-at-eps2", "pgd-at-eps4", "pgd-at-eps8", "igd-lam1", "igd-lam2", "trades", "trades-igd")
+PAPER_GINI = {"standard": "0.58", "pgd-at-eps2": "0.67", "pgd-at-eps4": "0.69", "pgd-at-eps8": "0.73"}
+IGD_HEADLINE = {"inductive_noise": 60, "inductive_occlusion": 16, "random_noise": 50, "noise_corruption": 21}
+
+
+def _value(table: pd.DataFrame, scope: str, test: str, param: str, model: str) -> float:
+    rows = table[(table["scope"] == scope) & (table["test"] == test) & (table["param"] == param)]
+    return float(rows[model].iloc[0]) if len(rows) and model in rows else float("nan")
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _verdict(ok: bool) -> str:
+    return "**holds**" if ok else "**does not hold**"
+
+
+def write_claims(out: Path) -> Path:
+    """Compute the claims from OUT/runs and write OUT/CLAIMS.md; returns its path."""
+    runs: dict[str, Run] = {n: load_run(out / "runs" / n) for n in ORDER if (out / "runs" / n / "meta.json").exists()}
+    names = list(runs)
+    table = comparison_table(list(runs.values()))
+    n_common = int(_value(table, "common", "images", "common", names[0]))
+    ina_budget = max(table[(table.scope == "common") & (table.test == "inductive_noise")]["param"], key=float)
+    noise = {n: runs[n].value("noise_family", "error_rate", param="mean") for n in names}
+    clean = {n: runs[n].value("accuracy", "accuracy", "all") for n in names}
+
+    def common(test: str, param: str, model: str) -> float:
+        return _value(table, "common", test, param, model)
+
+    lines = [f"# Claims checked on CIFAR-10 ({n_common} test images every model classifies correctly)", "",
+             "Models, commands and settings: [README.md](README.md); full comparison: [report/report.md](report/report.md). "
+             "Attacks and Gini below are on the common-correct images unless marked; error rates in % of those images. "
+             "Papers: Duan et al. (ICLR 2023) and the IGD abstract (Chen et al., arXiv 2305.09305), as summarised in "
+             "methods.md.", ""]
+    # 1. Gini rises with training epsilon
+    ladder = [n for n in ("standard", "pgd-at-eps2", "pgd-at-eps4", "pgd-at-eps8") if n in runs]
+    gini = [common("gini", "pixel", n) for n in ladder]
+    rising = all(b > a for a, b in zip(gini, gini[1:]))
+    lines += ["## 1. Gini rises with the training ε (Duan, Table 1)", "",
+              "| model | paper: global Gini (IG, ResNet-18) | robench: pixel Gini of \\|saliency\\| | regional Gini (4×4 sum) |",
+              "|---|---|---|---|"]
+    lines += [f"| {n} | {PAPER_GINI[n]} | {g:.3f} | {common('gini', 'region_sum', n):.3f} |" for n, g in zip(ladder, gini)]
+    lines += ["", f"Verdict: {_verdict(rising)} — pixel Gini {' < '.join(f'{g:.3f}' for g in gini)} "
+              f"{'rises strictly' if rising else 'is not monotone'} along standard → ε = 2 → 4 → 8/255.", ""]
+    # 2. AT fooled more than standard, and more by INA than by RN
+    at, std = "pgd-at-eps8", "standard"
+    if at in runs and std in runs:
+        ina = {m: common("inductive_noise", ina_budget, m) for m in (std, at)}
+        rn = {m: common("random_noise", ina_budget, m) for m in (std, at)}
+        fills = sorted(table[(table.scope == "common") & (table.test == "inductive_occlusion")]["param"])
+        lines += [f"## 2. AT models are fooled more by inductive attacks (budget {_pct(float(ina_budget))} of entries)", "",
+                  "| measure | standard | PGD-AT ε = 8 | claim | verdict |", "|---|---|---|---|---|",
+                  f"| inductive noise error | {_pct(ina[std])} | {_pct(ina[at])} | AT > standard | "
+                  f"{_verdict(ina[at] > ina[std])} |"]
+        for fill in fills:
+            a, s = common("inductive_occlusion", fill, at), common("inductive_occlusion", fill, std)
+            lines.append(f"| occlusion error, {fill} | {_pct(s)} | {_pct(a)} | AT > standard | {_verdict(a > s)} |")
+        ratio_at = ina[at] / rn[at] if rn[at] else float("inf")
+        ratio_std = ina[std] / rn[std] if rn[std] else float("inf")
+        lines += [f"| random noise error (same budget) | {_pct(rn[std])} | {_pct(rn[at])} | — | — |",
+                  f"| inductive / random noise error | {ratio_std:.2f} | {ratio_at:.2f} | AT ≫ 1, and above standard | "
+                  f"{_verdict(ratio_at > 1.5 and ratio_at > ratio_std)} |", ""]
+    # 3. IGD
+    igds = [n for n in ("igd-lam1", "igd-lam2") if n in runs]
+    if at in runs and igds:
+        lines += ["## 3. IGD releases the inequality and keeps robustness (vs PGD-AT ε = 8)", "",
+                  "| measure | PGD-AT ε = 8 | " + " | ".join(igds) + " | paper (IGD abstract) | verdict |",
+                  "|---|---|" + "---|" * len(igds) + "---|---|"]
+
+        def row(label: str, values: dict[str, float], paper: str, lower_is_better: bool, fmt=_pct) -> str:  # type: ignore[no-untyped-def]
+            base = values[at]
+            cells, ok = [], []
+            for n in igds:
+                change = (base - values[n]) / base if base else float("nan")
+                cells.append(f"{fmt(values[n])} ({'−' if change >= 0 else '+'}{abs(100 * change):.0f}%)")
+                ok.append(values[n] < base if lower_is_better else values[n] >= base - 0.02)
+            return f"| {label} | {fmt(base)} | " + " | ".join(cells) + f" | {paper} | {_verdict(all(ok))} |"
+
+        every = (at, *igds)
+        lines.append(row("pixel Gini", {n: common("gini", "pixel", n) for n in every}, "lower", True,
+                         lambda v: f"{v:.3f}"))
+        lines.append(row(f"inductive noise error @ {_pct(float(ina_budget))}",
+                         {n: common("inductive_noise", ina_budget, n) for n in every}, "up to −60%", True))
+        for fill in sorted(table[(table.scope == "common") & (table.test == "inductive_occlusion")]["param"]):
+            lines.append(row(f"occlusion error, {fill}", {n: common("inductive_occlusion", fill, n) for n in every},
+                             "up to −16%", True))
+        rn_budget = max(table[(table.scope == "common") & (table.test == "random_noise")]["param"], key=float)
+        lines.append(row(f"random noise error @ {_pct(float(rn_budget))}",
+                         {n: common("random_noise", rn_budget, n) for n in every}, "up to −50%", True))
+        if all(pd.notna(noise[n]) for n in every):
+            lines.append(row("noise-corruption error (gaussian+shot+impulse, all images)", {n: noise[n] for n in every},
+                             "up to −21%", True))
+        lines.append(row("clean accuracy (all images)", {n: clean[n] for n in every}, "kept", False))
+        pgd = {n: runs[n].value("pgd", "robust_accuracy") for n in every}
+        lines.append(row("PGD-10 accuracy, ε = 8/255 (all images)", pgd, "kept", False))
+        aa_runs = {n: out / "runs" / f"{n}-autoattack" for n in every}
+        if all((p / "meta.json").exists() for p in aa_runs.values()):
+            aa = {n: load_run(p).value("autoattack", "robust_accuracy") for n, p in aa_runs.items()}
+            n_aa = load_run(aa_runs[at]).meta["n_images"]
+            lines.append(row(f"AutoAttack accuracy, ε = 8/255 ({n_aa} images)", aa, "kept", False))
+        lines += ["", "Relative changes in brackets are against PGD-AT ε = 8 (− = lower). \"Kept\" accuracies "
+                  "hold when within 2 points of PGD-AT's or above.", ""]
+    lines += _runs_section(out, names)
+    path = out / "CLAIMS.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _runs_section(out: Path, names: list[str]) -> list[str]:
+    """Training and evaluation wall times, from the per-epoch logs and meta.json (they survive resumes)."""
+    lines = ["## Run times (this 2-core CPU, shared with other work while the study ran)", "",
+             "| model | training (min) | selected epoch | evaluation (min) | AutoAttack subset (min) |",
+             "|---|---|---|---|---|"]
+    for name in names:
+        log = pd.read_csv(out / "models" / f"{name}.pt.log.csv")
+        meta = load_run(out / "runs" / name).meta
+        aa = out / "runs" / f"{name}-autoattack" / "meta.json"
+        aa_min = f"{load_run(aa.parent).meta['duration_s'] / 60:.1f}" if aa.exists() else "–"
+        selected = load_run(out / "runs" / name).meta["model"]["training"].get("selected_epoch", "–")
+        lines.append(f"| {name} | {log['seconds'].sum() / 60:.1f} | {selected} | {meta['duration_s'] / 60:.1f} | {aa_min} |")
+    return lines + [""]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=Path("reports/reproduction/cifar10"))
+    args = p.parse_args()
+    print(write_claims(args.out).read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
