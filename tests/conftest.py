@@ -96,6 +96,15 @@ def small_npz(tmp_path: Path) -> Path:
     return path
 
 
+def one_error_line(r: CliResult) -> str:
+    """The single ``robench: error:`` line of a failed CLI run (exit 2, no traceback)."""
+    assert r.code == 2, (r.code, r.err)
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("robench: error:"), r.err
+    assert "Traceback" not in r.err + r.out
+    return lines[0]
+
+
 @dataclass
 class CliResult:
     code: int

@@ -21,16 +21,9 @@ import torch
 
 from robench.errors import RobenchError
 from robench.io import check_writable
+from tests.conftest import one_error_line
 
 NO_SPACE = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-
-def one_error_line(r) -> str:  # type: ignore[no-untyped-def]
-    assert r.code == 2, (r.code, r.err)
-    lines = r.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("robench: error:"), r.err
-    assert "Traceback" not in r.err + r.out
-    return lines[0]
 
 
 # ---------------------------------------------------------------------------------------------- SIGKILL

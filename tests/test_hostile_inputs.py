@@ -22,19 +22,10 @@ import torch
 from robench.errors import RobenchError
 from robench.models.checkpoint import SIZE_LIMIT_ENV, save_checkpoint
 from robench.models.loading import load_model
-from tests.conftest import tiny_model
+from tests.conftest import one_error_line, tiny_model
 from tests.fixtures.hostile import Payload, nan_for_bright, nan_when_perturbed
 
 FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def one_error_line(r) -> str:  # type: ignore[no-untyped-def]
-    """The single ``robench: error:`` line of a failed CLI run."""
-    assert r.code == 2, (r.code, r.err)
-    lines = r.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("robench: error:"), r.err
-    assert "Traceback" not in r.err + r.out
-    return lines[0]
 
 
 def evaluate_args(model: Path | str, data: Path, out: Path, *extra: object) -> list[object]:

@@ -96,6 +96,12 @@ def size_limit() -> int | None:
     return None if gib == 0 else int(gib * 2**30)
 
 
+def pickled_code_error(path: str | Path) -> RobenchError:
+    """The refusal of a file that needs arbitrary unpickling (it could run code when loaded)."""
+    return RobenchError(f"{path} contains pickled Python objects (e.g. a whole nn.Module) that could run arbitrary "
+                        "code when loaded; pass --trust-checkpoint only if you trust where it came from")
+
+
 def torch_load_safe(path: Path, trust: bool = False) -> Any:
     """``torch.load`` on the CPU, with ``weights_only=True`` unless ``trust`` is given.
 
@@ -105,10 +111,7 @@ def torch_load_safe(path: Path, trust: bool = False) -> Any:
         return torch.load(path, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as exc:
         if "Weights only load failed" in str(exc):
-            raise RobenchError(
-                f"{path} contains pickled Python objects (e.g. a whole nn.Module) that could run arbitrary "
-                "code when loaded; pass --trust-checkpoint only if you trust where it came from"
-            ) from None
+            raise pickled_code_error(path) from None
         raise RobenchError(f"cannot read checkpoint {path}: the file is corrupt ({_first_line(exc)})") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
         raise RobenchError(f"cannot read checkpoint {path}: the file is truncated or corrupt ({_first_line(exc)})") from None

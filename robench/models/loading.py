@@ -26,6 +26,7 @@ from robench.models.checkpoint import (
     check_finite,
     info_from_meta,
     load_weights_strict,
+    pickled_code_error,
     read_safetensors,
     sniff_format,
     torch_load_safe,
@@ -161,10 +162,7 @@ def _load_export(path: Path, opts: LoadOptions) -> RobenchModel:
             program = torch.export.load(str(path))
     except pickle.UnpicklingError as exc:
         if "Weights only load failed" in str(exc):
-            raise RobenchError(
-                f"{path} contains pickled Python objects that could run arbitrary code when loaded; "
-                "pass --trust-checkpoint only if you trust where it came from"
-            ) from None
+            raise pickled_code_error(path) from None
         raise RobenchError(f"cannot read torch.export program {path}: {str(exc).splitlines()[0][:160]}") from None
     except Exception as exc:  # torch.export raises many types for a damaged archive
         raise RobenchError(f"cannot read torch.export program {path}: {str(exc).splitlines()[0][:160]}") from None
