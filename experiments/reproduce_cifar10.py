@@ -177,6 +177,9 @@ def verify(names: list[str], preset: StudyPreset, models: Path, runs: Path, scra
     """Re-evaluate each checkpoint into ``scratch`` and compare the result files with ``runs`` byte for byte."""
     differ = []
     for name in names:
+        if not (runs / name / "meta.json").exists():
+            print(f"{name}: not evaluated yet, skipped", flush=True)
+            continue
         for run, options in evaluations(name, preset, runs):
             again = scratch / run.name
             shutil.rmtree(again, ignore_errors=True)
