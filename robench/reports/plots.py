@@ -179,18 +179,25 @@ def corruption_heatmaps(runs: Sequence[Run], labels: Sequence[str]) -> Figure | 
             tables.append((label, rows.pivot_table(index="test", columns="param", values="value", sort=False)))
     if not tables:
         return None
-    height = max(len(t) for _, t in tables)
-    fig, axes = plt.subplots(1, len(tables), figsize=(3.2 * len(tables) + 1.5, 0.32 * height + 1.6), squeeze=False)
+    names = list(dict.fromkeys(n for _, t in tables for n in t.index))
+    severities = sorted({c for _, t in tables for c in t.columns}, key=int)
+    cols = min(4, len(tables))
+    rows = math.ceil(len(tables) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols + 1.8, (0.32 * len(names) + 1.1) * rows + 0.6),
+                             sharey=True, squeeze=False, layout="constrained")
     image = None
-    for ax, (label, table) in zip(axes[0], tables):
-        values = table.to_numpy() * 100
+    for ax, (label, table) in zip(axes.flat, tables):
+        values = table.reindex(index=names, columns=severities).to_numpy() * 100
         image = ax.imshow(values, vmin=0, vmax=100, cmap="viridis", aspect="auto")
-        ax.set_xticks(range(table.shape[1]), table.columns)
-        ax.set_yticks(range(table.shape[0]), [n.replace("_", " ") for n in table.index])
+        ax.set_xticks(range(len(severities)), severities)
+        ax.set_yticks(range(len(names)), [n.replace("_", " ") for n in names])
         ax.set_xlabel("severity")
         ax.set_title(label)
         for (r, c), v in np.ndenumerate(values):
-            ax.text(c, r, f"{v:.0f}", ha="center", va="center", fontsize=7, color="white" if v < 60 else "black")
-    fig.colorbar(image, ax=axes[0].tolist(), label="error rate (%)", shrink=0.9)
+            if not np.isnan(v):
+                ax.text(c, r, f"{v:.0f}", ha="center", va="center", fontsize=7, color="white" if v < 60 else "black")
+    for ax in list(axes.flat)[len(tables):]:
+        ax.set_visible(False)
+    fig.colorbar(image, ax=axes, label="error rate (%)", shrink=0.9)
     fig.suptitle("Corruption error rate (each model's full image set)")
     return fig
