@@ -47,7 +47,7 @@ class StudyPreset:
     attack_steps: int = 10  # PGD steps of the training adversary (step size 2.5 ε / steps)
     models: tuple[str, ...] = ("standard", "pgd-at-eps8", "igd-lam1", "igd-lam2", "pgd-at-eps4", "pgd-at-eps2",
                                "trades", "trades-igd")
-    autoattack_models: tuple[str, ...] = ("pgd-at-eps8", "igd-lam1", "trades", "trades-igd")
+    autoattack_models: tuple[str, ...] = ("pgd-at-eps8", "igd-lam1")
 
 
 EVAL_SUITES = ("--suite", "inequality,adversarial,corruptions", "--eps", "8/255", "--pgd-steps", "10",
