@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from claims_cifar10 import write_claims  # beside this script
+from claims_cifar10 import ORDER, write_claims  # beside this script
 
 EPS = {2: 2 / 255, 4: 4 / 255, 8: 8 / 255}
 
@@ -147,7 +147,7 @@ def main() -> int:
                     robench(["evaluate", "--model", str(ckpt), *options, *data_dir, "--device", args.device,
                              "--out", str(run)], log)
         if args.stage in ("all", "report"):
-            done = [n for n in preset.models if (runs / n / "meta.json").exists()]
+            done = [n for n in ORDER if n in preset.models and (runs / n / "meta.json").exists()]  # reading order
             robench(["compare", *(str(runs / n) for n in done), "--out", str(args.out / "report"),
                      "--title", f"robench reproduction study, CIFAR-10, preset {args.preset}"], log)
             attacked = [runs / f"{n}-autoattack" for n in preset.models if (runs / f"{n}-autoattack" / "meta.json").exists()]
