@@ -9,13 +9,12 @@ fingerprint are the recorded ones. When either cannot be reloaded (moved, edited
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from robench.attacks.occlusion import attribution_map, occlusion_mask
+from robench.attacks.occlusion import attribution_map, occlusion_mask, occlusion_steps
 from robench.attribution import attribute
 from robench.data import load_dataset
 from robench.errors import RobenchError
@@ -65,12 +64,9 @@ def _occlusion_step(run: Run, row: int, fill: str, count: int, radius: int, orde
     fooled = float(run.per_image[f"ioa[{fill}]_fooled"].iloc[row]) > 0
     if not fooled:
         return count, radius, False
-    q = int(run.per_image[f"ioa[{fill}]_queries"].iloc[row])
-    if order == "radius_first":
-        r = math.ceil(q / count)
-        return q - (r - 1) * count, r, True
-    n = math.ceil(q / radius)
-    return n, q - (n - 1) * radius, True
+    q = int(run.per_image[f"ioa[{fill}]_queries"].iloc[row])  # a fooled image stops at step q (1-based)
+    n, r = occlusion_steps(count, radius, order)[q - 1]
+    return n, r, True
 
 
 def example_grid(runs: Sequence[Run], labels: Sequence[str], mask: np.ndarray, n_images: int = 4):  # type: ignore[no-untyped-def]

@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from robench.attacks.occlusion import occlusion_steps  # noqa: E402
 from robench.errors import RobenchError  # noqa: E402
 from robench.io import write_atomic  # noqa: E402
 from robench.metrics.error_rates import bootstrap_ci  # noqa: E402
@@ -100,10 +101,14 @@ def _occlusion_steps(run: Run, fill: str, mask: np.ndarray) -> tuple[np.ndarray,
     settings = dict(p.split("=") for p in param.split(","))
     count, radius = int(settings["N"]), int(settings["R"])
     fooled = run.per_image.loc[mask, f"ioa[{fill}]_fooled"].astype(float).to_numpy()
-    queries = run.per_image.loc[mask, col].astype(float).to_numpy()
-    if variant.endswith("radius_first"):  # radius outer: query q fools at radius ceil(q / N)
-        return np.where(fooled > 0, np.ceil(queries / count), np.nan), "patch radius r (count up to N)", radius
-    return np.where(fooled > 0, np.ceil(queries / radius), np.nan), "occluded patches n (radius up to R)", count
+    queries = np.nan_to_num(run.per_image.loc[mask, col].astype(float).to_numpy()).astype(np.int64)
+    order = variant.split("/")[-1]
+    steps = np.array(occlusion_steps(count, radius, order))  # query q of a fooled image is step q (1-based)
+    outer = 1 if order == "radius_first" else 0
+    first = np.where(fooled > 0, steps[np.clip(queries - 1, 0, len(steps) - 1), outer], np.nan)
+    if outer:
+        return first, "patch radius r (count up to N)", radius
+    return first, "occluded patches n (radius up to R)", count
 
 
 def occlusion_curves(runs: Sequence[Run], labels: Sequence[str], mask: np.ndarray) -> Figure | None:
