@@ -36,7 +36,8 @@ from robench.io import atomic_path, json_text, write_atomic
 from robench.models.modes import eval_mode
 from robench.models.wrapper import RobenchModel
 from robench.progress import make_progress
-from robench.suites.base import RESULT_COLUMNS, Batch, Suite
+from robench.schema import RESULT_COLUMNS
+from robench.suites.base import Batch, Suite
 
 PARTIAL = ".partial"
 

@@ -19,8 +19,8 @@ from typing import Any
 import pandas as pd
 
 from robench.errors import RobenchError
+from robench.schema import RESULT_COLUMNS
 
-RESULTS_COLUMNS = ["suite", "test", "variant", "param", "metric", "value", "n", "ci_low", "ci_high"]
 PER_IMAGE_REQUIRED = ["index", "label", "prediction", "correct"]
 META_REQUIRED = ["model", "dataset", "n_images", "seed", "suites", "options", "environment", "finished"]
 PREFERRED_FILL = 0.5  # the occlusion fill the headline reports when the run has it (IGD's grey)
@@ -73,7 +73,7 @@ def load_run(path: str | Path) -> Run:
     if not isinstance(meta, dict) or (missing := [k for k in META_REQUIRED if k not in meta]):
         raise RobenchError(f"{meta_path} lacks {', '.join(missing) if isinstance(meta, dict) else 'an object'}; "
                            "not written by robench evaluate")
-    results = _read_csv(path / "results.csv", RESULTS_COLUMNS, exact=True)
+    results = _read_csv(path / "results.csv", RESULT_COLUMNS, exact=True)
     results["param"] = results["param"].fillna("").astype(str)
     results["variant"] = results["variant"].fillna("").astype(str)
     per_image = _read_csv(path / "per_image.csv", PER_IMAGE_REQUIRED)

@@ -18,8 +18,6 @@ from robench.data.imageset import ImageSet
 from robench.errors import RobenchError
 from robench.models.wrapper import RobenchModel
 
-RESULT_COLUMNS = ["suite", "test", "variant", "param", "metric", "value", "n", "ci_low", "ci_high"]
-
 
 @dataclass
 class Batch:
