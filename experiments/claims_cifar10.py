@@ -148,7 +148,7 @@ def _runs_section(out: Path, names: list[str]) -> list[str]:
         meta = load_run(out / "runs" / name).meta
         aa = out / "runs" / f"{name}-autoattack" / "meta.json"
         aa_min = f"{load_run(aa.parent).meta['duration_s'] / 60:.1f}" if aa.exists() else "–"
-        selected = load_run(out / "runs" / name).meta["model"]["training"].get("selected_epoch", "–")
+        selected = meta["model"]["training"].get("selected_epoch", "–")
         lines.append(f"| {name} | {log['seconds'].sum() / 60:.1f} | {selected} | {meta['duration_s'] / 60:.1f} | {aa_min} |")
     return lines + [""]
 

@@ -50,6 +50,11 @@ class Evaluation:
     per_image: pd.DataFrame
     meta: dict[str, Any]
 
+    @classmethod
+    def empty(cls, meta: dict[str, Any]) -> Evaluation:
+        """What a non-zero rank returns: no rows (rank 0 holds and writes the results)."""
+        return cls(pd.DataFrame(columns=RESULT_COLUMNS), pd.DataFrame(), meta)
+
 
 def check_compatible(model: RobenchModel, data: ImageSet, device: torch.device) -> None:
     """Refuse model/data pairs that cannot give meaningful results, before any work starts.
@@ -129,7 +134,7 @@ def evaluate(model: RobenchModel, data: ImageSet, suites: list[Suite], *, out_di
     if out_dir is not None and not overwrite and ctx.is_main:
         finished = load_finished(out_dir, signature)
     if ctx.broadcast(finished is not None):
-        return finished if finished is not None else Evaluation(pd.DataFrame(columns=RESULT_COLUMNS), pd.DataFrame(), meta)
+        return finished if finished is not None else Evaluation.empty(meta)
     partial = None
     if out_dir is not None:  # rank 0 checks and cleans the directory; the others then use (or create) it
         error = None
@@ -146,7 +151,7 @@ def evaluate(model: RobenchModel, data: ImageSet, suites: list[Suite], *, out_di
     parts = ctx.gather(_run_batches(model, data, suites, partial, seed, batch_size, starts, device))
     meta.update(signature=signature, world_size=ctx.world)
     if not ctx.is_main:
-        return Evaluation(pd.DataFrame(columns=RESULT_COLUMNS), pd.DataFrame(), meta)
+        return Evaluation.empty(meta)
     ordered = sorted((item for rank_parts in parts or [] for item in rank_parts), key=lambda item: item[0])
     per_image = pd.concat([part for _, part in ordered], ignore_index=True)
     rows = [row for suite in suites for row in suite.summarize(per_image, data.classes)]
