@@ -30,6 +30,7 @@ import torch
 
 from robench import __version__
 from robench.data.imageset import ImageSet
+from robench.devices import full_float32
 from robench.distributed import DistContext
 from robench.errors import RobenchError
 from robench.io import atomic_path, json_text, write_atomic
@@ -129,6 +130,8 @@ def evaluate(model: RobenchModel, data: ImageSet, suites: list[Suite], *, out_di
                         image_shape=list(data.image_shape)),
         "suites": {s.name: s.options() for s in suites},
     }
+    if device.type == "cuda":
+        meta["float32"] = "full float32 (TF32 off; robench.devices.full_float32)"
     signature = _signature(meta)
     finished = None
     if out_dir is not None and not overwrite and ctx.is_main:
@@ -148,7 +151,8 @@ def evaluate(model: RobenchModel, data: ImageSet, suites: list[Suite], *, out_di
         partial = partial or _join_out_dir(out_dir, signature)
     started = time.time()
     starts = list(range(0, len(data), batch_size))[ctx.rank::ctx.world]
-    parts = ctx.gather(_run_batches(model, data, suites, partial, seed, batch_size, starts, device))
+    with full_float32(device):
+        parts = ctx.gather(_run_batches(model, data, suites, partial, seed, batch_size, starts, device))
     meta.update(signature=signature, world_size=ctx.world)
     if not ctx.is_main:
         return Evaluation.empty(meta)

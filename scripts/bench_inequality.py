@@ -58,8 +58,9 @@ from robench.metrics import (  # noqa: E402
 from robench.models.modes import eval_mode  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import Timings, interleave, machine, set_threads  # noqa: E402,F401
+from benchlib import Timings, interleave, machine, set_threads, synchronizer  # noqa: E402,F401
 
+from robench.devices import full_float32, resolve_device  # noqa: E402
 from robench.models.registry import create_model  # noqa: E402
 from robench.models.wrapper import ModelInfo, RobenchModel  # noqa: E402
 from robench.runner import evaluate  # noqa: E402
@@ -103,6 +104,17 @@ def real_model() -> tuple[RobenchModel, str]:
     return tiny_model(), f"cnn_tiny (random init; {FOREIGN} not found)"
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device the model's parameters are on (where the benchmarks put their inputs)."""
+    return next(model.parameters()).device
+
+
+def on_device(model: torch.nn.Module, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``tensors`` moved to the model's device."""
+    dev = model_device(model)
+    return tuple(t.to(dev) for t in tensors)
+
+
 def sample_data(n: int | None = None) -> ImageSet:
     """The first ``n`` images of the bundled lossless CIFAR-10 test sample (all 1,000 by default)."""
     data = load_dataset("sample")
@@ -138,7 +150,8 @@ def suites_for(config: InequalityConfig, seed: int = 0) -> list:
 
 def run_suite(model: RobenchModel, data: ImageSet, config: InequalityConfig, batch_size: int, seed: int = 0):
     """The whole suite as ``robench evaluate`` runs it (clean + inequality), no output files."""
-    return evaluate(model, data, suites_for(config, seed), out_dir=None, seed=seed, batch_size=batch_size)
+    return evaluate(model, data, suites_for(config, seed), out_dir=None, seed=seed, batch_size=batch_size,
+                    device=model_device(model))
 
 
 class PassRecorder:
@@ -188,10 +201,11 @@ def replay_passes(model: torch.nn.Module, layout: list[tuple[int, bool]], image_
                     model(inputs[:size])
 
 
-def floor_inputs(layout: list[tuple[int, bool]], image_shape: tuple[int, int, int], seed: int = 0) -> torch.Tensor:
-    """Random [0, 1] inputs large enough for the biggest recorded batch (slices are contiguous)."""
+def floor_inputs(layout: list[tuple[int, bool]], image_shape: tuple[int, int, int], seed: int = 0,
+                 device: torch.device | str = "cpu") -> torch.Tensor:
+    """Random [0, 1] inputs on ``device``, large enough for the biggest recorded batch (slices are contiguous)."""
     biggest = max(size for size, _ in layout)
-    return torch.rand((biggest, *image_shape), generator=torch.Generator().manual_seed(seed))
+    return torch.rand((biggest, *image_shape), generator=torch.Generator().manual_seed(seed)).to(device)
 
 
 def expected_image_forwards(per_image: pd.DataFrame, config: InequalityConfig) -> int:
@@ -210,11 +224,11 @@ def target_suite_vs_floor(model: RobenchModel, n_images: int, repeats: int, conf
     layout = list(rec.calls)
     counts = rec.summary()
     expected = expected_image_forwards(ev.per_image, config)
-    inputs = floor_inputs(layout, data.image_shape)
+    inputs = floor_inputs(layout, data.image_shape, device=model_device(model))
     replay_passes(model, layout, data.image_shape, inputs)  # the floor's warm-up
     t = interleave({"suite": lambda: run_suite(model, data, config, batch_size=n_images),
                     "floor": lambda: replay_passes(model, layout, data.image_shape, inputs)},
-                   repeats, warmup=False)
+                   repeats, warmup=False, sync=synchronizer(model_device(model)))
     ratio = t.ratio("suite", "floor")
     return {
         "id": 1, "name": "suite / floor of its forward+backward passes", "ratio": ratio, "target": "<= 1.3",
@@ -253,7 +267,7 @@ def attribution_pairs(model: RobenchModel, x: torch.Tensor, y: torch.Tensor, met
     if method == "smoothgrad":
         nt = NoiseTunnel(Saliency(model))
         per_batch = max(1, internal_batch_size // n)  # Captum counts samples per batch, robench inputs
-        gen = torch.Generator().manual_seed(0)
+        gen = torch.Generator(x.device).manual_seed(0)
         return {"robench": lambda: smoothgrad(model, x, y, samples=steps, sigma=0.2, squared=True,
                                               internal_batch_size=per_batch * n, generator=gen),
                 "captum": lambda: nt.attribute(x, nt_type="smoothgrad_sq", nt_samples=steps, stdevs=0.2,
@@ -266,7 +280,7 @@ def target_attribution(model: RobenchModel, repeats: int, sal_images: int, ig_im
     rows = []
     for method, n, steps in (("saliency", sal_images, 1), ("integrated_gradients", ig_images, ig_steps),
                              ("smoothgrad", ig_images, sg_samples)):
-        x, y = sample_data(n).batch(0, n)
+        x, y = on_device(model, *sample_data(n).batch(0, n))
         pair = attribution_pairs(model, x, y, method, steps=steps, internal_batch_size=ibs)
         a, b = pair["robench"](), pair["captum"]()
         if method == "smoothgrad":  # different noise draws: compare scale only
@@ -275,7 +289,7 @@ def target_attribution(model: RobenchModel, repeats: int, sal_images: int, ig_im
         else:
             err = float(((a - b).abs().max() / b.abs().max()).item())
             agree_desc = f"max |robench - captum| / max |captum| = {err:.1e}"
-        t = interleave(pair, repeats)
+        t = interleave(pair, repeats, sync=synchronizer(model_device(model)))
         ratio = t.ratio("captum", "robench")
         rows.append({"method": method, "images": n, "steps": steps, "internal_batch_size": ibs if steps > 1 else None,
                      "ratio": ratio, "timings": t.times, "round_ratios": t.round_ratios("captum", "robench"),
@@ -306,7 +320,7 @@ def target_gini(model: RobenchModel, repeats: int, cifar_maps: int = 128, big_ma
     x, y = sample_data(cifar_maps).batch(0, cifar_maps)
     from robench.attribution import saliency
 
-    cases = [(f"|saliency| of {cifar_maps} CIFAR-10 images (3x32x32)", saliency(model, x, y), x, y)]
+    cases = [(f"|saliency| of {cifar_maps} CIFAR-10 images (3x32x32)", saliency(model, *on_device(model, x, y)).cpu(), x, y)]
     gen = torch.Generator().manual_seed(0)
     big = torch.randn((big_maps, 3, 224, 224), generator=gen)
     cases.append((f"{big_maps} random maps of 3x224x224", big, torch.rand(big.shape, generator=gen),
@@ -351,7 +365,7 @@ def per_image_reference(model: RobenchModel, data: ImageSet, config: InequalityC
     rows = []
     with eval_mode(model):
         for i in range(len(data)):
-            x, y = data.batch(i, i + 1)
+            x, y = on_device(model, *data.batch(i, i + 1))
             gen = torch.Generator().manual_seed(seed * 1_000_003 + i)
             with torch.no_grad():
                 logits = model(x)
@@ -367,14 +381,14 @@ def per_image_reference(model: RobenchModel, data: ImageSet, config: InequalityC
             row["gini_region_sum"] = float(regional_gini(a, region="sum", block=b_sum, value=cfg.gini_value)[0])
             row["gini_region_avgpool"] = float(regional_gini(a, region="avgpool", block=b_avg, value=cfg.gini_value)[0])
             row["attribution_all_zero"] = bool(zero[0])
-            shares_np = np.asarray(shares, dtype=np.float64)
+            shares_np = np.asarray(torch.as_tensor(shares).cpu(), dtype=np.float64)
             for j in range(1, LORENZ_GRID - 1):
                 row[f"lorenz@{j / (LORENZ_GRID - 1):.2f}"] = shares_np[0, j]
             for selection, budgets, prefix in (("inductive", cfg.ina_budgets, "ina"), ("random", cfg.rn_budgets, "rn")):
                 if correct:  # INA script, RN script: each computes its attribution
                     res = noise_attack(model, x, y, attr_of(x, y), budgets, selection=selection, mode=cfg.noise_mode,
                                        noise=cfg.noise, trials=cfg.trials, generator=gen, max_batch=1)
-                    fooled = res.fooled.float().mean(1).numpy()
+                    fooled = res.fooled.float().mean(1).cpu().numpy()
                 for level, budget in enumerate(budgets):
                     row[f"{prefix}@{_budget_label(budget)}"] = float(fooled[level, 0]) if correct else nan
             for fill in cfg.occlusion_fills:  # one occlusion script run per fill
@@ -412,14 +426,14 @@ def target_per_image(model: RobenchModel, n_images: int, repeats: int, config: I
         checks.append(int(np.sum((a == b) | (np.isnan(a) & np.isnan(b)))))
     gini_diff = float(np.abs(ref["gini_pixel"].to_numpy() - ev.per_image["gini_pixel"].to_numpy()).max())
     ref_layout, suite_layout = list(rec_ref.calls), list(rec_suite.calls)
-    inputs = floor_inputs(suite_layout, data.image_shape)
+    inputs = floor_inputs(suite_layout, data.image_shape, device=model_device(model))
     for layout in (ref_layout, suite_layout):
         replay_passes(model, layout, data.image_shape, inputs)  # the floors' warm-up
     t = interleave({"per_image": lambda: per_image_reference(model, data, config),
                     "suite": lambda: run_suite(model, data, config, batch_size=n_images),
                     "per_image_floor": lambda: replay_passes(model, ref_layout, data.image_shape, inputs),
                     "suite_floor": lambda: replay_passes(model, suite_layout, data.image_shape, inputs)},
-                   repeats, warmup=False)
+                   repeats, warmup=False, sync=synchronizer(model_device(model)))
     ratio = t.ratio("per_image", "suite")
     return {"id": 4, "name": f"per-image reference loop / suite ({config.attribution})", "ratio": ratio, "target": ">= 10",
             "pass": ratio >= 10, "timings": t.times, "round_ratios": t.round_ratios("per_image", "suite"),
@@ -536,6 +550,9 @@ def render(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "",
         f"- Date: {m['date']}",
         f"- Machine: `nproc` = {m['nproc']}, CPU `{m['cpu']}`, {m['platform']}, Python {m['python']}",
+        f"- Device for targets 1, 2 and 4: `{meta.get('device', 'cpu')}` (GPU: {m.get('gpu', 'none')}); "
+        "targets 3 and 5 are CPU measurements. On a GPU every timed variant ends with `torch.cuda.synchronize()`, "
+        "and everything runs in full float32 (TF32 off), as `robench evaluate` does.",
         f"- torch {m['torch']}, `torch.set_num_threads({meta['threads']})` for every variant; "
         f"load average at start {m['loadavg']} (the machine was shared with other jobs)",
         f"- Model for targets 1–4: {meta['model']}",
@@ -675,6 +692,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads for every variant (default 1: on a small shared machine more threads "
                         "contend with other jobs and time very unevenly)")
+    p.add_argument("--device", default="cpu",
+                   help="where targets 1, 2 and 4 run (cpu, cuda, cuda:1, ...); targets 3 and 5 are CPU measurements")
     p.add_argument("--repeats", type=int, default=3, help="timed rounds per comparison (after a warm-up)")
     p.add_argument("--attribution-repeats", type=int, default=11,
                    help="timed rounds for target 2 (cheap, and its variants do the same work, so noise decides)")
@@ -702,6 +721,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     set_threads(args.threads)
     model, model_desc = real_model()
+    model = model.to(resolve_device(args.device))
     wanted = {int(t) for t in args.targets.split(",") if t.strip()}
     config = InequalityConfig()
     results: list[dict[str, Any]] = []
@@ -716,21 +736,23 @@ def main(argv: list[str] | None = None) -> int:
 
     if 3 in wanted:
         log(target_gini(model, args.repeats))
-    if 2 in wanted:
-        log(target_attribution(model, args.attribution_repeats, sal_images=64, ig_images=8))
-    if 1 in wanted:
-        log(target_suite_vs_floor(model, args.suite_images, args.repeats, config))
-    if 4 in wanted:
-        for method in args.reference_attributions.split(","):
-            images = args.reference_images if method == "saliency" else args.ig_reference_images
-            log(target_per_image(model, images, args.repeats, replace(config, attribution=method)))
+    with full_float32(model_device(model)):  # what evaluate uses, for the reference loops and floors too
+        if 2 in wanted:
+            log(target_attribution(model, args.attribution_repeats, sal_images=64, ig_images=8))
+        if 1 in wanted:
+            log(target_suite_vs_floor(model, args.suite_images, args.repeats, config))
+        if 4 in wanted:
+            for method in args.reference_attributions.split(","):
+                images = args.reference_images if method == "saliency" else args.ig_reference_images
+                log(target_per_image(model, images, args.repeats, replace(config, attribution=method)))
     if 5 in wanted:
         sizes = tuple(int(s) for s in args.memory_sizes.split(","))
         assert len(sizes) == 2, "--memory-sizes takes two sizes"
         log(target_memory(sizes, args.memory_preset, args.threads, args.batch_size))
     results.sort(key=lambda r: r["id"])
 
-    meta = {"command": command, "machine": info, "threads": args.threads, "repeats": args.repeats,
+    meta = {"command": command, "machine": info, "device": str(model_device(model)), "threads": args.threads,
+            "repeats": args.repeats,
             "attribution_repeats": args.attribution_repeats,
             "model": model_desc, "elapsed_s": time.perf_counter() - started}
     report = render(results, meta)

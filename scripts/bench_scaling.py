@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from benchlib import machine, publish, set_threads
+from benchlib import machine, publish, set_threads, synchronizer
 
 from robench.data import load_dataset
 from robench.models.loading import load_model
@@ -71,19 +71,25 @@ def count_passes(n_images: int) -> list[dict[str, float]]:
     return rows
 
 
-def resnet50_pass_times(batch: int = 16, repeats: int = 3) -> dict[str, float]:
+def resnet50_pass_times(batch: int = 16, repeats: int = 3, device: str = "cpu") -> dict[str, float]:
+    """Median seconds per image of a ResNet-50 (timm, random weights, float32) at 224 px on ``device``:
+    forward under no_grad, and forward + backward to the input; the first round is a warm-up."""
     import timm
 
-    net = timm.create_model("resnet50", pretrained=False).eval()
-    x = torch.rand(batch, 3, 224, 224)
+    net = timm.create_model("resnet50", pretrained=False).eval().to(device)
+    x = torch.rand(batch, 3, 224, 224, device=device)
+    sync = synchronizer(device)
     times: dict[str, list[float]] = {"forward": [], "forward_backward": []}
     for _ in range(repeats + 1):
+        sync()
         t0 = time.perf_counter()
         with torch.no_grad():
             net(x)
+        sync()
         t1 = time.perf_counter()
         xg = x.clone().requires_grad_(True)
         net(xg)[:, 0].sum().backward()
+        sync()
         t2 = time.perf_counter()
         times["forward"].append((t1 - t0) / batch)
         times["forward_backward"].append((t2 - t1) / batch)
@@ -118,9 +124,14 @@ def main() -> int:
     p.add_argument("--images", type=int, default=200)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path)
+    p.add_argument("--pass-times-on", metavar="DEVICE",
+                   help="only measure the ResNet-50 pass times, on this device (e.g. cuda), with --batch")
+    p.add_argument("--batch", type=int, default=128, help="batch size for --pass-times-on")
     args = p.parse_args()
     set_threads(args.threads)
     m = machine()
+    if args.pass_times_on:
+        return publish_pass_times(args.pass_times_on, args.batch, m, args.out)
     passes = count_passes(args.images)
     rn50 = resnet50_pass_times()
     corr = corruption_times()
@@ -141,6 +152,22 @@ def main() -> int:
     lines += ["", f"Sum over the 19 library corruptions: {sum(v for k, v in corr.items() if not k.startswith('torch')):.2f} "
               "s per image per severity."]
     publish("\n".join(lines) + "\n", args.out)
+    return 0
+
+
+def publish_pass_times(device: str, batch: int, m: dict[str, str], out: Path | None) -> int:
+    """The ResNet-50 pass times alone on ``device`` (a GPU's section of docs/scaling.md)."""
+    rn50 = resnet50_pass_times(batch=batch, repeats=5, device=device)
+    where = m["gpu"] if device.startswith("cuda") else f"{m['cpu']} ({m['nproc']} cores)"
+    lines = [f"# ResNet-50 pass times on {where}", "",
+             f"`python scripts/bench_scaling.py --pass-times-on {device} --batch {batch}`, torch {m['torch']}, "
+             f"{m['date']}.", "",
+             f"timm `resnet50`, random weights, float32, 224 px, batch {batch}, median of 5 rounds after a warm-up "
+             "(each round ends with a device synchronisation).", "",
+             f"- forward: {rn50['forward'] * 1000:.3f} ms per image ({1 / rn50['forward']:.0f} images/s)",
+             f"- forward + backward (input gradient): {rn50['forward_backward'] * 1000:.3f} ms per image "
+             f"({1 / rn50['forward_backward']:.0f} images/s)", ""]
+    publish("\n".join(lines), out)
     return 0
 
 

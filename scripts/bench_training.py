@@ -21,13 +21,14 @@ os.environ.setdefault("ROBENCH_PROGRESS", "0")
 import torch  # noqa: E402
 
 from robench.data import load_dataset  # noqa: E402
+from robench.devices import resolve_device  # noqa: E402
 from robench.models.registry import create_model  # noqa: E402
 from robench.models.wrapper import ModelInfo, RobenchModel  # noqa: E402
 from robench.train.adversarial import IGD, PGDAT, AttackSettings  # noqa: E402
 from robench.train.augment import random_crop_flip  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import interleave, machine, publish, set_threads  # noqa: E402
+from benchlib import interleave, machine, publish, set_threads, synchronizer  # noqa: E402
 
 
 def model(arch: str, seed: int) -> RobenchModel:
@@ -39,7 +40,7 @@ def step_fn(method, net: RobenchModel, x: torch.Tensor, y: torch.Tensor):  # typ
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
 
     def step() -> None:
-        loss, _ = method.loss(net, x, y, torch.Generator().manual_seed(0), net)
+        loss, _ = method.loss(net, x, y, torch.Generator(x.device).manual_seed(0), net)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -54,26 +55,28 @@ def main() -> int:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="where the steps run (cpu, cuda)")
     args = p.parse_args()
     set_threads(args.threads)
+    device = resolve_device(args.device)
     started = time.perf_counter()
     info = machine()
     data = load_dataset("sample")
-    images = torch.from_numpy(data.images[:]).clone()
+    images = torch.from_numpy(data.images[:]).clone().to(device)  # the trainer holds its images on the device
     labels = torch.from_numpy(data.labels)
-    x, y = data.batch(0, args.batch_size)
+    x, y = (t.to(device) for t in data.batch(0, args.batch_size))
     attack = AttackSettings()
-    student, teacher = model(args.arch, 0), model(args.arch, 1)
+    student, teacher = model(args.arch, 0).to(device), model(args.arch, 1).to(device)
     steps = {"pgd-at": step_fn(PGDAT(attack), student, x, y),
              "igd": step_fn(IGD(teacher, attack, lam=1.0), student, x, y)}
-    gen = torch.Generator().manual_seed(0)
+    gen, device_gen = torch.Generator().manual_seed(0), torch.Generator(device).manual_seed(0)
 
     def load_batch() -> None:
         idx = torch.randperm(len(labels), generator=gen)[: args.batch_size]
-        batch = images[idx].permute(0, 3, 1, 2).float().div_(255.0)
-        random_crop_flip(batch, gen)
+        batch = images[idx.to(device)].permute(0, 3, 1, 2).float().div_(255.0)
+        random_crop_flip(batch, device_gen)
 
-    t = interleave({**steps, "data": load_batch}, args.repeats)
+    t = interleave({**steps, "data": load_batch}, args.repeats, sync=synchronizer(device))
     igd_ratio = t.ratio("igd", "pgd-at")
     data_share = t.median("data") / (t.median("data") + t.median("pgd-at"))
     rows = [("IGD step / PGD-AT step", f"{igd_ratio:.3f}", f"{t.cpu_ratio('igd', 'pgd-at'):.3f}", "<= 1.4",
@@ -84,8 +87,9 @@ def main() -> int:
     report = "\n".join([
         "# Trainer: performance targets", "", "Produced by:", "", "```",
         f".venv/bin/python scripts/bench_training.py --arch {args.arch} --batch-size {args.batch_size} "
-        f"--repeats {args.repeats} --threads {args.threads} --out {args.out}", "```", "",
-        f"- Date: {info['date']}; machine: `nproc` = {info['nproc']}, CPU `{info['cpu']}`, torch {info['torch']}, "
+        f"--repeats {args.repeats} --threads {args.threads} --device {args.device} --out {args.out}", "```", "",
+        f"- Date: {info['date']}; machine: `nproc` = {info['nproc']}, CPU `{info['cpu']}`, GPU {info['gpu']}, "
+        f"steps on `{device}`, torch {info['torch']}, "
         f"{args.threads} torch thread(s); load average at start {info['loadavg']}",
         f"- Model `{args.arch}`, batch {args.batch_size} real CIFAR-10 images, PGD ε = 8/255, 10 steps of 2/255 for both "
         "methods; IGD adds the teacher's input gradient and the student's double backprop (λ = 1).",

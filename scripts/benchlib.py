@@ -50,10 +50,20 @@ class Timings:
         return [a / b for a, b in zip(self.times[num], self.times[den])]
 
 
-def interleave(variants: dict[str, Callable[[], Any]], repeats: int, warmup: bool = True) -> Timings:
+def synchronizer(device: torch.device | str) -> Callable[[], None]:
+    """What waits for ``device``'s queued work: ``torch.cuda.synchronize`` on CUDA, nothing on the CPU."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return lambda: torch.cuda.synchronize(dev)
+    return lambda: None
+
+
+def interleave(variants: dict[str, Callable[[], Any]], repeats: int, warmup: bool = True,
+               sync: Callable[[], None] = lambda: None) -> Timings:
     """Time each variant ``repeats`` times, round-robin, reversing the order every other round.
 
     ``warmup`` runs every variant once untimed first (lazy initialisation, allocator growth).
+    ``sync`` waits for an accelerator's queued work (see :func:`synchronizer`) before each clock read.
     """
     names = list(variants)
     if warmup:
@@ -62,8 +72,10 @@ def interleave(variants: dict[str, Callable[[], Any]], repeats: int, warmup: boo
     out = Timings({name: [] for name in names}, {name: [] for name in names})
     for r in range(repeats):
         for name in names if r % 2 == 0 else names[::-1]:
+            sync()
             c0, t0 = time.process_time(), time.perf_counter()
             variants[name]()
+            sync()
             t1, c1 = time.perf_counter(), time.process_time()
             out.times[name].append(t1 - t0)
             out.cpu[name].append(c1 - c0)
@@ -84,7 +96,8 @@ def machine() -> dict[str, str]:
     except OSError:
         load = "n/a"
     nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip() or str(os.cpu_count())
-    return {"nproc": nproc, "cpu": cpu, "torch": torch.__version__, "python": platform.python_version(),
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    return {"nproc": nproc, "cpu": cpu, "gpu": gpu, "torch": torch.__version__, "python": platform.python_version(),
             "platform": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "loadavg": load}
 
 

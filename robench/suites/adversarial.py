@@ -76,7 +76,7 @@ class AdversarialSuite:
         fmodel = fb.PyTorchModel(FiniteLogits(model, "adversarial images"), bounds=(0, 1), device=batch.x.device)
         clean = batch.correct
         columns: dict[str, np.ndarray] = {}
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=batch.generator))
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=batch.generator, device=batch.generator.device))
         with torch.random.fork_rng(devices=[]):  # foolbox draws random starts from torch's global RNG
             torch.manual_seed(seed)
             for eps in cfg.epsilons:
