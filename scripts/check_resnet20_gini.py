@@ -17,16 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from check_gini import mad_gini  # beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 NORM = ["--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225"]
-
-
-def mad_gini(values: np.ndarray) -> float:
-    """sum_ij |a_i - a_j| / (2 n^2 mean): the Gini without sorting, in float64."""
-    v = values.astype(np.float64).ravel()
-    diffs = sum(np.abs(v[i:i + 512, None] - v[None, :]).sum() for i in range(0, v.size, 512))
-    return float(diffs / (2 * v.size**2 * v.mean()))
 
 
 def main() -> int:

@@ -197,3 +197,43 @@ def test_overrides_apply(tmp_path: Path) -> None:
     assert torch.allclose(loaded.std.flatten(), torch.tensor([0.4, 0.5, 0.6]))
     with pytest.raises(RobenchError, match="positive"):
         load_model(str(path), std=(0.0, 1.0, 1.0))
+
+
+def _robustness_library_checkpoint(path: Path, net: torch.nn.Module, mean: tuple[float, ...],
+                                   std: tuple[float, ...]) -> Path:
+    """What MadryLab's ``robustness`` library saves: an ``AttackerModel`` under DataParallel
+    (network twice, normaliser buffers twice) plus optimizer state and epoch."""
+    m, s = torch.tensor(mean).view(-1, 1, 1), torch.tensor(std).view(-1, 1, 1)
+    sd: dict[str, torch.Tensor] = {"module.normalizer.new_mean": m, "module.normalizer.new_std": s,
+                                   "module.attacker.normalize.new_mean": m, "module.attacker.normalize.new_std": s}
+    for k, v in net.state_dict().items():
+        sd[f"module.model.{k}"] = v
+        sd[f"module.attacker.model.{k}"] = v
+    torch.save({"model": sd, "optimizer": {"state": {}, "param_groups": [{"lr": 0.1}]}, "schedule": None,
+                "epoch": 90}, path)
+    return path
+
+
+def test_robustness_library_checkpoint(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    import timm
+
+    torch.manual_seed(0)
+    net = timm.create_model("resnet18", pretrained=False, num_classes=10).eval()
+    mean, std = (0.4, 0.45, 0.5), (0.2, 0.25, 0.3)
+    path = _robustness_library_checkpoint(tmp_path / "resnet18_linf_eps4.0.ckpt", net, mean, std)
+    model = load_model(str(path), arch="resnet18")
+    assert model.info.source == "robustness-library"
+    assert model.info.mean == pytest.approx(mean) and model.info.std == pytest.approx(std)
+    x = torch.rand(2, 3, 32, 32)
+    expected = net((x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1))
+    torch.testing.assert_close(model(x), expected)
+    assert load_model(str(path), arch="resnet18", mean=(0.5,) * 3, std=(0.5,) * 3).info.mean == (0.5,) * 3
+    # without the attacker copy it is an ordinary state dict whose normaliser keys do not fit the network
+    sd = torch.load(path, weights_only=True)["model"]
+    plain = {k: v for k, v in sd.items() if not k.startswith("module.attacker.")}
+    torch.save(plain, tmp_path / "plain.pt")
+    with pytest.raises(RobenchError, match="unexpected"):
+        load_model(str(tmp_path / "plain.pt"), arch="resnet18")
+    r = cli("evaluate", "--model", path, "--arch", "resnet18", "--input-size", "3,32,32", "--data", "sample",
+            "--limit", 8, "--suite", "clean", "--out", tmp_path / "run")
+    assert r.code == 0, r.err

@@ -213,6 +213,29 @@ def unwrap_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
     return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
 
 
+def split_attacker_model(
+    state: dict[str, torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], tuple[tuple[float, ...], tuple[float, ...]] | None]:
+    """The network and its normalisation from a MadryLab ``robustness``-library checkpoint, else ``state``.
+
+    That library (used for Engstrom et al.'s and Salman et al.'s adversarially trained models,
+    e.g. ``resnet50_linf_eps4.0.ckpt``) saves an ``AttackerModel``: ``[module.]model.*`` (the
+    network), ``[module.]attacker.model.*`` (the same network again, for the attack),
+    ``[module.]normalizer.new_mean``/``new_std`` (C×1×1 buffers: its input normalisation) and the
+    attacker's copy of those. Returns ``(model.* with the prefix removed, (mean, std))`` for that
+    layout, ``(state, None)`` for any other.
+    """
+    prefix = "module." if state and all(k.startswith("module.") for k in state) else ""
+    mean, std = state.get(f"{prefix}normalizer.new_mean"), state.get(f"{prefix}normalizer.new_std")
+    net_prefix = f"{prefix}model."
+    if mean is None or std is None or not any(k.startswith(f"{prefix}attacker.") for k in state):
+        return state, None
+    net = {k[len(net_prefix):]: v for k, v in state.items() if k.startswith(net_prefix)}
+    if not net or mean.numel() != std.numel():
+        return state, None
+    return net, (tuple(float(v) for v in mean.flatten()), tuple(float(v) for v in std.flatten()))
+
+
 def _is_state_dict(obj: dict[Any, Any]) -> bool:
     return bool(obj) and all(isinstance(k, str) for k in obj) and any(isinstance(v, torch.Tensor) for v in obj.values())
 

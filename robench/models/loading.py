@@ -29,6 +29,7 @@ from robench.models.checkpoint import (
     pickled_code_error,
     read_safetensors,
     sniff_format,
+    split_attacker_model,
     torch_load_safe,
     unwrap_state_dict,
 )
@@ -97,11 +98,20 @@ def _load_file(path: Path, opts: LoadOptions) -> RobenchModel:
         if not isinstance(obj.get("meta"), dict):
             raise RobenchError(f"{path}: robench checkpoint without metadata")
         return _from_state(unwrap_state_dict(obj["state_dict"], path), obj["meta"], path, "robench", opts)
-    return _from_state(unwrap_state_dict(obj, path), None, path, "state_dict", opts)
+    state, normalization = split_attacker_model(unwrap_state_dict(obj, path))
+    if normalization is None:
+        return _from_state(state, None, path, "state_dict", opts)
+    return _from_state(state, None, path, "robustness-library", opts, normalization)
 
 
 def _from_state(state: dict[str, torch.Tensor], meta: dict[str, Any] | None, path: Path, source: str,
-                opts: LoadOptions) -> RobenchModel:
+                opts: LoadOptions,
+                normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None) -> RobenchModel:
+    """Build ``opts.arch`` (or the metadata's) and load ``state`` into it strictly.
+
+    ``normalization`` is ``(mean, std)`` found in the file itself (robustness-library checkpoints);
+    it is used for bare state dicts instead of the architecture's default, and --mean/--std win.
+    """
     base = info_from_meta(meta) if meta is not None else None
     arch = opts.arch or (base.arch if base else None)
     if arch is None:
@@ -127,6 +137,8 @@ def _from_state(state: dict[str, torch.Tensor], meta: dict[str, Any] | None, pat
             name=path.stem, arch=arch, num_classes=num_classes, input_size=built.input_size,
             mean=built.mean or (0.0,) * in_chans, std=built.std or (1.0,) * in_chans,
         )
+        if normalization is not None:
+            base.mean, base.std = normalization
     base.arch = arch
     return _finish(built.net, base.name, arch, base, source, opts)
 
