@@ -145,3 +145,17 @@ def test_cli_compare_and_report(zoo_runs: list[Path], tmp_path: Path, cli) -> No
     assert result.code == 0
     assert "robench report: pgd-at" in (zoo_runs[1] / "report" / "report.md").read_text()
     assert cli("report", str(tmp_path / "missing")).err.strip() == f"robench: error: run directory {tmp_path / 'missing'} does not exist"
+
+
+def test_reload_reads_options_as_the_cli_wrote_them(tiny_checkpoint: Path, tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    from robench.reports.examples import reload_images, reload_model
+
+    out = tmp_path / "run"  # sizes written as 3x32x32 and numbers as given: the report parses them like the CLI
+    r = cli("evaluate", "--model", tiny_checkpoint, "--input-size", "3x32x32", "--mean", "0.5,0.5,0.5", "--std",
+            "0.25,0.25,0.25", "--data", "sample", "--limit", 8, "--suite", "clean", "--out", out)
+    assert r.code == 0, r.err
+    run = load_run(out)
+    model = reload_model(run)
+    assert model.info.input_size == (3, 32, 32) and model.info.mean == (0.5, 0.5, 0.5)
+    x, y = reload_images(run, np.arange(3))
+    assert x.shape == (3, 3, 32, 32) and y.tolist() == run.per_image["label"].tolist()[:3]

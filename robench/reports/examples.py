@@ -20,26 +20,20 @@ from robench.data import load_dataset
 from robench.errors import RobenchError
 from robench.models.loading import LoadOptions, load_model
 from robench.models.wrapper import RobenchModel
+from robench.options import parse_floats, parse_size
 from robench.reports.plots import OKABE_ITO, plt
 from robench.reports.runs import Run
-
-
-def _floats(text: str | None) -> tuple[float, ...] | None:
-    return tuple(float(v) for v in text.split(",")) if text else None
-
-
-def _size(text: str | None) -> tuple[int, ...] | None:
-    return tuple(int(v) for v in text.split(",")) if text else None
 
 
 def reload_model(run: Run) -> RobenchModel:
     """The run's model, loaded as the evaluation did; RobenchError if it is gone or changed."""
     o = run.meta["options"]
-    model = load_model(o["model"], LoadOptions(arch=o.get("arch"), arch_path=o.get("arch_path"), weights=o.get("weights"),
-                                               mean=_floats(o.get("mean")), std=_floats(o.get("std")),
-                                               num_classes=o.get("num_classes"),
-                                               input_size=_size(o.get("input_size")),  # type: ignore[arg-type]
-                                               trust_checkpoint=bool(o.get("trust_checkpoint"))))
+    options = LoadOptions(arch=o.get("arch"), arch_path=o.get("arch_path"), weights=o.get("weights"),
+                          mean=parse_floats(o.get("mean"), "--mean"), std=parse_floats(o.get("std"), "--std"),
+                          num_classes=o.get("num_classes"),
+                          input_size=parse_size(o.get("input_size"), "--input-size"),  # type: ignore[arg-type]
+                          trust_checkpoint=bool(o.get("trust_checkpoint")))
+    model = load_model(o["model"], options)
     recorded = run.meta["model"].get("sha256")
     if recorded and model.info.sha256 and model.info.sha256 != recorded:
         raise RobenchError(f"checkpoint {o['model']} changed since {run.path} was evaluated (sha256 differs)")
@@ -49,7 +43,7 @@ def reload_model(run: Run) -> RobenchModel:
 def reload_images(run: Run, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """Images (K × C × H × W in [0, 1]) and labels of per-image rows ``rows``, from the run's dataset."""
     o = run.meta["options"]
-    size = _size(o.get("image_size"))
+    size = parse_size(o.get("image_size"), "--image-size")
     data = load_dataset(o["data"], o.get("split", "test"), o.get("data_dir"), o.get("limit"), o.get("seed", 0),
                         image_size=(size[0], size[-1]) if size else None)
     if data.fingerprint() != run.meta["dataset"].get("fingerprint"):
