@@ -17,7 +17,7 @@ tmp=$(mktemp -d)
   --suite full --corruptions noise --no-autoattack --device cuda --out "$tmp/e2e"
 cp "$tmp/e2e/results.csv" "$OUT/e2e-full-suite-results.csv"; cp "$tmp/e2e/meta.json" "$OUT/e2e-full-suite-meta.json"
 # corruptions: torch noise family on the GPU and on the host's 16 CPU threads vs the library
-$PY scripts/bench_corruptions.py --images 1000 --repeats 5 --threads 16 --device cuda --library-workers 16 \
+$PY scripts/bench_corruptions.py --images 1000 --repeats 5 --threads 16 --device cuda \
   --out "$OUT/corruptions-cuda.md"
 $PY scripts/bench_corruptions.py --images 1000 --repeats 5 --threads 16 --device cpu --library-workers 16 \
   --out "$OUT/corruptions-cpu16.md"

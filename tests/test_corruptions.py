@@ -331,3 +331,20 @@ def test_library_small_and_odd_images(images: np.ndarray) -> None:
     # the kept channel carries full-strength noise (not a 3-channel average)
     d = out.astype(np.float64) - gray
     assert 0.8 * 0.18 * 255 < d.std() < 1.05 * 0.18 * 255
+
+
+@pytest.mark.parametrize("name", TORCH_CORRUPTIONS)
+def test_cpu_output_does_not_depend_on_the_thread_count(images: np.ndarray, name: str) -> None:
+    x = as_float(images[:70])  # three chunks, the last one partial
+    before = torch.get_num_threads()
+    try:
+        outs = []
+        for threads in (1, 3):
+            torch.set_num_threads(threads)
+            outs.append(torch_corrupt(x, name, 3, table="imagenet-c", generator=make_generator(3)))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(outs[0], outs[1])
+    # each chunk has its own stream: the chunks' noise differs
+    delta = outs[0] - x
+    assert not torch.equal(delta[:32], delta[32:64])

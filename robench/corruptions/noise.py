@@ -6,7 +6,8 @@ for CIFAR-10-C) on float images in [0, 1]:
 * gaussian_noise: ``clip(x + N(0, c²), 0, 1)``
 * shot_noise:     ``clip(Poisson(x·c) / c, 0, 1)``
 * impulse_noise:  skimage ``random_noise(mode='s&p', amount=c)``: each value is flipped with
-  probability c, a flipped value becomes 1 (salt) or 0 (pepper) with probability ½ each
+  probability c, a flipped value becomes 1 (salt) or 0 (pepper) with probability ½ each (drawn
+  here from one uniform u per value: salt if u < c/2, pepper if c/2 ≤ u < c — the same law)
 * speckle_noise:  ``clip(x + x·N(0, c²), 0, 1)``
 
 The reference returns ``np.uint8(clip(...) * 255)``, which truncates (it does not round). With
@@ -17,9 +18,18 @@ input's dtype.
 
 Randomness comes only from the explicit ``generator``, which must live on the tensor's device.
 The same seed gives the same output on the same device type; CPU and CUDA streams differ.
+
+On the CPU, drawing the random numbers is most of the work, and torch's CPU generator (one
+Mersenne Twister) draws on one thread. So a CPU batch is cut into fixed chunks of
+``CPU_CHUNK`` images, each drawn from its own generator seeded by one draw from ``generator``,
+and the chunks run on ``torch.get_num_threads()`` threads. The chunks, not the threads, decide the
+numbers: the output does not depend on the thread count. On CUDA the batch is one call (the GPU's
+generator is already parallel).
 """
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -32,6 +42,9 @@ TABLES = (IMAGENET_C, CIFAR10_C)
 
 # Images whose height is below this use the CIFAR-10-C table unless overridden.
 SMALL_IMAGE_LIMIT = 64
+
+# Images per independently seeded chunk on the CPU (see the module docstring).
+CPU_CHUNK = 32
 
 # One parameter per severity 1..5.
 #   imagenet-c: imagecorruptions 1.1.x corruptions.py (= Hendrycks' make_imagenet_c.py)
@@ -91,23 +104,55 @@ def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Gener
     return torch.Generator(device=torch.device(device)).manual_seed(int(seed))
 
 
+def _draw_chunk(out: torch.Tensor, x: torch.Tensor, law: str, c: float, g: torch.Generator) -> None:
+    """Fill ``out`` (shaped like ``x``) with draws of ``law`` from ``g``."""
+    if law == "normal":
+        torch.randn(out.shape, generator=g, out=out)
+    elif law == "uniform":
+        torch.rand(out.shape, generator=g, out=out)
+    else:  # Poisson counts with rates x·c
+        out.copy_(torch.poisson(x.clamp(min=0) * c, generator=g))
+
+
+def _draw(x: torch.Tensor, law: str, c: float, generator: torch.Generator) -> torch.Tensor:
+    """A tensor like ``x`` of ``law`` draws: one call on CUDA; on the CPU, chunks of CPU_CHUNK
+    images, each from its own generator (seeded by one draw from ``generator``), on several threads."""
+    out = torch.empty_like(x)
+    if x.device.type != "cpu":
+        _draw_chunk(out, x, law, c, generator)
+        return out
+    starts = range(0, len(x), CPU_CHUNK)
+    seeds = torch.randint(0, 2**62, (len(starts),), generator=generator).tolist()
+
+    def chunk(i: int) -> None:
+        part = slice(starts[i], starts[i] + CPU_CHUNK)
+        _draw_chunk(out[part], x[part], law, c, torch.Generator().manual_seed(int(seeds[i])))
+
+    threads = min(torch.get_num_threads(), len(starts))
+    if threads == 1:
+        for i in range(len(starts)):
+            chunk(i)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(chunk, range(len(starts))))
+    return out
+
+
 def _gaussian(x: torch.Tensor, c: float, g: torch.Generator) -> torch.Tensor:
-    return x + torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype) * c
+    return _draw(x, "normal", c, g).mul_(c).add_(x)
 
 
 def _shot(x: torch.Tensor, c: float, g: torch.Generator) -> torch.Tensor:
-    return torch.poisson(x.clamp(min=0) * c, generator=g) / float(c)
+    return _draw(x, "poisson", c, g).div_(float(c))
 
 
 def _impulse(x: torch.Tensor, c: float, g: torch.Generator) -> torch.Tensor:
-    flipped = torch.rand(x.shape, generator=g, device=x.device, dtype=x.dtype) <= c
-    salted = torch.rand(x.shape, generator=g, device=x.device, dtype=x.dtype) <= 0.5
-    out = torch.where(flipped & salted, torch.ones_like(x), x)
-    return torch.where(flipped & ~salted, torch.zeros_like(x), out)
+    u = _draw(x, "uniform", c, g)
+    return torch.where(u < c, (u < c / 2).to(x.dtype), x)  # salt (1) below c/2, pepper (0) in [c/2, c)
 
 
 def _speckle(x: torch.Tensor, c: float, g: torch.Generator) -> torch.Tensor:
-    return x + x * (torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype) * c)
+    return _draw(x, "normal", c, g).mul_(c).mul_(x).add_(x)
 
 
 _FUNCTIONS = {"gaussian_noise": _gaussian, "shot_noise": _shot, "impulse_noise": _impulse, "speckle_noise": _speckle}
@@ -138,7 +183,7 @@ def torch_corrupt(
         raise RobenchError(f"the generator is on {generator.device} but the images are on {x.device}; "
                            "make the generator on the images' device")
     work = x if x.dtype in (torch.float32, torch.float64) else x.float()
-    out = _FUNCTIONS[name](work, c, generator).clamp_(0.0, 1.0)
+    out = _FUNCTIONS[name](work.contiguous(), c, generator).clamp_(0.0, 1.0)
     if quantize:
         out = out.mul_(255.0).floor_().div_(255.0)
     return out.to(x.dtype)
