@@ -6,6 +6,7 @@ exits with status 2, without a traceback.
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -48,6 +49,7 @@ def attribution_settings(name: str, **given: object) -> dict[str, object]:
 
 @app.command()
 def evaluate(
+    ctx: typer.Context,
     model: str = typer.Option(ZOO_DEFAULT, "--model", "-m", help="Checkpoint path, timm:NAME, or zoo:NAME (bundled)."),
     data: str = typer.Option("sample", "--data", "-d", help="cifar10, imagefolder:PATH, npz:PATH or sample (bundled)."),
     suite: str = typer.Option("clean", "--suite", "-s", help="Suite name(s), comma-separated."),
@@ -97,7 +99,8 @@ def evaluate(
     workers: int = typer.Option(0, help="[corruptions] Worker processes generating library corruptions."),
 ) -> None:
     """Evaluate a model with one or more suites and print the results table."""
-    options = {**locals(), "out": str(out) if out else None}  # every option, recorded in meta.json
+    options = {**{k: v for k, v in locals().items() if k != "ctx"},  # every option, recorded in meta.json
+               "out": str(out) if out else None}
     from robench.data import load_dataset
     from robench.distributed import DistContext
     from robench.models.loading import LoadOptions, load_model
@@ -126,7 +129,8 @@ def evaluate(
     suites = make_suites(suite, seed=seed, suite_options={"inequality": {"config": inequality},
                                                           "adversarial": {"config": adversarial},
                                                           "corruptions": {"config": corruption}})
-    ctx = DistContext.from_env(device)  # under torchrun: this rank, its device, the process group
+    _refuse_unselected_suite_options(ctx, {s.name for s in suites}, suite)
+    dist = DistContext.from_env(device)  # under torchrun: this rank, its device, the process group
     size = parse_size(input_size, "--input-size")
     if size is not None and len(size) != 3:
         raise RobenchError("--input-size takes C,H,W, e.g. 3,32,32")
@@ -145,19 +149,29 @@ def evaluate(
         _check_counts(dataset.image_shape, inequality)
     created = _first_missing(out) if out is not None else None
     try:
-        result = run_evaluation(net, dataset, suites, out_dir=out, seed=seed, batch_size=batch_size, device=ctx.device,
-                                options=options, overwrite=overwrite, dist_ctx=ctx)
+        result = run_evaluation(net, dataset, suites, out_dir=out, seed=seed, batch_size=batch_size, device=dist.device,
+                                options=options, overwrite=overwrite, dist_ctx=dist)
     except RobenchError:
         # a mistake found in the first batch leaves no output directory; finished batches stay for a resume
-        if created is not None and ctx.is_main and all(p.name == "signature" for p in created.rglob("*") if p.is_file()):
+        if created is not None and dist.is_main and all(p.name == "signature" for p in created.rglob("*") if p.is_file()):
             shutil.rmtree(created, ignore_errors=True)
         raise
-    if not ctx.is_main:
+    if not dist.is_main:
         return
     print_results(result.results, title=f"{net.info.name} on {dataset.identity.get('description', data)} "
                                         f"({len(result.per_image)} images)")
     if out:
         console.print(f"results written to {out}/")
+
+
+def _refuse_unselected_suite_options(ctx: typer.Context, selected: set[str], suite: str) -> None:
+    """An option given for a suite that does not run (its help starts with ``[suite]``) is a mistake."""
+    for param in ctx.command.params:
+        tag = re.match(r"\[(\w+)\]", getattr(param, "help", None) or "")
+        source = ctx.get_parameter_source(param.name) if param.name else None
+        if tag and tag.group(1) not in selected and source is not None and source.name == "COMMANDLINE":
+            raise RobenchError(f"{param.opts[0]} is an option of the {tag.group(1)} suite, which --suite {suite} does "
+                               f"not run; add {tag.group(1)} to --suite or leave the option out")
 
 
 def _check_counts(shape: tuple[int, int, int], config: InequalityConfig) -> None:
