@@ -60,27 +60,29 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
-def check_writable(directory: str | os.PathLike[str]) -> None:
+def check_writable(directory: str | os.PathLike[str], subject: str = "") -> None:
     """Fail early, with one line, when files cannot be written in ``directory``.
 
     Creates and removes a small probe file in ``directory``, or, when it does not exist yet, in its
     nearest existing ancestor (where it would be created), so a check that fails leaves nothing behind.
     Catches read-only file systems, missing permissions and a full disk before any work starts.
+    ``subject`` names what would be written in the message ("cannot write the report to ...").
     """
     target = Path(directory).expanduser().absolute()
+    lead = f"cannot write {subject} to {target}" if subject else f"cannot write to {target}"
     probe_dir = target
     while not probe_dir.exists() and probe_dir.parent != probe_dir:
         probe_dir = probe_dir.parent
     if not probe_dir.is_dir():
-        raise RobenchError(f"cannot write to {target}: {probe_dir} exists and is not a directory")
+        raise RobenchError(f"{lead}: {probe_dir} exists and is not a directory")
     try:
         fd, probe = tempfile.mkstemp(prefix=".robench-write-check.", suffix=".tmp", dir=probe_dir)
     except OSError as exc:
-        raise WriteError(f"cannot write to {target}: {exc.strerror or exc}", exc.errno) from None
+        raise WriteError(f"{lead}: {exc.strerror or exc}", exc.errno) from None
     try:
         _write_probe(fd)
     except OSError as exc:
-        raise WriteError(f"cannot write to {target}: {exc.strerror or exc}", exc.errno) from None
+        raise WriteError(f"{lead}: {exc.strerror or exc}", exc.errno) from None
     finally:
         os.close(fd)
         Path(probe).unlink(missing_ok=True)

@@ -24,8 +24,7 @@ import numpy as np
 import pandas as pd
 
 from robench import __version__
-from robench.errors import RobenchError
-from robench.io import write_atomic, write_text_atomic
+from robench.io import check_writable, write_atomic, write_text_atomic
 from robench.reports.compare import common_correct, comparison_table, model_labels
 from robench.reports.plots import corruption_heatmaps, gini_and_lorenz, noise_curves, occlusion_curves, save_figure
 from robench.reports.runs import Run, headline, load_run
@@ -59,11 +58,7 @@ def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, title: str
     labels = model_labels(runs)
     mask = common_correct(runs)
     out = Path(out_dir)
-    for parent in (out, *out.parents):  # checked before plotting: an --out that cannot become a directory
-        if parent.exists():
-            if not parent.is_dir():
-                raise RobenchError(f"cannot write the report to {out}: {parent} exists and is not a directory")
-            break
+    check_writable(out, "the report")  # before plotting: an --out that cannot become a directory, or a read-only one
     plots_dir = out / "plots"
     report = Report(out, out / "report.md", out / "report.html", out / "comparison.csv")
     figures = {"noise": noise_curves(runs, labels, mask), "occlusion": occlusion_curves(runs, labels, mask),
