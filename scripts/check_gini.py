@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 TOLERANCE = 5e-4  # "equal to three decimals"
+MAD_LIMIT = 20_000  # largest map (entries) for the O(n²) pairwise formula
 
 
 def mad_gini(values: np.ndarray) -> float:
@@ -50,10 +51,17 @@ def independent_gini(maps: np.ndarray, mad_limit: int) -> tuple[np.ndarray, str]
     return quantus_gini(maps), "Quantus Sparseness"
 
 
-def check_run(run_dir: Path, images: int, batch: int, mad_limit: int) -> dict[str, object]:
-    """Robench's and the independent mean Gini of the first ``images`` correctly classified images."""
+def saliency_gini(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                  mad_limit: int = MAD_LIMIT) -> tuple[np.ndarray, str]:
+    """Captum's |∂ logit_y / ∂ x| for each image, and its Gini by :func:`independent_gini`."""
     from captum.attr import Saliency
 
+    attr = Saliency(model).attribute(x.requires_grad_(True), target=y, abs=True).detach().numpy()
+    return independent_gini(attr, mad_limit)
+
+
+def check_run(run_dir: Path, images: int, batch: int, mad_limit: int) -> dict[str, object]:
+    """Robench's and the independent mean Gini of the first ``images`` correctly classified images."""
     from robench.reports.examples import reload_images, reload_model
     from robench.reports.runs import load_run
 
@@ -67,9 +75,7 @@ def check_run(run_dir: Path, images: int, batch: int, mad_limit: int) -> dict[st
     model = reload_model(run).eval()
     independent, formula = [], ""
     for start in range(0, len(rows), batch):
-        x, y = reload_images(run, rows[start:start + batch])
-        attr = Saliency(model).attribute(x.requires_grad_(True), target=y, abs=True).detach().numpy()
-        values, formula = independent_gini(attr, mad_limit)
+        values, formula = saliency_gini(model, *reload_images(run, rows[start:start + batch]), mad_limit)
         independent.append(values)
     ours = run.per_image["gini_pixel"].to_numpy()[rows].astype(np.float64)
     theirs = np.concatenate(independent)
@@ -95,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("runs", nargs="+", type=Path, help="run directories written by robench evaluate")
     p.add_argument("--images", type=int, default=100, help="correctly classified images per model")
     p.add_argument("--batch", type=int, default=50, help="images per Captum call")
-    p.add_argument("--mad-limit", type=int, default=20_000,
+    p.add_argument("--mad-limit", type=int, default=MAD_LIMIT,
                    help="largest map (entries) for the pairwise formula; larger maps use Quantus Sparseness")
     p.add_argument("--out", type=Path, help="write the Markdown table here")
     args = p.parse_args(argv)

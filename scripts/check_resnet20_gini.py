@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from check_gini import mad_gini  # beside this script
+from check_gini import saliency_gini  # beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 NORM = ["--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225"]
@@ -34,8 +34,6 @@ def main() -> int:
                "--data", "sample", "--suite", "inequality", "--out", str(out / "run")]
     subprocess.run(command, check=True)
 
-    from captum.attr import Saliency
-
     from robench.data import load_dataset
     from robench.models.loading import load_model
 
@@ -45,8 +43,9 @@ def main() -> int:
     ginis, correct = [], []
     for start in range(0, len(data), 100):
         x, y = data.batch(start, min(start + 100, len(data)))
-        maps = Saliency(model).attribute(x.requires_grad_(), target=y, abs=True).detach().numpy()
-        ginis += [mad_gini(m) for m in maps]
+        values, formula = saliency_gini(model, x, y)
+        assert formula == "mean absolute difference", formula  # 3×32×32 maps: the pairwise formula
+        ginis += values.tolist()
         with torch.no_grad():
             correct += (model(x).argmax(1) == y).tolist()
     independent = float(np.mean(np.array(ginis)[np.array(correct)]))
