@@ -99,9 +99,8 @@ def _load_file(path: Path, opts: LoadOptions) -> RobenchModel:
             raise RobenchError(f"{path}: robench checkpoint without metadata")
         return _from_state(unwrap_state_dict(obj["state_dict"], path), obj["meta"], path, "robench", opts)
     state, normalization = split_attacker_model(unwrap_state_dict(obj, path))
-    if normalization is None:
-        return _from_state(state, None, path, "state_dict", opts)
-    return _from_state(state, None, path, "robustness-library", opts, normalization)
+    source = "state_dict" if normalization is None else "robustness-library"
+    return _from_state(state, None, path, source, opts, normalization)
 
 
 def _from_state(state: dict[str, torch.Tensor], meta: dict[str, Any] | None, path: Path, source: str,
