@@ -20,6 +20,7 @@ from robench.corruptions import (
     corrupt_images,
     image_seed,
     make_generator,
+    noise,
     parameter_table,
     resolve_corruptions,
     torch_corrupt,
@@ -147,9 +148,17 @@ def test_cifar_table_is_hendrycks() -> None:
 # ------------------------------------------------------------- torch versions vs the reference
 
 
+@pytest.fixture(params=["levels", "formulas"])
+def cpu_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which CPU computation runs: the exact-level sampler (the default for uint8 inputs) or the torch formulas."""
+    if request.param == "formulas":
+        monkeypatch.setattr(noise, "_levels", lambda *args, **kwargs: None)
+    return request.param
+
+
 @pytest.mark.parametrize("severity", SEVERITIES)
 @pytest.mark.parametrize("name", TORCH_CORRUPTIONS)
-def test_torch_matches_library_imagenet_c(images: np.ndarray, name: str, severity: int) -> None:
+def test_torch_matches_library_imagenet_c(images: np.ndarray, name: str, severity: int, cpu_path: str) -> None:
     lib = corrupt_images(images, name, severity, seed=11).astype(np.float64) - images
     tor = torch_change(images, name, severity, "imagenet-c", seed=12)
     assert_same_distribution(lib, tor, f"{name} s{severity}")
@@ -188,7 +197,7 @@ def cifar_reference(images: np.ndarray, name: str, severity: int, seed: int) -> 
 
 @pytest.mark.parametrize("severity", SEVERITIES)
 @pytest.mark.parametrize("name", TORCH_CORRUPTIONS)
-def test_torch_matches_cifar10_c_reference(images: np.ndarray, name: str, severity: int) -> None:
+def test_torch_matches_cifar10_c_reference(images: np.ndarray, name: str, severity: int, cpu_path: str) -> None:
     ref = cifar_reference(images, name, severity, seed=21).astype(np.float64) - images
     tor = torch_change(images, name, severity, "cifar10-c", seed=22)
     assert_same_distribution(ref, tor, f"{name} s{severity} (CIFAR-10-C)")
