@@ -357,3 +357,21 @@ def test_cpu_output_does_not_depend_on_the_thread_count(images: np.ndarray, name
     # each chunk has its own stream: the chunks' noise differs
     delta = outs[0] - x
     assert not torch.equal(delta[:32], delta[32:64])
+
+
+def test_cpu_chunks_keep_their_order_and_raise_from_any_thread() -> None:
+    x = torch.zeros(200, 1, 2, 2)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        assert noise._on_chunks(x, lambda part, i: (part.start, i)) == [(32 * i, i) for i in range(7)]
+
+        def fail_on_chunk_5(part: slice, i: int) -> None:
+            if i == 5:
+                raise RuntimeError("chunk 5")
+
+        for _ in range(3):  # whichever thread takes chunk 5
+            with pytest.raises(RuntimeError, match="chunk 5"):
+                noise._on_chunks(x, fail_on_chunk_5)
+    finally:
+        torch.set_num_threads(before)
