@@ -113,6 +113,8 @@ def corruption_times(n_images: int = 2) -> dict[str, float]:
         out[name] = (time.process_time() - c0) / n_images
     x = big.float() / 255
     for name in ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise"):
+        # untimed first call: it compiles the CPU sampler (about 1 s, once per process) and builds the table
+        torch_corrupt(x, name, 3, table="imagenet-c", generator=torch.Generator().manual_seed(0))
         c0 = time.process_time()
         torch_corrupt(x, name, 3, table="imagenet-c", generator=torch.Generator().manual_seed(0))
         out[f"torch {name}"] = (time.process_time() - c0) / n_images
