@@ -375,3 +375,15 @@ def test_cpu_chunks_keep_their_order_and_raise_from_any_thread() -> None:
                 noise._on_chunks(x, fail_on_chunk_5)
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("quantize", [True, False])
+def test_torch_empty_batch_and_inputs_that_require_grad(quantize: bool) -> None:
+    empty = torch.zeros(0, 3, 8, 8)
+    out = torch_corrupt(empty, "shot_noise", 2, table="imagenet-c", generator=make_generator(0), quantize=quantize)
+    assert out.shape == empty.shape and out.dtype == empty.dtype
+    x = torch.randint(0, 256, (2, 3, 8, 8), generator=torch.Generator().manual_seed(0)).float().div(255)
+    plain = torch_corrupt(x, "gaussian_noise", 2, table="imagenet-c", generator=make_generator(1), quantize=quantize)
+    tracked = torch_corrupt(x.clone().requires_grad_(), "gaussian_noise", 2, table="imagenet-c",
+                            generator=make_generator(1), quantize=quantize)
+    assert torch.equal(plain, tracked) and not tracked.requires_grad

@@ -244,6 +244,7 @@ def torch_corrupt(
 
     Returns a new tensor of the same shape, dtype and device with values in [0, 1]; with
     ``quantize`` they are multiples of 1/255 (the reference's uint8 output, truncated like it).
+    It does not carry gradients (the input is detached); an empty batch gives an empty result.
     """
     c = corruption_parameter(name, severity, table)
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
@@ -255,7 +256,10 @@ def torch_corrupt(
     if generator.device.type != x.device.type:
         raise RobenchError(f"the generator is on {generator.device} but the images are on {x.device}; "
                            "make the generator on the images' device")
-    work = (x if x.dtype in (torch.float32, torch.float64) else x.float()).contiguous()
+    work = x.detach()  # a corruption is data, not a differentiable function of the images
+    work = (work if work.dtype in (torch.float32, torch.float64) else work.float()).contiguous()
+    if work.numel() == 0:
+        return work.clone().to(x.dtype)
     cpu = work.device.type == "cpu"
     seeds = _chunk_seeds(work, generator) if cpu else []
     out = _levels(work, name, c, seeds) if cpu and quantize else None
