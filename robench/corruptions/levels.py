@@ -14,12 +14,12 @@ float64 from the same formulas (Φ is the standard normal CDF, ``y`` the clipped
 Sampling ``m`` from ``P[k]`` with Walker's alias method needs one 32-bit random number and one
 table lookup per value, whatever the corruption: 8 bits pick a column ``j`` of the row, 24 bits
 decide between ``j`` and its alias. Each table entry packs ``threshold << 8 | alias`` with the
-threshold in units of 2⁻²⁴, so every output probability is within 2⁻²⁴ of ``P`` (tested).
+threshold in units of 2⁻²⁴, so every output probability is within about 2⁻²⁴ of ``P`` (the tests allow 1e-7).
 
 Why this exists rather than the formulas in torch: on the CPU, torch's generator draws one value
 at a time (6-12 ns per normal or uniform on the 2-core reference machine), which alone costs more
 than the 20× speed target allows. Here drawing and looking up is one numba-compiled loop, about
-4.5 ns per value on one thread of that machine (``robench.corruptions._level_kernel``).
+4 ns per value on one thread of that machine (``robench.corruptions._level_kernel``).
 """
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -122,6 +123,7 @@ def _chunk_seeds(x: torch.Tensor, generator: torch.Generator) -> list[int]:
 
 
 _pool: tuple[int, ThreadPoolExecutor] | None = None  # (size, pool)
+_pool_lock = threading.Lock()  # callers on several threads: no submit to a pool being replaced
 
 
 def _helpers(count: int) -> ThreadPoolExecutor:
@@ -157,7 +159,11 @@ def _on_chunks(x: torch.Tensor, work: Callable[[slice, int], object]) -> list[ob
             results[k] = work(*parts[k])
 
     helpers = min(torch.get_num_threads(), len(parts)) - 1
-    futures = [_helpers(helpers).submit(drain) for _ in range(helpers)] if helpers > 0 else []
+    futures = []
+    if helpers > 0:
+        with _pool_lock:
+            pool = _helpers(helpers)
+            futures = [pool.submit(drain) for _ in range(helpers)]
     try:
         drain()
     finally:
