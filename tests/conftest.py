@@ -122,3 +122,19 @@ def cli(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+def reference_noise(x: np.ndarray, name: str, c: float, rng: np.random.Generator) -> np.ndarray:
+    """The reference noise functions (imagecorruptions, Hendrycks' make_cifar_c.py) with parameter ``c`` on
+    float64 values ``x`` in [0, 1], drawing from ``rng``, cast with np.uint8 like the reference."""
+    if name == "gaussian_noise":
+        y = x + rng.normal(size=x.shape, scale=c)
+    elif name == "shot_noise":
+        y = rng.poisson(x * c) / float(c)
+    elif name == "impulse_noise":
+        import skimage as sk
+
+        y = sk.util.random_noise(x, mode="s&p", amount=c, rng=rng)
+    else:
+        y = x + x * rng.normal(size=x.shape, scale=c)
+    return np.uint8(np.clip(y, 0, 1) * 255)

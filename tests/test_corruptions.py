@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from conftest import reference_noise  # tests/ is on sys.path (no package)
 
 from robench.corruptions import (
     ALL,
@@ -176,23 +177,9 @@ def test_torch_matches_library_imagenet_c(images: np.ndarray, name: str, severit
 
 def cifar_reference(images: np.ndarray, name: str, severity: int, seed: int) -> np.ndarray:
     """Hendrycks' make_cifar_c.py noise functions (values above), per image, then np.uint8 like its saving."""
-    import skimage as sk
-
     rng = np.random.default_rng(seed)
     c = CIFAR10_C_SOURCE[name][severity - 1]
-    out = []
-    for img in images:
-        x = np.array(img) / 255.0
-        if name == "gaussian_noise":
-            y = np.clip(x + rng.normal(size=x.shape, scale=c), 0, 1) * 255
-        elif name == "shot_noise":
-            y = np.clip(rng.poisson(x * c) / c, 0, 1) * 255
-        elif name == "impulse_noise":
-            y = np.clip(sk.util.random_noise(x, mode="s&p", amount=c, rng=rng), 0, 1) * 255
-        else:
-            y = np.clip(x + x * rng.normal(size=x.shape, scale=c), 0, 1) * 255
-        out.append(np.uint8(y))
-    return np.stack(out)
+    return np.stack([reference_noise(np.array(img) / 255.0, name, c, rng) for img in images])
 
 
 @pytest.mark.parametrize("severity", SEVERITIES)

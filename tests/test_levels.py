@@ -7,6 +7,7 @@ import zlib
 import numpy as np
 import pytest
 import torch
+from conftest import reference_noise  # tests/ is on sys.path (no package)
 
 from robench.corruptions import noise
 from robench.corruptions.levels import alias_probabilities, alias_table, level_law, packed_table, sample_levels
@@ -19,17 +20,7 @@ Z = 5.0  # allowed |empirical − exact| in binomial standard errors, per output
 
 def reference_draws(name: str, c: float, k: int, rng: np.random.Generator) -> np.ndarray:
     """Output levels of the reference formulas (imagecorruptions / make_cifar_c.py) for DRAWS copies of level k."""
-    x = np.full(DRAWS, k / 255.0)
-    if name == "gaussian_noise":
-        y = x + rng.normal(size=x.shape, scale=c)
-    elif name == "speckle_noise":
-        y = x + x * rng.normal(size=x.shape, scale=c)
-    elif name == "shot_noise":
-        y = rng.poisson(x * c) / float(c)
-    else:  # skimage random_noise(mode="s&p", amount=c): flipped with prob. c, salt or pepper with prob. ½
-        flipped, salted = rng.random(x.shape) <= c, rng.random(x.shape) <= 0.5
-        y = np.where(flipped, np.where(salted, 1.0, 0.0), x)
-    return np.uint8(np.clip(y, 0, 1) * 255)
+    return reference_noise(np.full(DRAWS, k / 255.0), name, c, rng)
 
 
 def assert_matches_law(levels: np.ndarray, law_row: np.ndarray, what: str) -> None:
