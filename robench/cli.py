@@ -247,7 +247,7 @@ def train(
     ctx: typer.Context,
     out: Path = typer.Option(..., "--out", "-o", help="Checkpoint to write (robench format, .pt or .safetensors)."),
     method: str = typer.Option("standard", help="standard, pgd-at, trades, igd or trades-igd."),
-    preset: Optional[str] = typer.Option(None, help="Named settings (cifar10-reference, cifar10-cpu); explicit options win."),
+    preset: Optional[str] = typer.Option(None, help="Named settings (cifar10-fast, cifar10-reference, cifar10-cpu); explicit options win."),
     arch: str = typer.Option("cnn_small", help="Architecture: robench name, timm name or pkg.module:callable."),
     data: str = typer.Option("cifar10", help="Dataset spec (its train split is used; test split for evaluation)."),
     data_dir: Optional[str] = typer.Option(None, help="Where to look for datasets (default $ROBENCH_DATA)."),
@@ -255,23 +255,32 @@ def train(
     batch_size: int = typer.Option(128, help="Global batch size (split across ranks under torchrun)."),
     lr: float = typer.Option(0.1, help="Initial SGD learning rate."),
     momentum: float = typer.Option(0.9),
+    nesterov: bool = typer.Option(False, help="Nesterov momentum."),
     weight_decay: float = typer.Option(5e-4),
-    schedule: str = typer.Option("cosine", help="cosine, plateau (ReduceLROnPlateau on training loss) or constant."),
-    augment: bool = typer.Option(True, help="Random crop (pad 4) and horizontal flip."),
+    schedule: str = typer.Option("cosine", help="cosine, plateau (ReduceLROnPlateau on training loss), constant, or "
+                                                "onecycle (linear warm-up then linear decay to 0, per batch)."),
+    warmup: float = typer.Option(0.25, help="onecycle: fraction of the steps spent warming up."),
+    label_smoothing: float = typer.Option(0.0, help="Label smoothing of the cross-entropy terms."),
+    augment: bool = typer.Option(True, help="Random crop (zero padding --crop-padding) and horizontal flip."),
+    crop_padding: int = typer.Option(4, help="Largest shift, in pixels, of the random crop."),
     seed: int = typer.Option(0, min=0),
     train_limit: Optional[int] = typer.Option(None, help="Train on a seeded subset of this many images."),
     eval_limit: Optional[int] = typer.Option(2000, help="Test images used for per-epoch accuracy."),
     eps: float = typer.Option(8 / 255, help="l∞ radius in [0,1] units (8/255 = 0.0314)."),
+    inner_attack: str = typer.Option("pgd", help="Training adversary: pgd (FGSM-RS: --attack-steps 1 --step-size 1.25ε) "
+                                                 "or n-fgsm (one step of --step-size from 2ε noise, no projection)."),
     attack_steps: int = typer.Option(10, help="PGD steps of the training adversary."),
     step_size: float = typer.Option(2 / 255, help="PGD step size in [0,1] units."),
     beta: float = typer.Option(6.0, help="TRADES β."),
     lam: float = typer.Option(1.0, help="IGD λ (weight of the cosine term)."),
+    igd_fraction: float = typer.Option(1.0, help="IGD: share of each batch on which the cosine term is computed "
+                                                 "(an unbiased estimate at a fraction of the double backprop's cost)."),
     teacher: Optional[str] = typer.Option(None, help="IGD teacher checkpoint (standard-trained, same input size and classes)."),
     grad_target: str = typer.Option("logit", help="IGD gradient of the true-class logit or of the CE loss."),
     student_input: str = typer.Option("clean", help="IGD student gradient at the clean or the adversarial input."),
     eval_pgd_steps: Optional[int] = typer.Option(None, help="PGD steps for the per-epoch robust test accuracy (default 10 for adversarial methods, 0 for standard)."),
     amp: bool = typer.Option(False, help="Mixed precision (fp16 on CUDA, bf16 on CPU)."),
-    channels_last: bool = typer.Option(False, help="Channels-last memory format on CUDA."),
+    channels_last: bool = typer.Option(False, help="Channels-last memory format (faster convolutions on CUDA and on the CPU)."),
     device: str = typer.Option("auto"),
     name: Optional[str] = typer.Option(None, help="Model name recorded in the checkpoint (default: file stem)."),
     resume: bool = typer.Option(False, help="Continue an interrupted run from OUT.state.pt."),
@@ -284,7 +293,7 @@ def train(
     check_writable(out.parent)  # a read-only or full output directory fails before any training
     given = {k: v for k, v in locals().items() if k in TrainConfig.__dataclass_fields__}
     if preset:
-        for key, value in preset_settings(preset).items():
+        for key, value in preset_settings(preset, method).items():
             source = ctx.get_parameter_source(key)
             if source is None or source.name != "COMMANDLINE":
                 given[key] = value

@@ -132,3 +132,18 @@ def test_preset_values_yield_to_explicit_options(cli, small_npz: Path, tmp_path:
     config = load_model(str(tmp_path / "m.pt")).info.training["config"]
     assert config["arch"] == "cnn_tiny" and config["epochs"] == 1  # explicit
     assert config["schedule"] == "cosine" and config["eps"] == pytest.approx(8 / 255)  # from the preset
+
+
+def test_igd_fraction_takes_the_cosine_term_on_the_batch_head(batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """fraction 0.5 on 8 images gives the cosine term of the full method on the first 4 (the batch is shuffled)."""
+    x, y = batch
+    teacher = tiny_model(seed=2)
+    _, part = IGD(teacher, ATTACK, fraction=0.5).loss(tiny_model(seed=1).train(), x, y, torch.Generator().manual_seed(0),
+                                                      tiny_model(seed=1).train())
+    _, head = IGD(teacher, ATTACK).loss(tiny_model(seed=1).train(), x[:4], y[:4], torch.Generator().manual_seed(0),
+                                        tiny_model(seed=1).train())
+    _, whole = IGD(teacher, ATTACK).loss(tiny_model(seed=1).train(), x, y, torch.Generator().manual_seed(0),
+                                         tiny_model(seed=1).train())
+    assert part["igd"] == pytest.approx(head["igd"], rel=1e-5) and part["igd"] != pytest.approx(whole["igd"], rel=1e-3)
+    with pytest.raises(Exception, match="igd-fraction"):
+        IGD(teacher, ATTACK, fraction=0.0)

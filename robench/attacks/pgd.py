@@ -54,6 +54,22 @@ def pgd_linf(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float =
     return _ascend(model, x, start, lambda logits: F.cross_entropy(logits, y, reduction="sum"), eps, steps, step_size)
 
 
+def n_fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float = 8 / 255, step_size: float = 8 / 255,
+           noise_scale: float = 2.0, generator: torch.Generator | None = None) -> torch.Tensor:
+    """N-FGSM (de Jorge et al. 2022): one signed-gradient step of ``step_size`` from x + U(−kε, kε), k = ``noise_scale``.
+
+    The perturbation is not projected back to the ε-ball (only clipped to [0, 1]): the stronger
+    noise and the missing projection are what keep single-step training free of catastrophic
+    overfitting without a check. N×C×H×W in [0, 1] → same shape.
+    """
+    _check(eps, 1, step_size)
+    noise = torch.rand(x.shape, generator=generator, device=generator.device if generator else x.device)
+    start = (x + (noise.to(x.device) * 2 - 1) * (noise_scale * eps)).clamp(0.0, 1.0)
+    unbounded = 2 * (noise_scale * eps + step_size)  # larger than any step can reach: no projection
+    return _ascend(model, start, start, lambda logits: F.cross_entropy(logits, y, reduction="sum"), unbounded, 1,
+                   step_size)
+
+
 def trades_adversary(model: nn.Module, x: torch.Tensor, *, eps: float = 8 / 255, steps: int = 10,
                      step_size: float = 2 / 255, generator: torch.Generator | None = None) -> torch.Tensor:
     """TRADES' inner maximisation of KL(f(x) ‖ f(x')) from x + 0.001·N(0, I) (Zhang et al. 2019)."""

@@ -187,3 +187,85 @@ def cnn_small(num_classes: int = 10, in_chans: int = 3) -> nn.Module:
 def cnn_tiny(num_classes: int = 10, in_chans: int = 3) -> nn.Module:
     """Three-conv CNN (16-32-64), 24 k parameters: for tests and quick smoke runs."""
     return SimpleCNN([16, 32, 64], 1, num_classes, in_chans)
+
+
+class PatchWhitening(nn.Module):
+    """A frozen k×k convolution that whitens the image's k×k patches (the first layer of airbench, Jordan 2024).
+
+    Its filters are the eigenvectors of the training patches' covariance scaled by 1/√(λ + eps),
+    each with its negation, so ``2·C·k²`` output channels (24 for RGB, k = 2). They are set once
+    from data by :meth:`init_from_data` (the trainer calls it before the first step) and never
+    trained; they are buffers, so checkpoints carry them and optimizers skip them.
+    """
+
+    def __init__(self, in_chans: int, kernel: int = 2, eps: float = 5e-4) -> None:
+        super().__init__()
+        self.kernel, self.eps = kernel, eps
+        out = 2 * in_chans * kernel * kernel
+        self.register_buffer("weight", torch.zeros(out, in_chans, kernel, kernel))
+        self.register_buffer("bias", torch.zeros(out))
+
+    @torch.no_grad()
+    def init_from_data(self, images: torch.Tensor) -> None:
+        """Fit the filters to N×C×H×W ``images`` (the model's inputs, in [0, 1]); a few thousand are enough."""
+        c, k = images.shape[1], self.kernel
+        patches = F.unfold(images.double(), k).transpose(1, 2).reshape(-1, c * k * k)  # one row per k×k patch
+        mean = patches.mean(0)
+        eigenvalues, eigenvectors = torch.linalg.eigh(torch.cov(patches.T))
+        filters = (eigenvectors / (eigenvalues + self.eps).sqrt()).T  # row i: eigenvector i / √(λᵢ + eps)
+        weight = torch.cat([filters, -filters])
+        self.weight.copy_(weight.reshape_as(self.weight))
+        self.bias.copy_(-(weight @ mean))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight, self.bias)
+
+
+class ConvGroup(nn.Module):
+    """conv3×3 → 2×2 max-pool → BN → GELU → conv3×3 → BN → GELU (one airbench stage, halves H and W)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(cin, cout, 3, padding="same", bias=False), nn.BatchNorm2d(cout)
+        self.conv2, self.bn2 = nn.Conv2d(cout, cout, 3, padding="same", bias=False), nn.BatchNorm2d(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.gelu(self.bn1(F.max_pool2d(self.conv1(x), 2)))
+        return F.gelu(self.bn2(self.conv2(x)))
+
+
+class AirbenchNet(nn.Module):
+    """The airbench94 network shape (Jordan 2024, arXiv 2404.00498), re-implemented from the paper's description.
+
+    Frozen 2×2 patch whitening + GELU, three :class:`ConvGroup` stages (32 → 15 → 7 → 3 px on
+    CIFAR), global max-pool, a bias-free linear head whose logits are scaled by ``1/9``
+    (the paper's fixed output temperature).
+    """
+
+    def __init__(self, widths: tuple[int, int, int], num_classes: int, in_chans: int) -> None:
+        super().__init__()
+        self.whiten = PatchWhitening(in_chans)
+        chans = [2 * in_chans * 4, *widths]
+        self.stages = nn.Sequential(*(ConvGroup(a, b) for a, b in zip(chans[:-1], chans[1:])))
+        self.fc = nn.Linear(widths[-1], num_classes, bias=False)
+        self.logit_scale = 1 / 9
+
+    def init_from_data(self, images: torch.Tensor) -> None:
+        """Set the whitening filters from N×C×H×W training images in [0, 1]."""
+        self.whiten.init_from_data(images)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stages(F.gelu(self.whiten(x)))
+        return self.fc(F.adaptive_max_pool2d(x, 1).flatten(1)) * self.logit_scale
+
+
+@register_model()
+def airbench(num_classes: int = 10, in_chans: int = 3) -> nn.Module:
+    """airbench94-shaped CNN (whitening, 64-256-256), 1.97 M parameters: the fast recipe's network (`cifar10-fast`)."""
+    return AirbenchNet((64, 256, 256), num_classes, in_chans)
+
+
+@register_model()
+def airbench_s(num_classes: int = 10, in_chans: int = 3) -> nn.Module:
+    """airbench94-shaped CNN at half width (whitening, 32-128-128), 0.5 M parameters."""
+    return AirbenchNet((32, 128, 128), num_classes, in_chans)

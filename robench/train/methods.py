@@ -36,14 +36,17 @@ class TrainMethod(Protocol):
 
 
 class Standard:
-    """Cross-entropy on clean images (NAT)."""
+    """Cross-entropy on clean images (NAT), with optional label smoothing."""
 
     name = "standard"
     selection = "clean"
 
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        self.label_smoothing = label_smoothing
+
     def loss(self, model: RobenchModel, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
              forward: torch.nn.Module) -> tuple[torch.Tensor, dict[str, float]]:
-        ce = F.cross_entropy(forward(x), y)
+        ce = F.cross_entropy(forward(x), y, label_smoothing=self.label_smoothing)
         return ce, {"ce": float(ce.detach())}
 
 
@@ -65,20 +68,22 @@ def _teacher(config: TrainConfig, image_shape: tuple[int, int, int], num_classes
 def _adversarial(cls: type) -> Callable[[TrainConfig, tuple[int, int, int], int, torch.device], TrainMethod]:
     def build(config: TrainConfig, image_shape: tuple[int, int, int], num_classes: int,
               device: torch.device) -> TrainMethod:
-        attack = AttackSettings(config.eps, config.attack_steps, config.step_size)
+        attack = AttackSettings(config.eps, config.attack_steps, config.step_size, config.inner_attack)
+        smoothing = config.label_smoothing
         if cls is TRADES:
-            return TRADES(attack, beta=config.beta)  # type: ignore[return-value]
+            return TRADES(attack, beta=config.beta, label_smoothing=smoothing)  # type: ignore[return-value]
         if cls is IGD:
             base = "trades" if config.method == "trades-igd" else "pgd-at"
             return IGD(_teacher(config, image_shape, num_classes, device), attack, lam=config.lam,  # type: ignore[return-value]
-                       grad_target=config.grad_target, student_input=config.student_input, base=base, beta=config.beta)
-        return cls(attack)  # type: ignore[no-any-return]
+                       grad_target=config.grad_target, student_input=config.student_input, base=base, beta=config.beta,
+                       label_smoothing=smoothing, fraction=config.igd_fraction)
+        return cls(attack, label_smoothing=smoothing)  # type: ignore[no-any-return]
 
     return build
 
 
 METHODS: dict[str, Callable[[TrainConfig, tuple[int, int, int], int, torch.device], TrainMethod]] = {
-    "standard": lambda config, shape, classes, device: Standard(),
+    "standard": lambda config, shape, classes, device: Standard(config.label_smoothing),
     "pgd-at": _adversarial(PGDAT),
     "trades": _adversarial(TRADES),
     "igd": _adversarial(IGD),

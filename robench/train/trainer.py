@@ -1,4 +1,4 @@
-"""The training loop: SGD with a cosine or plateau schedule, per-epoch log, best/last checkpoints, resume.
+"""The training loop: SGD with a cosine, plateau or one-cycle schedule, per-epoch log, best/last checkpoints, resume.
 
 Outputs for ``--out PATH`` (e.g. ``model.pt``):
 
@@ -66,6 +66,7 @@ def train(config: TrainConfig) -> RobenchModel:
     method = make_method(config, (c, h, w), len(train_set.classes), device)
     torch.manual_seed(config.seed)  # before building: --seed decides the initial weights too
     built = build_net(config.arch, len(train_set.classes), c)
+    _init_from_data(built.net, train_set, config.seed)
     info = ModelInfo(
         name=config.name or Path(config.out).stem, arch=config.arch, num_classes=len(train_set.classes),
         input_size=(c, h, w), mean=(0.0,) * c, std=(1.0,) * c, classes=train_set.classes,
@@ -73,12 +74,13 @@ def train(config: TrainConfig) -> RobenchModel:
                   "robench": __version__, "torch": str(torch.__version__), "world_size": dist_ctx.world},
     )
     model = RobenchModel(built.net, info).to(device)
-    if config.channels_last and device.type == "cuda":
+    if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     forward = dist_ctx.wrap(model)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay)
-    scheduler = _make_scheduler(optimizer, config)
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=config.lr,
+                                momentum=config.momentum, nesterov=config.nesterov, weight_decay=config.weight_decay)
+    steps_per_epoch = -(-(len(train_set)) // config.batch_size)
+    scheduler = _make_scheduler(optimizer, config, steps_per_epoch)
     generator = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
     state = {"epoch": 0, "best": -1.0, "log": []}
@@ -88,7 +90,8 @@ def train(config: TrainConfig) -> RobenchModel:
         raise RobenchError(f"{paths['state']} exists from an unfinished run: pass --resume to continue it, or delete it")
     images = torch.from_numpy(np.array(train_set.images)).to(device)
     labels = torch.from_numpy(train_set.labels).to(device)
-    step = TrainStep(model, forward, method, optimizer, config, device, dist_ctx)
+    step = TrainStep(model, forward, method, optimizer, config, device, dist_ctx,
+                     scheduler if config.schedule == "onecycle" else None)
     with make_progress() as progress:
         task = progress.add_task("training", total=config.epochs, completed=state["epoch"])
         for epoch in range(state["epoch"], config.epochs):
@@ -99,7 +102,8 @@ def train(config: TrainConfig) -> RobenchModel:
             if config.robust_eval_steps:
                 row["test_pgd_acc"] = evaluate_accuracy(model, test_set, device, dist_ctx, config, seed=config.seed)
             row["seconds"] = round(time.time() - started, 2)
-            _step_scheduler(scheduler, row["loss"])
+            if config.schedule != "onecycle":  # onecycle steps per batch, in TrainStep
+                _step_scheduler(scheduler, row["loss"])
             state["log"].append(row)
             model.info.training["log"] = state["log"]
             score = row["test_pgd_acc"] if method.selection == "pgd" and config.robust_eval_steps else row["test_acc"]
@@ -145,13 +149,26 @@ def evaluate_accuracy(model: RobenchModel, data: ImageSet, device: torch.device,
     return dist_ctx.sum(correct) / len(data)
 
 
+def _init_from_data(net: torch.nn.Module, train_set: ImageSet, seed: int, count: int = 5000) -> None:
+    """Give a network that fits some layers to data (``init_from_data``, e.g. patch whitening) a seeded
+    sample of ``count`` training images, N×C×H×W in [0, 1], before the first step."""
+    fit = getattr(net, "init_from_data", None)
+    if fit is None:
+        return
+    pick = np.sort(np.random.default_rng(seed).choice(len(train_set), size=min(count, len(train_set)), replace=False))
+    fit(torch.from_numpy(np.array(train_set.images[pick])).permute(0, 3, 1, 2).float().div_(255.0))
+
+
 class TrainStep:
-    """One optimisation step and one epoch of them (mixed precision on request)."""
+    """One optimisation step and one epoch of them (mixed precision on request).
+
+    ``batch_scheduler``, when given, is stepped after every optimiser step (the one-cycle schedule).
+    """
 
     def __init__(self, model: RobenchModel, forward: torch.nn.Module, method: Any, optimizer: torch.optim.Optimizer,
-                 config: TrainConfig, device: torch.device, dist_ctx: DistContext) -> None:
+                 config: TrainConfig, device: torch.device, dist_ctx: DistContext, batch_scheduler: Any = None) -> None:
         self.model, self.forward, self.method, self.optimizer = model, forward, method, optimizer
-        self.config, self.device, self.dist = config, device, dist_ctx
+        self.config, self.device, self.dist, self.batch_scheduler = config, device, dist_ctx, batch_scheduler
         self.amp_dtype = (torch.float16 if device.type == "cuda" else torch.bfloat16) if config.amp else None
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype is torch.float16 else None
 
@@ -165,11 +182,12 @@ class TrainStep:
             x = images[idx.to(images.device)].permute(0, 3, 1, 2).float().div_(255.0)
             y = labels[idx.to(labels.device)]
             if self.config.augment:  # drawn for the global batch on every rank: the generators stay in step
-                x = random_crop_flip(x, generator if self.device.type == "cpu" else _device_generator(generator, self.device))
+                x = random_crop_flip(x, generator if self.device.type == "cpu" else _device_generator(generator, self.device),
+                                     padding=self.config.crop_padding)
             # adversarial methods draw their random starts from a generator split off the shared one
             attack_gen = _device_generator(generator, self.device) if hasattr(self.method, "attack") else generator
             x, y = self.dist.shard(x), self.dist.shard(y)
-            if self.config.channels_last and self.device.type == "cuda":
+            if self.config.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             parts = self.step(x, y, attack_gen)
             for key, value in parts.items():
@@ -191,6 +209,8 @@ class TrainStep:
         else:
             loss.backward()
             self.optimizer.step()
+        if self.batch_scheduler is not None:
+            self.batch_scheduler.step()
         return {"loss": float(loss.detach()), **parts}
 
 
@@ -199,7 +219,11 @@ def _device_generator(generator: torch.Generator, device: torch.device) -> torch
     return torch.Generator(device=device).manual_seed(seed)
 
 
-def _make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> Any:
+def _make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int) -> Any:
+    if config.schedule == "onecycle":
+        total, warmup = config.epochs * steps_per_epoch, max(1, round(config.warmup * config.epochs * steps_per_epoch))
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: step / warmup if step < warmup else max(0.0, (total - step) / (total - warmup)))
     if config.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     if config.schedule == "plateau":
