@@ -19,7 +19,8 @@ import pandas as pd
 from robench.reports.compare import comparison_table
 from robench.reports.runs import Run, load_run
 
-ORDER = ("standard", "pgd-at-eps2", "pgd-at-eps4", "pgd-at-eps8", "igd-lam1", "igd-lam2", "trades", "trades-igd")
+ORDER = ("standard", "pgd-at-eps2", "pgd-at-eps4", "pgd-at-eps8", "igd-lam1", "igd-lam2", "trades", "trades-igd",
+         "pgd-at-eps8-seed1", "igd-lam1-seed1")
 CLAIM_MODELS = ORDER[:6]  # the claims concern these; TRADES models are in the report, not in the common set here
 PAPER_GINI = {"standard": "0.58", "pgd-at-eps2": "0.67", "pgd-at-eps4": "0.69", "pgd-at-eps8": "0.73"}
 IGD_HEADLINE = {"inductive_noise": 60, "inductive_occlusion": 16, "random_noise": 50, "noise_corruption": 21}

@@ -14,7 +14,9 @@ Resumable: a finished checkpoint or evaluation is kept, an interrupted one conti
 `--stage report` only rewrites the comparison report and the leaderboard rows; `--stage verify`
 re-runs the evaluation of the checkpoints in OUT/models into OUT/verify/ and checks that it
 reproduces the committed results.csv and per_image.csv byte for byte (exit status 1 if not).
-Presets: `cpu` (a 73 k-parameter CNN sized for a 2-core CPU in about two hours), `reference`
+Presets: `cpu` (a 73 k-parameter CNN sized for a 2-core CPU in about two hours), `fast` (the
+`cifar10-fast` training recipe on all 50,000 images, two seeds for PGD-AT ε = 8 and IGD λ = 1:
+many CPU hours, run it stage by stage with `--only`), `reference`
 (the papers' CIFAR ResNet-18 recipe, for a GPU), `smoke` (seconds, on any small `--data npz:PATH`; used by the tests).
 """
 
@@ -44,10 +46,12 @@ class StudyPreset:
     adversarial: tuple[str, ...]  # extra options for every adversarially trained model
     evaluate: tuple[str, ...]  # robench evaluate options
     autoattack: tuple[str, ...] = ()  # robench evaluate options of the AutoAttack run (empty: none)
-    attack_steps: int = 10  # PGD steps of the training adversary (step size 2.5 ε / steps)
+    attack_steps: int = 10  # PGD steps of the training adversary (step size step_factor · ε / steps)
+    step_factor: float = 2.5  # 2.5 for PGD (Madry), 1.25 for FGSM with a random start (Wong et al.)
     models: tuple[str, ...] = ("standard", "pgd-at-eps8", "igd-lam1", "igd-lam2", "pgd-at-eps4", "pgd-at-eps2",
                                "trades", "trades-igd")
     autoattack_models: tuple[str, ...] = ("pgd-at-eps8", "igd-lam1")
+    jpeg: tuple[str, ...] = ()  # robench evaluate options of a second evaluation on the dataset (empty: none)
 
 
 EVAL_SUITES = ("--suite", "inequality,adversarial,corruptions", "--eps", "8/255", "--pgd-steps", "10",
@@ -56,7 +60,7 @@ EVAL_SUITES = ("--suite", "inequality,adversarial,corruptions", "--eps", "8/255"
 PRESETS: dict[str, StudyPreset] = {
     "cpu": StudyPreset(
         common=("--arch", "cnn_small", "--batch-size", "128", "--lr", "0.1",
-                "--schedule", "cosine", "--eval-limit", "500", "--seed", "0"),
+                "--schedule", "cosine", "--eval-limit", "500"),
         standard=("--epochs", "10"),
         adversarial=("--epochs", "6", "--train-limit", "10000"),
         attack_steps=5,
@@ -66,14 +70,33 @@ PRESETS: dict[str, StudyPreset] = {
         autoattack=("--split", "test", "--limit", "100", "--seed", "0", "--suite", "adversarial", "--eps", "8/255",
                     "--pgd-steps", "10", "--autoattack"),
     ),
+    # The fast recipe (docs/training.md): every model trained on all 50,000 images; evaluated on the 1,000
+    # lossless sample images (all suites; AutoAttack on 500 for the ε = 8/255 models) and on the 10,000 JPEG
+    # test images (clean, PGD-10, noise corruptions). Second seeds of PGD-AT ε = 8 and IGD λ = 1 give the spread.
+    "fast": StudyPreset(
+        common=("--preset", "cifar10-fast"),
+        standard=(),
+        adversarial=(),
+        attack_steps=1,
+        step_factor=1.25,
+        evaluate=("--data", "sample", "--seed", "0", *EVAL_SUITES),
+        autoattack=("--data", "sample", "--limit", "500", "--seed", "0", "--suite", "adversarial", "--eps", "8/255",
+                    "--pgd-steps", "10", "--autoattack"),
+        jpeg=("--split", "test", "--seed", "0", "--suite", "adversarial,corruptions", "--eps", "8/255",
+              "--pgd-steps", "10", "--corruptions", "noise"),
+        models=("standard", "pgd-at-eps8", "igd-lam1", "pgd-at-eps2", "pgd-at-eps4", "pgd-at-eps8-seed1",
+                "igd-lam1-seed1", "igd-lam2", "trades", "trades-igd"),
+        autoattack_models=("pgd-at-eps8", "pgd-at-eps8-seed1", "igd-lam1", "igd-lam1-seed1", "igd-lam2", "trades",
+                           "trades-igd"),
+    ),
     "reference": StudyPreset(  # methods.md §8: the papers' ResNet-18 recipe (GPU)
-        common=("--preset", "cifar10-reference", "--seed", "0"),
+        common=("--preset", "cifar10-reference"),
         standard=("--epochs", "100"),
         adversarial=("--epochs", "100"),
         evaluate=("--split", "test", "--seed", "0", *EVAL_SUITES, "--autoattack"),  # AutoAttack on all 10,000
     ),
     "smoke": StudyPreset(
-        common=("--arch", "cnn_tiny", "--batch-size", "64", "--eval-limit", "64", "--seed", "0"),
+        common=("--arch", "cnn_tiny", "--batch-size", "64", "--eval-limit", "64"),
         standard=("--epochs", "1", "--train-limit", "128"),
         adversarial=("--epochs", "1", "--train-limit", "128", "--eval-pgd-steps", "1"),
         attack_steps=2,
@@ -87,12 +110,17 @@ PRESETS: dict[str, StudyPreset] = {
 
 
 def method_options(name: str, preset: StudyPreset, models: Path) -> list[str]:
-    """The `robench train` options that make model ``name`` (e.g. ``pgd-at-eps4``, ``igd-lam2``)."""
+    """The `robench train` options that make model ``name`` (e.g. ``pgd-at-eps4``, ``igd-lam2``, ``igd-lam1-seed1``).
+
+    A ``-seedN`` suffix trains the same model from seed N (default 0); the IGD teacher stays the seed-0 standard model.
+    """
+    name, _, seed = name.partition("-seed")
+    seeding = ["--seed", seed or "0"]
     if name == "standard":
-        return ["--method", "standard", *preset.standard]
+        return ["--method", "standard", *preset.standard, *seeding]
     eps = EPS[int(name.split("-eps")[1])] if "-eps" in name else EPS[8]
     attack = ["--eps", f"{eps:.8f}", "--attack-steps", str(preset.attack_steps),
-              "--step-size", f"{2.5 * eps / preset.attack_steps:.8f}", *preset.adversarial]
+              "--step-size", f"{preset.step_factor * eps / preset.attack_steps:.8f}", *preset.adversarial, *seeding]
     teacher = ["--teacher", str(models / "standard.pt")]
     if name.startswith("pgd-at"):
         return ["--method", "pgd-at", *attack]
@@ -144,8 +172,8 @@ def main() -> int:
                 continue
             for run, options in evaluations(name, preset, runs):
                 if not (run / "meta.json").exists():
-                    robench(["evaluate", "--model", str(ckpt), *options, *data_dir, "--device", args.device,
-                             "--out", str(run)], log)
+                    robench(["evaluate", "--model", str(ckpt), *options, *dataset(options, data_dir), "--device",
+                             args.device, "--out", str(run)], log)
         if args.stage in ("all", "report"):
             done = [n for n in ORDER if n in preset.models and (runs / n / "meta.json").exists()]  # reading order
             robench(["compare", *(str(runs / n) for n in done), "--out", str(args.out / "report"),
@@ -169,7 +197,14 @@ def evaluations(name: str, preset: StudyPreset, runs: Path) -> list[tuple[Path, 
     out = [(runs / name, preset.evaluate)]
     if preset.autoattack and name in preset.autoattack_models:
         out.append((runs / f"{name}-autoattack", preset.autoattack))
+    if preset.jpeg:
+        out.append((runs / f"{name}-jpeg", preset.jpeg))
     return out
+
+
+def dataset(options: tuple[str, ...], data_dir: list[str]) -> list[str]:
+    """The study's dataset options, unless the evaluation names its own ``--data`` (the bundled sample)."""
+    return [] if "--data" in options else data_dir
 
 
 def verify(names: list[str], preset: StudyPreset, models: Path, runs: Path, scratch: Path, data_dir: list[str],
@@ -183,8 +218,8 @@ def verify(names: list[str], preset: StudyPreset, models: Path, runs: Path, scra
         for run, options in evaluations(name, preset, runs):
             again = scratch / run.name
             shutil.rmtree(again, ignore_errors=True)
-            robench(["evaluate", "--model", str(models / f"{name}.pt"), *options, *data_dir, "--device", device,
-                     "--out", str(again)], [])
+            robench(["evaluate", "--model", str(models / f"{name}.pt"), *options, *dataset(options, data_dir),
+                     "--device", device, "--out", str(again)], [])
             for file in ("results.csv", "per_image.csv"):
                 same = (again / file).read_bytes() == (run / file).read_bytes()
                 print(f"{run.name}/{file}: {'identical' if same else 'DIFFERS'}", flush=True)
