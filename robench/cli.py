@@ -51,7 +51,7 @@ def attribution_settings(name: str, **given: object) -> dict[str, object]:
 def evaluate(
     ctx: typer.Context,
     model: str = typer.Option(ZOO_DEFAULT, "--model", "-m", help="Checkpoint path, timm:NAME, or zoo:NAME (bundled)."),
-    data: str = typer.Option("sample", "--data", "-d", help="cifar10, imagefolder:PATH, npz:PATH or sample (bundled)."),
+    data: str = typer.Option("sample", "--data", "-d", help="cifar10, imagefolder:PATH, mnist:DIR, npz:PATH or sample (bundled)."),
     suite: str = typer.Option("clean", "--suite", "-s", help="Suite name(s), comma-separated."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory for results.csv, per_image.csv, meta.json."),
     arch: Optional[str] = typer.Option(None, help="Architecture for a bare state dict: robench name, timm name or pkg.module:callable."),
