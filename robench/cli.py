@@ -51,7 +51,7 @@ def attribution_settings(name: str, **given: object) -> dict[str, object]:
 def evaluate(
     ctx: typer.Context,
     model: str = typer.Option(ZOO_DEFAULT, "--model", "-m", help="Checkpoint path, timm:NAME, or zoo:NAME (bundled)."),
-    data: str = typer.Option("sample", "--data", "-d", help="cifar10, imagefolder:PATH, npz:PATH or sample (bundled)."),
+    data: str = typer.Option("sample", "--data", "-d", help="cifar10, imagefolder:PATH, mnist:DIR, npz:PATH or sample (bundled)."),
     suite: str = typer.Option("clean", "--suite", "-s", help="Suite name(s), comma-separated."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory for results.csv, per_image.csv, meta.json."),
     arch: Optional[str] = typer.Option(None, help="Architecture for a bare state dict: robench name, timm name or pkg.module:callable."),
@@ -160,8 +160,61 @@ def evaluate(
         return
     print_results(result.results, title=f"{net.info.name} on {dataset.identity.get('description', data)} "
                                         f"({len(result.per_image)} images)")
+    _warn_near_chance(result.results, len(dataset.classes), model, arch, arch_path, data)
     if out:
         console.print(f"results written to {out}/")
+
+
+def _warn_near_chance(results, classes: int, model: str, arch: str | None, arch_path: str | None,  # type: ignore[no-untyped-def]
+                      data: str) -> None:
+    """A warning line on stderr when clean accuracy is near chance, suggesting ``robench probe-normalization``."""
+    from robench.models.probe import near_chance
+
+    rows = results.query("suite == 'clean' and metric == 'accuracy' and variant == 'all'")["value"]
+    if len(rows) and near_chance(float(rows.iloc[0]), classes):
+        given = " ".join(f"{flag} {value}" for flag, value in (("--arch", arch), ("--arch-path", arch_path)) if value)
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            f"robench: warning: clean accuracy {float(rows.iloc[0]):.3f} is near chance ({1 / classes:.3f}); the input "
+            f"normalisation may be wrong: try robench probe-normalization --model {model} {given} --data {data}",
+            markup=False)
+
+
+@app.command("probe-normalization")
+def probe_normalization_command(
+    model: str = typer.Option(..., "--model", "-m", help="Checkpoint path, timm:NAME, or zoo:NAME."),
+    data: str = typer.Option("sample", "--data", "-d", help="Labelled images the model should classify."),
+    arch: Optional[str] = typer.Option(None, help="Architecture for a bare state dict (as for evaluate)."),
+    arch_path: Optional[str] = typer.Option(None, help="Directory to import --arch pkg.module from."),
+    mean: Optional[str] = typer.Option(None, help="Also try this mean (with --std)."),
+    std: Optional[str] = typer.Option(None, help="Also try this std (with --mean)."),
+    trust_checkpoint: bool = typer.Option(False, help="Allow checkpoints that run pickled code when loaded."),
+    data_dir: Optional[str] = typer.Option(None, help="Where to look for datasets (default $ROBENCH_DATA)."),
+    split: str = typer.Option("test", help="Dataset split: test, train or val."),
+    limit: int = typer.Option(300, help="Probe on the first N images."),
+) -> None:
+    """Clean accuracy under candidate input normalisations, to find a checkpoint's undocumented mean/std."""
+    from robench.data import load_dataset
+    from robench.models.loading import load_model
+    from robench.models.probe import CANDIDATES, probe_normalization
+
+    candidates = dict(CANDIDATES)
+    given_mean, given_std = parse_floats(mean, "--mean"), parse_floats(std, "--std")
+    if (given_mean is None) != (given_std is None):
+        raise RobenchError("--mean and --std go together: pass both to add a candidate")
+    if given_mean is not None and given_std is not None:
+        candidates["given"] = (given_mean, given_std)
+    net = load_model(model, arch=arch, arch_path=arch_path, trust_checkpoint=trust_checkpoint)
+    dataset = load_dataset(data, split, data_dir)
+    table = probe_normalization(net, dataset, candidates, limit=limit)
+    view = Table(title=f"{net.info.name}: clean accuracy on the first {table['n'].iloc[0]} images of {data}")
+    for col in ("candidate", "mean", "std", "accuracy", "loss"):
+        view.add_column(col, justify="right" if col in ("accuracy", "loss") else "left")
+    for row in table.itertuples(index=False):
+        view.add_row(row.candidate, row.mean, row.std, f"{row.accuracy:.3f}", f"{row.loss:.3f}")
+    console.print(view)
+    best = table.iloc[0]
+    console.print(f"best: {best['candidate']} (pass --mean {best['mean']} --std {best['std']}); a setting only "
+                  "a few images ahead of the next is not established: compare the loss, or probe more images")
 
 
 def _refuse_unselected_suite_options(ctx: typer.Context, selected: set[str], suite: str) -> None:

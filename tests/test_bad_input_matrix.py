@@ -25,7 +25,8 @@ from robench.cli import main
 from robench.models.checkpoint import save_checkpoint
 
 DOC = ROOT / "docs" / "errors.md"
-COMMANDS = ("evaluate", "train", "compare", "report", "leaderboard add", "leaderboard show", "leaderboard remove", "list")
+COMMANDS = ("evaluate", "train", "compare", "report", "leaderboard add", "leaderboard show", "leaderboard remove", "list",
+            "probe-normalization")
 ROW = re.compile(r"^\|\s*`(?P<id>[\w-]+)`\s*\|\s*`robench (?P<command>[^`]+)`\s*\|\s*`(?P<error>[^`]+)`\s*\|\s*$")
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -68,6 +69,8 @@ def artefacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         a["ckpt"] = save_checkpoint(tiny_model(), root / "tiny.pt")
         a["sd"] = root / "sd.pt"
         torch.save(tiny_model().net.state_dict(), a["sd"])
+        a["sdlist"] = root / "sdlist.pt"
+        torch.save({"state_dict": [tiny_model().net.state_dict()] * 2}, a["sdlist"])
         a["whole"] = root / "whole.pt"
         torch.save(tiny_model().net, a["whole"])
         a["random"] = root / "random.pt"

@@ -569,6 +569,42 @@ def test_cifar10_jpeg_archive_matches_the_lossless_images(shared_data: Path, tmp
 # ---------------------------------------------------------------------------------------------- limit, specs
 
 
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    """``array`` (uint8) in LeCun's IDX format, gzipped when ``path`` ends in .gz."""
+    import gzip
+
+    raw = bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape) + array.tobytes()
+    path.write_bytes(gzip.compress(raw) if path.suffix == ".gz" else raw)
+
+
+def test_mnist_idx_files_gzipped_or_not(tmp_path: Path) -> None:
+    test_x, train_x = _pixels(0, (5, 28, 28)), _pixels(1, (3, 28, 28))
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", test_x)
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.array([7, 2, 1, 0, 4], dtype=np.uint8))
+    _write_idx(tmp_path / "train-images-idx3-ubyte", train_x)
+    _write_idx(tmp_path / "train-labels-idx1-ubyte", np.array([5, 0, 9], dtype=np.uint8))
+    test = load_dataset(f"mnist:{tmp_path}")
+    assert test.image_shape == (1, 28, 28) and test.labels.tolist() == [7, 2, 1, 0, 4]
+    x, _ = test.batch(0, 5)
+    assert torch.equal(x[:, 0], torch.from_numpy(test_x).float() / 255)
+    train = load_dataset(f"mnist:{tmp_path}", split="train")
+    assert np.array_equal(train.images[..., 0], train_x) and train.classes == [str(i) for i in range(10)]
+
+
+def test_mnist_errors(tmp_path: Path) -> None:
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte", _pixels(0, (5, 28, 28)))
+    with pytest.raises(RobenchError, match="t10k-labels-idx1-ubyte.*not found"):
+        load_dataset(f"mnist:{tmp_path}")
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 5, 1, 2]))  # 5 labels, 2 bytes
+    with pytest.raises(RobenchError, match="truncated or corrupt"):
+        load_dataset(f"mnist:{tmp_path}")
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(b"not an idx file")
+    with pytest.raises(RobenchError, match="not an IDX file"):
+        load_dataset(f"mnist:{tmp_path}")
+    with pytest.raises(RobenchError, match="train and test splits only"):
+        load_dataset(f"mnist:{tmp_path}", split="val")
+
+
 def test_limit_keeps_a_seeded_sorted_subset() -> None:
     full = load_dataset("sample")
     a = load_dataset("sample", limit=50, seed=7)
@@ -594,7 +630,7 @@ def test_limit_above_size_keeps_all_and_below_one_is_an_error(tmp_path: Path) ->
 
 @pytest.mark.parametrize("spec", ["mnist", "npz:", "imagefolder:", "sample:extra", "cifar10:foo", "", "NPZ:x.npz"])
 def test_unknown_spec_is_an_error(spec: str) -> None:
-    with pytest.raises(RobenchError, match="unknown dataset .*cifar10, imagefolder:PATH, npz:PATH, sample"):
+    with pytest.raises(RobenchError, match="unknown dataset .*cifar10, imagefolder:PATH, mnist:DIR, npz:PATH, sample"):
         load_dataset(spec)
 
 

@@ -51,6 +51,39 @@ def test_bare_state_dict_with_robench_arch(tmp_path: Path, wrap: str | None, pre
     assert loaded.info.num_classes == 10  # inferred from the classifier's shape
 
 
+@pytest.mark.parametrize("layout", ["oval", "eran", "tuple", "flat_scalars"])
+def test_state_dict_in_a_list_or_beside_figures(tmp_path: Path, layout: str, cli) -> None:  # type: ignore[no-untyped-def]
+    """Published layouts: OVAL's ``{'state_dict': [sd], 'err', 'epoch', ...}``, ERAN's
+    ``{'acc': tensor, 'state_dict': [sd]}``, a tuple, and scalar figures among the weights."""
+    model = tiny_model()
+    state = model.net.state_dict()
+    obj = {
+        "oval": {"state_dict": [state], "err": torch.tensor(0.24), "epoch": 55, "sampler_indices": []},
+        "eran": {"acc": torch.tensor(0.61), "state_dict": [state]},
+        "tuple": {"model": (state,), "best_prec1": 92.8},
+        "flat_scalars": {**state, "acc": torch.tensor(0.61), "err": torch.tensor(0.39)},
+    }[layout]
+    torch.save(obj, tmp_path / "sd.pth")
+    loaded = load_model(str(tmp_path / "sd.pth"), arch="cnn_tiny", mean=(0.5,) * 3, std=(0.25,) * 3)
+    assert same_outputs(model, loaded)
+    r = cli("evaluate", "--model", tmp_path / "sd.pth", "--arch", "cnn_tiny", "--limit", "8")
+    assert r.code == 0, r.err
+
+
+def test_ambiguous_or_wrong_layouts_are_one_line_errors(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    state = tiny_model().net.state_dict()
+    torch.save({"state_dict": [state, state]}, tmp_path / "two.pth")
+    r = cli("evaluate", "--model", tmp_path / "two.pth", "--arch", "cnn_tiny", "--limit", "8")
+    assert r.code == 2 and r.err.startswith("robench: error:") and len(r.err.strip().splitlines()) == 1
+    assert "a list of 2 dicts" in r.err
+    torch.save({**state, "fc.scale": torch.tensor(1.0)}, tmp_path / "extra.pth")  # a dotted name is a weight
+    with pytest.raises(RobenchError, match=r"1 unexpected \(e.g. fc.scale\)"):
+        load_model(str(tmp_path / "extra.pth"), arch="cnn_tiny")
+    torch.save({"state_dict": [1, 2]}, tmp_path / "none.pth")
+    with pytest.raises(RobenchError, match="holds no state dict"):
+        load_model(str(tmp_path / "none.pth"), arch="cnn_tiny")
+
+
 def test_bare_state_dict_with_timm_arch_and_timm_normalisation(tmp_path: Path) -> None:
     import timm
 

@@ -3,11 +3,14 @@
 Specs: ``cifar10`` (searched in ``--data-dir`` and ``$ROBENCH_DATA``: torchvision's python format,
 an ImageFolder tree, or the ``cifar10-jpeg.tar.gz`` archive; downloaded through torchvision only
 as a last resort), ``imagefolder:PATH``, ``npz:PATH`` (keys ``x`` uint8 N×H×W×C or N×H×W and
-``y``; optional ``classes``), ``sample`` (1,000 lossless CIFAR-10 test images bundled with robench).
+``y``; optional ``classes``), ``mnist:DIR`` (the IDX files of MNIST or Fashion-MNIST, gzipped or
+not: ``t10k-*`` for the test split, ``train-*`` for train), ``sample`` (1,000 lossless CIFAR-10
+test images bundled with robench).
 """
 
 from __future__ import annotations
 
+import gzip
 import os
 import pickle
 import zipfile
@@ -31,7 +34,7 @@ from robench.errors import RobenchError
 from robench.progress import track
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-DATASET_KINDS = ("cifar10", "imagefolder:PATH", "npz:PATH", "sample")
+DATASET_KINDS = ("cifar10", "imagefolder:PATH", "mnist:DIR", "npz:PATH", "sample")
 SPLITS = ("train", "test", "val")
 
 
@@ -53,6 +56,8 @@ def load_dataset(spec: str, split: str = "test", data_dir: str | None = None, li
         data = _npz(Path(arg).expanduser())
     elif kind == "imagefolder" and arg:
         data = _imagefolder(Path(arg).expanduser(), split, image_size)
+    elif kind == "mnist" and arg:
+        data = _mnist(Path(arg).expanduser(), split)
     else:
         raise RobenchError(f"unknown dataset {spec!r}; use one of {', '.join(DATASET_KINDS)}")
     data.identity.update(spec=spec, split=split)
@@ -112,6 +117,44 @@ def _npz(path: Path) -> ImageSet:
     classes = [str(c) for c in names] if names is not None else [str(i) for i in range(int(y.max()) + 1)]
     index = index.astype(np.int64) if index is not None else np.arange(len(y))
     return ImageSet(x, y.astype(np.int64), classes, index, {"name": path.stem, "path": str(path.resolve())})
+
+
+def _mnist(folder: Path, split: str) -> ImageSet:
+    """MNIST-style IDX files in ``folder``: ``{t10k,train}-images-idx3-ubyte[.gz]`` and ``-labels-idx1-ubyte[.gz]``."""
+    if split == "val":
+        raise RobenchError("MNIST has train and test splits only")
+    stem = "t10k" if split == "test" else "train"
+    arrays = []
+    for name in (f"{stem}-images-idx3-ubyte", f"{stem}-labels-idx1-ubyte"):
+        found = [p for p in (folder / f"{name}.gz", folder / name) if p.is_file()]
+        if not found:
+            raise RobenchError(f"MNIST file {name}[.gz] not found in {folder}")
+        arrays.append(read_idx(found[0]))
+    images, labels = arrays
+    if images.ndim != 3 or labels.ndim != 1:
+        raise RobenchError(f"MNIST files in {folder} hold arrays of shape {images.shape} and {labels.shape}, "
+                           "not N×H×W images and N labels")
+    ident = {"name": "mnist", "path": str(folder.resolve()), "encoding": "lossless"}
+    classes = [str(i) for i in range(10)]
+    return ImageSet(images[..., None], labels.astype(np.int64), classes, np.arange(len(labels)), ident)
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX file (LeCun's MNIST format, gzipped when the name ends in ``.gz``) of unsigned bytes as an array."""
+    try:
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+            raw = f.read()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise RobenchError(f"cannot read IDX file {path}: {exc}") from None
+    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 0x08:
+        raise RobenchError(f"{path} is not an IDX file of unsigned bytes (magic {raw[:4].hex()})")
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    offset = 4 + 4 * ndim
+    if len(raw) != offset + int(np.prod(shape)):
+        raise RobenchError(f"IDX file {path} holds {len(raw) - offset} data bytes, not the {int(np.prod(shape))} "
+                           f"of its shape {shape}: truncated or corrupt")
+    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(shape).copy()
 
 
 def _imagefolder(path: Path, split: str, image_size: tuple[int, int] | None) -> ImageSet:

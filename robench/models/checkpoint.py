@@ -202,9 +202,25 @@ def check_safetensors_header(path: Path) -> dict[str, Any]:
 
 
 def unwrap_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
-    """Find the state dict inside a loaded checkpoint (``state_dict``/``model``/``state_dict_ema`` keys)."""
-    while isinstance(obj, dict) and not _is_state_dict(obj):
-        inner = next((obj[k] for k in _WRAPPER_KEYS if k in obj and isinstance(obj[k], dict)), None)
+    """Find the state dict inside a loaded checkpoint.
+
+    Descends through the wrapper keys (``state_dict``, ``model``, ``state_dict_ema``, ...) and
+    through a list or tuple holding one dict (OVAL's and ERAN's
+    ``{'state_dict': [sd], 'err': ..., 'epoch': ...}``); entries beside the wrapper key (epochs,
+    accuracies, optimizer state) are ignored. Returns the tensors of the state dict found.
+    """
+    while True:
+        if isinstance(obj, (list, tuple)):
+            dicts = [o for o in obj if isinstance(o, dict)]
+            if len(dicts) > 1:
+                raise RobenchError(f"{path} holds a list of {len(dicts)} dicts where the state dict should be; "
+                                   "robench cannot tell which weights to load")
+            if not dicts:
+                break
+            obj = dicts[0]
+        if not isinstance(obj, dict):
+            break
+        inner = next((obj[k] for k in _WRAPPER_KEYS if k in obj and _holds_dict(obj[k])), None)
         if inner is None:
             break
         obj = inner
@@ -236,6 +252,11 @@ def split_attacker_model(
     return net, (tuple(float(v) for v in mean.flatten()), tuple(float(v) for v in std.flatten()))
 
 
+def _holds_dict(obj: Any) -> bool:
+    """A dict, or a list/tuple with a dict in it (a wrapper key's value worth descending into)."""
+    return isinstance(obj, dict) or (isinstance(obj, (list, tuple)) and any(isinstance(o, dict) for o in obj))
+
+
 def _is_state_dict(obj: dict[Any, Any]) -> bool:
     return bool(obj) and all(isinstance(k, str) for k in obj) and any(isinstance(v, torch.Tensor) for v in obj.values())
 
@@ -258,9 +279,13 @@ def match_prefixes(state: dict[str, torch.Tensor], target_keys: set[str]) -> dic
 
 
 def load_weights_strict(net: nn.Module, state: dict[str, torch.Tensor], arch: str) -> None:
-    """Load ``state`` into ``net`` strictly; on mismatch, one line listing what differs."""
-    state = match_prefixes(state, set(net.state_dict().keys()))
+    """Load ``state`` into ``net`` strictly; on mismatch, one line listing what differs.
+
+    Scalar tensors with a top-level name (no ``.``) that the network does not have, such as an
+    ``acc`` or ``err`` saved beside the weights, are figures about the model, not weights: skipped.
+    """
     own = net.state_dict()
+    state = match_prefixes({k: v for k, v in state.items() if "." in k or k in own or v.ndim != 0}, set(own))
     # BatchNorm's step counter is absent from checkpoints saved before PyTorch 0.4.1; it affects nothing.
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in own]
