@@ -132,3 +132,28 @@ def test_usage_errors_are_one_line(cli, args: list[str], message: str) -> None: 
     r = cli(*args)
     lines = r.err.strip().splitlines()
     assert r.code == 2 and len(lines) == 1 and message in lines[0] and "Traceback" not in r.err
+
+
+@pytest.mark.parametrize("attribution", ["saliency", "integrated_gradients", "input_x_gradient", "smoothgrad"])
+def test_every_attribution_repeats_byte_for_byte_and_resumes(cli, tiny_checkpoint: Path, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                             monkeypatch: pytest.MonkeyPatch, attribution: str) -> None:
+    """Stochastic attributions (SmoothGrad) draw from the batch's generator: same seed, same bytes, also resumed."""
+    args = ["evaluate", "--model", tiny_checkpoint, "--suite", "inequality", "--limit", "24", "--batch-size", "8",
+            "--attribution", attribution,
+            "--ina-budgets", "0.01", "--rn-budgets", "0.02", "--occlusion-fill", "0.5"]
+    assert cli(*args, "--out", tmp_path / "a").code == 0
+    assert cli(*args, "--out", tmp_path / "b").code == 0
+    calls = {"n": 0}
+
+    def interrupted(*a, **k):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return _run_batch(*a, **k)
+
+    monkeypatch.setattr("robench.runner._run_batch", interrupted)
+    assert cli(*args, "--out", tmp_path / "c").code == 130
+    monkeypatch.setattr("robench.runner._run_batch", _run_batch)
+    assert cli(*args, "--out", tmp_path / "c").code == 0
+    for run in ("b", "c"):
+        assert (tmp_path / "a" / "per_image.csv").read_bytes() == (tmp_path / run / "per_image.csv").read_bytes()

@@ -270,3 +270,30 @@ def test_robustness_library_checkpoint(tmp_path: Path, cli) -> None:  # type: ig
     r = cli("evaluate", "--model", path, "--arch", "resnet18", "--input-size", "3,32,32", "--data", "sample",
             "--limit", 8, "--suite", "clean", "--out", tmp_path / "run")
     assert r.code == 0, r.err
+
+
+@pytest.mark.parametrize("kind", ["torchscript", "torch.export"])
+@pytest.mark.parametrize("channels", [1, 4])
+def test_models_without_normalisation_metadata_follow_the_data_channels(cli, tmp_path: Path, kind: str,  # type: ignore[no-untyped-def]
+                                                                        channels: int) -> None:
+    """A TorchScript / .pt2 network on C×28×28 inputs, no --mean/--std: mean 0, std 1 for every channel."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(channels, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(4 * 26 * 26, 10)).eval()
+    example = torch.rand(2, channels, 28, 28)
+    if kind == "torchscript":
+        path = tmp_path / "m.ts"
+        torch.jit.trace(net, example).save(str(path))
+    else:
+        path = tmp_path / "m.pt2"
+        torch.export.save(torch.export.export(net, (example,)), str(path))
+    loaded = load_model(str(path))
+    x = torch.rand(2, channels, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), net(x), atol=1e-6)  # identity normalisation
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(8, 28, 28) if channels == 1 else (8, 28, 28, channels), dtype=np.uint8)
+    np.savez(tmp_path / "d.npz", x=images, y=np.arange(8), classes=np.array([f"c{i}" for i in range(10)]))
+    r = cli("evaluate", "--model", path, "--data", f"npz:{tmp_path / 'd.npz'}", "--suite", "clean",
+            "--out", tmp_path / "run")
+    assert r.code == 0, r.err

@@ -311,13 +311,19 @@ def check_finite(net: nn.Module, path: Path) -> None:
             raise RobenchError(f"{path}: weight {name!r} contains NaN or Inf values")
 
 
-def save_checkpoint(model: RobenchModel, path: str | Path) -> Path:
-    """Write ``model`` in robench's format (``.safetensors`` by suffix, else ``torch.save``), atomically."""
+def save_checkpoint(model: RobenchModel, path: str | Path, dtype: torch.dtype | None = None) -> Path:
+    """Write ``model`` in robench's format (``.safetensors`` by suffix, else ``torch.save``), atomically.
+
+    ``dtype`` (e.g. ``torch.float16``) stores the floating-point weights in that type, to save space;
+    loading casts them back to the network's own type.
+    """
     path = Path(path)
     meta = json.loads(json.dumps(model.info.to_dict(), default=str))  # plain types only: weights_only-safe
     for key in ("path", "sha256", "source"):
         meta.pop(key)
     state = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     with atomic_path(path) as tmp:
         if path.suffix == ".safetensors":
             from safetensors.torch import save_file

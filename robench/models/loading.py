@@ -292,8 +292,8 @@ def _timm_info(name: str, built: Any) -> ModelInfo:
 def _finish(net: nn.Module, name: str, arch: str | None, info: ModelInfo | None, source: str, opts: LoadOptions,
             input_size: tuple[int, ...] | None = None, switchable: bool = True) -> RobenchModel:
     """Apply the user's overrides and wrap ``net`` with its normalisation."""
-    if info is None:
-        channels = (opts.input_size or input_size or (len(opts.mean) if opts.mean else 3,))[0]
+    if info is None:  # no normalisation metadata: mean 0, std 1 for every channel (one value broadcasts to any count)
+        channels = (opts.input_size or input_size or (1,))[0]
         info = ModelInfo(name=name, arch=arch, num_classes=None, input_size=input_size,  # type: ignore[arg-type]
                          mean=(0.0,) * channels, std=(1.0,) * channels)
     info.source = source

@@ -27,7 +27,7 @@ from robench.attacks import (
     noise_attack,
     resolve_budgets,
 )
-from robench.attribution import attribute, get_attribution
+from robench.attribution import attribute, attribution_options, get_attribution
 from robench.data.imageset import ImageSet
 from robench.errors import RobenchError
 from robench.metrics import (
@@ -113,8 +113,11 @@ class InequalitySuite:
 
     def run_batch(self, model: RobenchModel, batch: Batch) -> dict[str, np.ndarray]:
         cfg, res = self.config, self._resolved
+        options = dict(cfg.attribution_options)
+        if "generator" in attribution_options(cfg.attribution):  # stochastic attributions draw from the batch's generator
+            options.setdefault("generator", batch.generator)
         with torch.enable_grad():
-            attr = attribute(cfg.attribution, model, batch.x, batch.y, **cfg.attribution_options)
+            attr = attribute(cfg.attribution, model, batch.x, batch.y, **options)
         columns = self._gini_columns(attr)
         correct = batch.correct
         keep = correct.nonzero().flatten()
