@@ -20,7 +20,6 @@ import platform
 import shutil
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,24 +36,11 @@ from robench.io import atomic_path, json_text, write_atomic
 from robench.models.modes import eval_mode
 from robench.models.wrapper import RobenchModel
 from robench.progress import make_progress
+from robench.reports.runs import Run
 from robench.schema import RESULT_COLUMNS
 from robench.suites.base import Batch, Suite
 
 PARTIAL = ".partial"
-
-
-@dataclass
-class Evaluation:
-    """What a finished run produced."""
-
-    results: pd.DataFrame
-    per_image: pd.DataFrame
-    meta: dict[str, Any]
-
-    @classmethod
-    def empty(cls, meta: dict[str, Any]) -> Evaluation:
-        """What a non-zero rank returns: no rows (rank 0 holds and writes the results)."""
-        return cls(pd.DataFrame(columns=RESULT_COLUMNS), pd.DataFrame(), meta)
 
 
 def check_compatible(model: RobenchModel, data: ImageSet, device: torch.device) -> None:
@@ -103,12 +89,12 @@ def environment() -> dict[str, Any]:
 
 def evaluate(model: RobenchModel, data: ImageSet, suites: list[Suite], *, out_dir: Path | None, seed: int = 0,
              batch_size: int = 128, device: torch.device | None = None, options: dict[str, Any] | None = None,
-             overwrite: bool = False, dist_ctx: DistContext | None = None) -> Evaluation:
+             overwrite: bool = False, dist_ctx: DistContext | None = None) -> Run:
     """Run ``suites`` on ``data`` and (with ``out_dir``) write results atomically; resumes unfinished runs.
 
     Under ``torchrun`` (``dist_ctx`` with several ranks) rank r runs batches r, r + world, …, each
     with the same per-batch seed as in one process; rank 0 gathers the per-image rows and writes
-    the same files a single process would. Other ranks return an empty :class:`Evaluation`.
+    the same files a single process would. Other ranks return an empty :class:`Run`.
     """
     ctx = dist_ctx or DistContext(0, 1, device or torch.device("cpu"))
     device = ctx.device
@@ -137,7 +123,7 @@ def evaluate(model: RobenchModel, data: ImageSet, suites: list[Suite], *, out_di
     if out_dir is not None and not overwrite and ctx.is_main:
         finished = load_finished(out_dir, signature)
     if ctx.broadcast(finished is not None):
-        return finished if finished is not None else Evaluation.empty(meta)
+        return finished if finished is not None else Run.empty(meta)
     partial = None
     if out_dir is not None:  # rank 0 checks and cleans the directory; the others then use (or create) it
         error = None
@@ -155,17 +141,18 @@ def evaluate(model: RobenchModel, data: ImageSet, suites: list[Suite], *, out_di
         parts = ctx.gather(_run_batches(model, data, suites, partial, seed, batch_size, starts, device))
     meta.update(signature=signature, world_size=ctx.world)
     if not ctx.is_main:
-        return Evaluation.empty(meta)
+        return Run.empty(meta)
     ordered = sorted((item for rank_parts in parts or [] for item in rank_parts), key=lambda item: item[0])
     per_image = pd.concat([part for _, part in ordered], ignore_index=True)
     rows = [row for suite in suites for row in suite.summarize(per_image, data.classes)]
     results = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     meta.update(duration_s=round(time.time() - started, 3), finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 n_images=len(per_image))
+    meta = json.loads(json_text(meta))  # as meta.json holds it (tuples as lists): the same Run whether saved or not
     if out_dir is not None:
         write_results(out_dir, results, per_image, meta)
         shutil.rmtree(out_dir / PARTIAL, ignore_errors=True)
-    return Evaluation(results, per_image, meta)
+    return Run(out_dir, meta, results, per_image)
 
 
 def _signature(meta: dict[str, Any]) -> str:
@@ -261,16 +248,16 @@ def _run_batch(model: RobenchModel, data: ImageSet, suites: list[Suite], start: 
     return pd.DataFrame(columns)
 
 
-def load_finished(out_dir: Path, signature: str) -> Evaluation | None:
-    """The results already in ``out_dir`` if they come from a complete run with this signature."""
+def load_finished(out_dir: Path, signature: str) -> Run | None:
+    """The run already in ``out_dir`` if it is complete and has this signature."""
+    from robench.reports.runs import load_run
+
     try:
         meta = json.loads((out_dir / "meta.json").read_text())
         if meta.get("signature") != signature:
             return None
-        results = pd.read_csv(out_dir / "results.csv", dtype={"param": str}).fillna({"param": ""})
-        return Evaluation(results,
-                          pd.read_csv(out_dir / "per_image.csv"), meta)
-    except (OSError, ValueError):
+        return load_run(out_dir)
+    except (OSError, ValueError, RobenchError):
         return None
 
 

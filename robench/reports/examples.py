@@ -28,6 +28,8 @@ from robench.reports.runs import Run
 def reload_model(run: Run) -> RobenchModel:
     """The run's model, loaded as the evaluation did; RobenchError if it is gone or changed."""
     o = run.meta["options"]
+    if not o.get("model"):
+        raise RobenchError("the model was passed to robench.evaluate as a Python object, so it cannot be reloaded")
     options = LoadOptions(arch=o.get("arch"), arch_path=o.get("arch_path"), weights=o.get("weights"),
                           mean=parse_floats(o.get("mean"), "--mean"), std=parse_floats(o.get("std"), "--std"),
                           num_classes=o.get("num_classes"),
@@ -43,6 +45,8 @@ def reload_model(run: Run) -> RobenchModel:
 def reload_images(run: Run, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """Images (K × C × H × W in [0, 1]) and labels of per-image rows ``rows``, from the run's dataset."""
     o = run.meta["options"]
+    if not o.get("data"):
+        raise RobenchError("the images were passed to robench.evaluate from memory, so they cannot be reloaded")
     size = parse_size(o.get("image_size"), "--image-size")
     data = load_dataset(o["data"], o.get("split", "test"), o.get("data_dir"), o.get("limit"), o.get("seed", 0),
                         image_size=(size[0], size[-1]) if size else None)

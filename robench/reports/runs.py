@@ -28,17 +28,40 @@ PREFERRED_FILL = 0.5  # the occlusion fill the headline reports when the run has
 
 @dataclass
 class Run:
-    """One evaluated model: its results (long format), per-image table and metadata."""
+    """One evaluated model: its results (long format, :data:`RESULT_COLUMNS`), per-image table and metadata.
 
-    path: Path
+    What :func:`robench.evaluate` returns and :func:`load_run` reads back; ``path`` is the run
+    directory, None for a run not written anywhere (see :meth:`save`).
+    """
+
+    path: Path | None
     meta: dict[str, Any]
     results: pd.DataFrame
     per_image: pd.DataFrame
 
+    @classmethod
+    def empty(cls, meta: dict[str, Any]) -> Run:
+        """What a non-zero rank of a distributed evaluation returns: no rows (rank 0 holds and writes the results)."""
+        return cls(None, meta, pd.DataFrame(columns=RESULT_COLUMNS), pd.DataFrame())
+
     @property
     def name(self) -> str:
         """The model's name as recorded by the evaluation (else the directory's name)."""
-        return str(self.meta["model"].get("name") or self.path.name)
+        return str(self.meta["model"].get("name") or (self.path.name if self.path else "model"))
+
+    def save(self, path: str | Path) -> Path:
+        """Write results.csv, per_image.csv and meta.json into directory ``path`` (atomically, meta last)."""
+        from robench.runner import write_results
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        write_results(path, self.results, self.per_image, self.meta)
+        self.path = path
+        return path
+
+    def headline(self) -> dict[str, Any]:
+        """The run as one leaderboard row (:func:`headline`)."""
+        return headline(self)
 
     def rows(self, test: str, metric: str, variant: str | None = None, param: str | None = None) -> pd.DataFrame:
         """Rows of ``results.csv`` for ``test`` and ``metric``; ``variant`` matches a prefix, ``param`` exactly."""

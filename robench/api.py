@@ -1,0 +1,262 @@
+"""robench's Python API: every capability of the command line as a function (docs/python-api.md).
+
+    import robench
+    run = robench.evaluate("zoo:standard", "sample", suites="inequality", limit=64)
+    run.results, run.per_image, run.headline()
+
+The CLI is a thin layer over the same machinery; a run made here writes (``run.save(dir)``) and
+reloads (:func:`load_run`) exactly like ``robench evaluate --out DIR``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from robench.data.imageset import ImageSet
+from robench.errors import RobenchError
+from robench.models.wrapper import ModelInfo, RobenchModel
+from robench.options import parse_budgets, parse_floats, parse_fractions, parse_ints
+from robench.reports.runs import Run, load_run
+
+ModelLike = str | Path | nn.Module
+DataLike = str | Path | ImageSet | torch.Tensor | np.ndarray | torch.utils.data.Dataset
+
+
+def wrap(module: nn.Module, *, mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+         num_classes: int | None = None, input_size: tuple[int, int, int] | None = None, name: str | None = None,
+         classes: list[str] | None = None) -> RobenchModel:
+    """Wrap any ``nn.Module`` mapping normalised N×C×H×W images to N×K logits as a robench model.
+
+    ``mean``/``std`` are per-channel values in [0, 1] units applied inside the wrapper (default: 0 and 1,
+    one value that broadcasts to any channel count); robench feeds images in [0, 1].
+    """
+    if isinstance(module, RobenchModel):
+        return module
+    if not isinstance(module, nn.Module):
+        raise RobenchError(f"robench.wrap takes a torch.nn.Module, got {type(module).__name__}")
+    mean_t, std_t = tuple(mean) if mean is not None else (0.0,), tuple(std) if std is not None else (1.0,)
+    if len(mean_t) != len(std_t) or any(s <= 0 for s in std_t):
+        raise RobenchError(f"mean and std need the same length and positive std; got {list(mean_t)}, {list(std_t)}")
+    info = ModelInfo(name=name or type(module).__name__, arch=None, num_classes=num_classes,
+                     input_size=tuple(input_size) if input_size else None,  # type: ignore[arg-type]
+                     mean=mean_t, std=std_t, classes=classes, source="python")
+    return RobenchModel(module.eval(), info)
+
+
+def load_model(spec: ModelLike, *, arch: str | None = None, arch_path: str | None = None, weights: str | None = None,
+               mean: Sequence[float] | str | None = None, std: Sequence[float] | str | None = None,
+               num_classes: int | None = None, input_size: Sequence[int] | None = None,
+               trust_checkpoint: bool = False) -> RobenchModel:
+    """A model from any ``--model`` form (path, ``timm:NAME``, ``zoo:NAME``) or an ``nn.Module`` (see :func:`wrap`).
+
+    The keyword options are the CLI's (``arch="pkg.module:callable"``, ``mean=(0.485, 0.456, 0.406)``, ...).
+    """
+    if isinstance(spec, nn.Module):
+        return wrap(spec, mean=_floats(mean, "mean"), std=_floats(std, "std"), num_classes=num_classes,
+                    input_size=tuple(input_size) if input_size else None)  # type: ignore[arg-type]
+    from robench.models.loading import LoadOptions
+    from robench.models.loading import load_model as load
+
+    options = LoadOptions(arch=arch, arch_path=arch_path, weights=weights, mean=_floats(mean, "mean"),
+                          std=_floats(std, "std"), num_classes=num_classes,
+                          input_size=tuple(input_size) if input_size else None,  # type: ignore[arg-type]
+                          trust_checkpoint=trust_checkpoint)
+    return load(str(spec), options)
+
+
+def load_data(spec: DataLike, labels: Sequence[int] | np.ndarray | torch.Tensor | None = None, *, split: str = "test",
+              data_dir: str | None = None, limit: int | None = None, seed: int = 0,
+              image_size: tuple[int, int] | None = None, classes: list[str] | None = None) -> ImageSet:
+    """Images from any ``--data`` form, or from memory.
+
+    - a spec (``"sample"``, ``"cifar10"``, ``"npz:PATH"``, ``"imagefolder:PATH"``, ``"mnist:DIR"``);
+    - a torch tensor N×C×H×W (float in [0, 1], or uint8) or a NumPy array N×H×W×C / N×H×W (uint8, or
+      float in [0, 1]) with ``labels`` (N ints); floats are rounded to the 256 levels robench stores;
+    - a torch ``Dataset`` of (image, label) pairs, images as C×H×W tensors in [0, 1] or PIL images.
+
+    ``limit`` keeps a seeded random subset of that many images, in order (as ``--limit``).
+    """
+    if isinstance(spec, (str, Path)):
+        from robench.data import load_dataset
+
+        return load_dataset(str(spec), split, data_dir, limit, seed, image_size=image_size)
+    if isinstance(spec, ImageSet):
+        data = spec
+    elif isinstance(spec, torch.utils.data.Dataset) and not isinstance(spec, torch.Tensor):
+        data = _from_dataset(spec, classes)
+    else:
+        if labels is None:
+            raise RobenchError("images given as an array need labels: robench.load_data(images, labels)")
+        data = _from_arrays(spec, labels, classes)
+    if limit is not None and limit < len(data):
+        if limit < 1:
+            raise RobenchError(f"limit must be at least 1, got {limit}")
+        data = data.subset(np.sort(np.random.default_rng(seed).choice(len(data), size=limit, replace=False)))
+        data.identity.update(limit=limit, limit_seed=seed)
+    return data
+
+
+def _from_arrays(images: torch.Tensor | np.ndarray, labels: Any, classes: list[str] | None) -> ImageSet:
+    if isinstance(images, torch.Tensor):
+        if images.ndim != 4:
+            raise RobenchError(f"image tensors must be N×C×H×W, got shape {tuple(images.shape)}")
+        images = images.detach().cpu().permute(0, 2, 3, 1).numpy()
+    array = np.asarray(images)
+    if array.ndim == 3:
+        array = array[..., None]
+    if array.ndim != 4:
+        raise RobenchError(f"image arrays must be N×H×W×C or N×H×W, got shape {array.shape}")
+    if array.dtype != np.uint8:
+        array = array.astype(np.float64)
+        if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
+            raise RobenchError("float images must lie in [0, 1] (and hold no NaN)")
+        array = np.rint(array * 255).astype(np.uint8)
+    y = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels).astype(np.int64).reshape(-1)
+    if len(y) != len(array):
+        raise RobenchError(f"{len(array)} images but {len(y)} labels")
+    if len(y) and y.min() < 0:
+        raise RobenchError("labels must be non-negative class indices")
+    names = classes or [str(i) for i in range(int(y.max()) + 1 if len(y) else 0)]
+    identity = {"name": "in-memory", "description": f"{len(y)} in-memory images"}
+    return ImageSet(np.ascontiguousarray(array), y, names, np.arange(len(y)), identity)
+
+
+def _from_dataset(dataset: torch.utils.data.Dataset, classes: list[str] | None) -> ImageSet:
+    images, labels = [], []
+    for item in dataset:  # type: ignore[attr-defined]
+        image, label = item[0], item[1]
+        if not isinstance(image, torch.Tensor):  # a PIL image
+            image = torch.from_numpy(np.array(image, dtype=np.uint8)).reshape(*np.array(image).shape[:2], -1)
+            image = image.permute(2, 0, 1)
+        images.append(image)
+        labels.append(int(label))
+    if not images:
+        raise RobenchError("the dataset is empty")
+    stacked = torch.stack([i if i.dtype == torch.uint8 else i.float() for i in images])
+    return _from_arrays(stacked, labels, classes or list(getattr(dataset, "classes", []) or []) or None)
+
+
+def _floats(value: Sequence[float] | str | None, name: str) -> tuple[float, ...] | None:
+    if value is None or isinstance(value, str):
+        return parse_floats(value, name)
+    return tuple(float(v) for v in value)
+
+
+#: Which suite each evaluation option belongs to, and how text values (as on the CLI) are read.
+_TEXT_PARSERS = {"ina_budgets": parse_budgets, "rn_budgets": parse_budgets, "occlusion_fills": parse_floats,
+                 "epsilons": parse_fractions, "severities": parse_ints}
+
+
+def suite_configs(suites: str | Iterable[str], options: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``make_suites`` options for the named suites from config field values (e.g. ``attribution="smoothgrad"``,
+    ``epsilons="2/255,8/255"`` or ``(2/255, 8/255)``); a RobenchError names an unknown or unselected field."""
+    from robench.suites import AdversarialConfig, CorruptionsConfig, InequalityConfig
+
+    names = suites if isinstance(suites, str) else ",".join(suites)
+    wanted = {n.strip() for n in names.split(",")}
+    if "full" in wanted:
+        wanted |= {"inequality", "adversarial", "corruptions"}
+    configs = {"inequality": InequalityConfig, "adversarial": AdversarialConfig, "corruptions": CorruptionsConfig}
+    owner = {f.name: suite for suite, cls in configs.items() for f in dataclasses.fields(cls)}
+    given: dict[str, dict[str, Any]] = {}
+    for key, value in options.items():
+        if key not in owner:
+            raise RobenchError(f"unknown evaluation option {key!r}; options: {', '.join(sorted(owner))}")
+        if owner[key] not in wanted:
+            raise RobenchError(f"{key} is an option of the {owner[key]} suite, which suites={names!r} does not run")
+        if isinstance(value, str) and key in _TEXT_PARSERS:
+            value = _TEXT_PARSERS[key](value, key)
+        elif isinstance(value, (list, np.ndarray)):
+            value = tuple(value)
+        given.setdefault(owner[key], {})[key] = value
+    return {suite: {"config": configs[suite](**fields)} for suite, fields in given.items()}
+
+
+def evaluate(model: ModelLike, data: DataLike = "sample", suites: str | Iterable[str] = "inequality", *,
+             out: str | Path | None = None, seed: int = 0, batch_size: int = 128, device: str = "auto",
+             limit: int | None = None, overwrite: bool = False, model_options: dict[str, Any] | None = None,
+             data_options: dict[str, Any] | None = None, **suite_options: Any) -> Run:
+    """Evaluate ``model`` on ``data`` with ``suites``; returns the :class:`Run` (results, per-image table, meta).
+
+    ``model`` and ``data`` take every form of :func:`load_model` / :func:`load_data` (their keyword
+    options through ``model_options`` / ``data_options``). ``suite_options`` are the suites' config
+    fields (``attribution``, ``ina_budgets``, ``epsilons``, ``autoattack``, ``corruptions``, ...; see
+    ``robench.suites``). Defaults are the CLI's. With ``out`` the run is written there (and resumed
+    there when interrupted), as ``robench evaluate --out``.
+    """
+    from robench.devices import resolve_device
+    from robench.runner import evaluate as run_evaluation
+    from robench.suites import make_suites
+
+    names = suites if isinstance(suites, str) else ",".join(suites)
+    built = make_suites(names, seed=seed, suite_options=suite_configs(names, suite_options))
+    net = load_model(model, **(model_options or {}))
+    dataset = load_data(data, limit=limit, seed=seed, **(data_options or {}))
+    # recorded like the CLI's options, so that reports can reload a model and images given by their specs
+    options = {"model": str(model) if isinstance(model, (str, Path)) else None,
+               "data": str(data) if isinstance(data, (str, Path)) else None, "suite": names, "seed": seed,
+               "limit": limit, "batch_size": batch_size, "device": device, "out": str(out) if out else None,
+               **{k: _as_text(v) for k, v in {**(model_options or {}), **(data_options or {})}.items()},
+               **{k: list(v) if isinstance(v, tuple) else v for k, v in suite_options.items()}}
+    return run_evaluation(net, dataset, built, out_dir=Path(out) if out is not None else None, seed=seed,
+                          batch_size=batch_size, device=resolve_device(device), options=options, overwrite=overwrite)
+
+
+def _as_text(value: Any) -> Any:
+    """A sequence option in its command-line form (``(0.5, 0.5)`` → ``"0.5,0.5"``), as reports re-read it."""
+    return ",".join(str(v) for v in value) if isinstance(value, (tuple, list)) else value
+
+
+def _run_dirs(runs: Run | str | Path | Sequence[Run | str | Path]) -> list[Path]:
+    """Run directories for a mix of Run objects and paths; a Run not yet saved gets saved nowhere: an error."""
+    items = [runs] if isinstance(runs, (Run, str, Path)) else list(runs)
+    dirs = []
+    for item in items:
+        if isinstance(item, Run):
+            if item.path is None:
+                raise RobenchError(f"run {item.name} has not been saved: call run.save(DIR) first")
+            dirs.append(item.path)
+        else:
+            dirs.append(Path(item))
+    return dirs
+
+
+def compare(runs: Sequence[Run | str | Path], out: str | Path | None = None, *, title: str | None = None,
+            examples: bool = True) -> Any:
+    """Compare evaluated runs (Run objects or run directories): the comparison table as a DataFrame, and with
+    ``out`` the full report there (report.md, report.html, comparison.csv, plots), as ``robench compare``."""
+    from robench.reports.compare import comparison_table
+    from robench.reports.report import build_report
+
+    loaded = [r if isinstance(r, Run) else load_run(r) for r in runs]
+    if out is not None:
+        build_report(_run_dirs(loaded), out, title=title, examples=examples)
+    return comparison_table(loaded)
+
+
+def report(run: Run | str | Path, out: str | Path | None = None, *, title: str | None = None,
+           examples: bool = True) -> Any:
+    """One model's report (:func:`compare` with one run)."""
+    return compare([run], out, title=title, examples=examples)
+
+
+def train(**config: Any) -> RobenchModel:
+    """Train a model (``robench train``): keyword arguments are :class:`robench.train.TrainConfig` fields;
+    ``preset="cifar10-fast"`` fills in a preset's settings for the method (given fields win)."""
+    from robench.train import TrainConfig
+    from robench.train import train as run_training
+    from robench.train.config import preset
+
+    name = config.pop("preset", None)
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    if unknown := sorted(set(config) - fields):
+        raise RobenchError(f"unknown training option(s) {', '.join(unknown)}; options: {', '.join(sorted(fields))}")
+    settings = {**(preset(name, config.get("method", "standard")) if name else {}), **config}
+    return run_training(TrainConfig(**settings))
