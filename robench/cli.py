@@ -410,16 +410,17 @@ def leaderboard_remove(
 
 
 @app.command("list")
-def list_things(what: str = typer.Argument("all", help="archs, suites, datasets, methods, zoo or all.")) -> None:
-    """List robench's architectures, suites, dataset kinds, training methods and bundled models."""
-    from robench.data import DATASET_KINDS
+def list_things(what: str = typer.Argument("all", help="archs, attributions, suites, datasets, methods, zoo or all.")) -> None:
+    """List robench's architectures, attributions, suites, dataset kinds, training methods and bundled models."""
+    from robench.attribution import ATTRIBUTIONS
+    from robench.data import dataset_usages
     from robench.models.architecture_spec import list_models
     from robench.suites import SUITES
     from robench.train import METHODS
     from robench.zoo import zoo_names
 
-    groups = {"archs": list_models(), "suites": list(SUITES), "datasets": list(DATASET_KINDS),
-              "methods": list(METHODS), "zoo": [f"zoo:{n}" for n in zoo_names()]}
+    groups = {"archs": list_models(), "attributions": list(ATTRIBUTIONS), "suites": list(SUITES),
+              "datasets": dataset_usages(), "methods": list(METHODS), "zoo": [f"zoo:{n}" for n in zoo_names()]}
     if what != "all" and what not in groups:
         raise RobenchError(f"nothing called {what!r} to list; choose from {', '.join(groups)} or all")
     for key, names in groups.items():

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from robench.models.checkpoint import save_checkpoint
+from robench.train import METHODS
 from robench.train.adversarial import IGD, PGDAT, TRADES, AttackSettings, input_gradient
 from tests.conftest import tiny_model
 
@@ -96,7 +97,7 @@ def test_adversarial_losses_exceed_clean_loss(batch: tuple[torch.Tensor, torch.T
             assert float(loss) > float(F.cross_entropy(model(x), y))
 
 
-@pytest.mark.parametrize("method", ["pgd-at", "trades", "igd", "trades-igd"])
+@pytest.mark.parametrize("method", [m for m in METHODS if m != "standard"])  # every adversarial method
 def test_train_cli_runs_each_method(cli, small_npz: Path, tmp_path: Path, method: str) -> None:  # type: ignore[no-untyped-def]
     teacher = save_checkpoint(tiny_model(seed=3), tmp_path / "teacher.pt")
     extra = ["--teacher", teacher] if "igd" in method else []

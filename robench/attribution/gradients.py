@@ -5,9 +5,11 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from robench.attribution._common import check_inputs, logit_grad
+from robench.attribution.registry import ATTRIBUTIONS
 from robench.models.modes import eval_mode
 
 
+@ATTRIBUTIONS.register()
 def saliency(model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
     """Signed gradient of the true-class *logit* w.r.t. the input (IGD's attribution).
 
@@ -25,6 +27,7 @@ def saliency(model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         return logit_grad(model, x, t)
 
 
+@ATTRIBUTIONS.register()
 def input_x_gradient(model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
     """Input × gradient of the true-class logit: ``x * d logit_target / d x``.
 

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from robench.attribution._common import check_inputs, logit_grad
+from robench.attribution.registry import ATTRIBUTIONS
 from robench.errors import RobenchError
 from robench.models.modes import eval_mode
 
@@ -112,6 +113,7 @@ def step_chunks(n_images: int, n_steps: int,
             yield s0, min(n_steps, s0 + k), i0, min(n_images, i0 + m)
 
 
+@ATTRIBUTIONS.register()
 def integrated_gradients(
     model: nn.Module,
     x: Tensor,

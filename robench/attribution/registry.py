@@ -8,20 +8,14 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from robench.attribution.gradients import input_x_gradient, saliency
-from robench.attribution.integrated_gradients import integrated_gradients
-from robench.attribution.smoothgrad import smoothgrad
 from robench.errors import RobenchError
+from robench.registry import Registry
 
 AttributionFn = Callable[..., Tensor]
 
-#: name -> function(model, x, target, **options) -> attribution with x's shape.
-ATTRIBUTIONS: dict[str, AttributionFn] = {
-    "saliency": saliency,
-    "integrated_gradients": integrated_gradients,
-    "input_x_gradient": input_x_gradient,
-    "smoothgrad": smoothgrad,
-}
+#: name -> function(model, x, target, **options) -> attribution with x's shape; filled by ``@ATTRIBUTIONS.register()``
+#: in the modules that define them (imported by :mod:`robench.attribution`).
+ATTRIBUTIONS: Registry[AttributionFn] = Registry("attribution")
 
 #: The default attribution (IGD's choice; Duan used integrated_gradients).
 DEFAULT_ATTRIBUTION = "saliency"
@@ -38,7 +32,7 @@ def get_attribution(name: str) -> AttributionFn:
     """The attribution function called ``name``; RobenchError naming the choices otherwise."""
     try:
         return ATTRIBUTIONS[name]
-    except (KeyError, TypeError):
+    except (KeyError, TypeError):  # kept as the CLI's message (docs/errors.md)
         raise RobenchError(f"unknown attribution {name!r}; choose one of: "
                            f"{', '.join(sorted(ATTRIBUTIONS))}") from None
 

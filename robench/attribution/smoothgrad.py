@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from robench.attribution._common import check_inputs, logit_grad
 from robench.attribution.integrated_gradients import step_chunks
+from robench.attribution.registry import ATTRIBUTIONS
 from robench.errors import RobenchError
 from robench.models.modes import eval_mode
 
@@ -19,6 +20,7 @@ def _noise(shape: torch.Size, x: Tensor, generator: torch.Generator | None) -> T
     return z.to(x.device)
 
 
+@ATTRIBUTIONS.register()
 def smoothgrad(
     model: nn.Module,
     x: Tensor,

@@ -15,6 +15,8 @@ import os
 import pickle
 import zipfile
 import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -32,10 +34,34 @@ from robench.data.decode import (
 from robench.data.imageset import ImageSet
 from robench.errors import RobenchError
 from robench.progress import track
+from robench.registry import Registry
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-DATASET_KINDS = ("cifar10", "imagefolder:PATH", "mnist:DIR", "npz:PATH", "sample")
 SPLITS = ("train", "test", "val")
+
+
+@dataclass(frozen=True)
+class DatasetKind:
+    """A ``--data`` form: ``usage`` as users write it; ``load(arg, split, data_dir, image_size)`` → ImageSet,
+    ``arg`` being the text after ``KIND:`` (required when ``takes_path``, absent otherwise)."""
+
+    usage: str
+    takes_path: bool
+    load: Callable[[str, str, str | None, tuple[int, int] | None], ImageSet]
+
+
+#: The dataset kinds by name, filled by ``@dataset_kind(...)`` below.
+DATASETS: Registry[DatasetKind] = Registry("dataset kind")
+
+
+def dataset_kind(name: str, usage: str, takes_path: bool) -> Callable[[Callable[..., ImageSet]], Callable[..., ImageSet]]:
+    """Decorator: register ``load(arg, split, data_dir, image_size)`` as the dataset kind ``name``."""
+
+    def add(load: Callable[..., ImageSet]) -> Callable[..., ImageSet]:
+        DATASETS.register(name)(DatasetKind(usage, takes_path, load))
+        return load
+
+    return add
 
 
 def load_dataset(spec: str, split: str = "test", data_dir: str | None = None, limit: int | None = None,
@@ -47,19 +73,11 @@ def load_dataset(spec: str, split: str = "test", data_dir: str | None = None, li
     """
     if split not in SPLITS:
         raise RobenchError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    kind, _, arg = spec.partition(":")
-    if kind == "sample" and not arg:
-        data = _sample(split)
-    elif kind == "cifar10" and not arg:
-        data = _cifar10(split, data_dir)
-    elif kind == "npz" and arg:
-        data = _npz(Path(arg).expanduser())
-    elif kind == "imagefolder" and arg:
-        data = _imagefolder(Path(arg).expanduser(), split, image_size)
-    elif kind == "mnist" and arg:
-        data = _mnist(Path(arg).expanduser(), split)
-    else:
-        raise RobenchError(f"unknown dataset {spec!r}; use one of {', '.join(DATASET_KINDS)}")
+    name, _, arg = spec.partition(":")
+    kind = DATASETS[name] if name in DATASETS else None
+    if kind is None or kind.takes_path != bool(arg):
+        raise RobenchError(f"unknown dataset {spec!r}; use one of {', '.join(dataset_usages())}")
+    data = kind.load(arg, split, data_dir, image_size)
     data.identity.update(spec=spec, split=split)
     if limit is not None:
         if limit < 1:
@@ -72,6 +90,36 @@ def load_dataset(spec: str, split: str = "test", data_dir: str | None = None, li
         data.identity.update(limit=limit, limit_seed=seed)
     data.identity["n"] = len(data)
     return data
+
+
+def dataset_usages() -> list[str]:
+    """How each dataset kind is written (``npz:PATH``, ``sample``, ...), sorted."""
+    return sorted(kind.usage for _, kind in DATASETS.items())
+
+
+@dataset_kind("sample", "sample", takes_path=False)
+def _sample_kind(arg: str, split: str, data_dir: str | None, image_size: tuple[int, int] | None) -> ImageSet:
+    return _sample(split)
+
+
+@dataset_kind("cifar10", "cifar10", takes_path=False)
+def _cifar10_kind(arg: str, split: str, data_dir: str | None, image_size: tuple[int, int] | None) -> ImageSet:
+    return _cifar10(split, data_dir)
+
+
+@dataset_kind("imagefolder", "imagefolder:PATH", takes_path=True)
+def _imagefolder_kind(arg: str, split: str, data_dir: str | None, image_size: tuple[int, int] | None) -> ImageSet:
+    return _imagefolder(Path(arg).expanduser(), split, image_size)
+
+
+@dataset_kind("mnist", "mnist:DIR", takes_path=True)
+def _mnist_kind(arg: str, split: str, data_dir: str | None, image_size: tuple[int, int] | None) -> ImageSet:
+    return _mnist(Path(arg).expanduser(), split)
+
+
+@dataset_kind("npz", "npz:PATH", takes_path=True)
+def _npz_kind(arg: str, split: str, data_dir: str | None, image_size: tuple[int, int] | None) -> ImageSet:
+    return _npz(Path(arg).expanduser())
 
 
 def _sample(split: str) -> ImageSet:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from robench.errors import RobenchError
+from robench.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,8 @@ class ArchSpec:
     description: str
 
 
-_REGISTRY: dict[str, ArchSpec] = {}
+#: robench's architectures by name (``--arch NAME``), filled by ``@register_model()``.
+ARCHITECTURES: Registry[ArchSpec] = Registry("robench architecture")
 
 
 def register_model(
@@ -34,7 +36,7 @@ def register_model(
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         doc = (fn.__doc__ or "").strip().splitlines()
-        _REGISTRY[fn.__name__] = ArchSpec(fn.__name__, fn, input_size, doc[0] if doc else "")
+        ARCHITECTURES.register(fn.__name__)(ArchSpec(fn.__name__, fn, input_size, doc[0] if doc else ""))
         return fn
 
     return wrap
@@ -42,19 +44,19 @@ def register_model(
 
 def list_models() -> list[str]:
     """Names of robench's own architectures, sorted."""
-    return sorted(_REGISTRY)
+    return sorted(ARCHITECTURES)
 
 
 def is_model(name: str) -> bool:
     """Whether ``name`` is a robench architecture."""
-    return name in _REGISTRY
+    return name in ARCHITECTURES
 
 
 def get_arch(name: str) -> ArchSpec:
     """The registered architecture called ``name``; RobenchError naming the choices if unknown."""
-    if name not in _REGISTRY:
+    if name not in ARCHITECTURES:
         raise RobenchError(f"unknown robench architecture {name!r}; choose one of {', '.join(list_models())}")
-    return _REGISTRY[name]
+    return ARCHITECTURES[name]
 
 
 def create_model(name: str, num_classes: int = 10, in_chans: int = 3) -> nn.Module:

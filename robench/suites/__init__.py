@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from robench.errors import RobenchError
-from robench.suites.adversarial import AdversarialConfig, AdversarialSuite
-from robench.suites.base import Batch, Suite, result_row
-from robench.suites.clean import CleanSuite
-from robench.suites.corruptions import CorruptionsConfig, CorruptionsSuite
-from robench.suites.inequality import InequalityConfig, InequalitySuite
+from robench.suites.base import SUITES, Batch, Suite, result_row
 
-SUITES: dict[str, Callable[..., Suite]] = {
-    "clean": CleanSuite,
-    "inequality": InequalitySuite,
-    "adversarial": AdversarialSuite,
-    "corruptions": CorruptionsSuite,
-}
+# Importing a suite's module registers it; this order is the order `robench list` shows.
+# isort: off
+from robench.suites.clean import CleanSuite  # noqa: F401
+from robench.suites.inequality import InequalityConfig
+from robench.suites.adversarial import AdversarialConfig
+from robench.suites.corruptions import CorruptionsConfig
+# isort: on
+
 FULL = ("clean", "inequality", "corruptions", "adversarial")
 
 

@@ -20,7 +20,7 @@ from robench.data.imageset import ImageSet
 from robench.errors import RobenchError
 from robench.metrics import bootstrap_ci
 from robench.models.wrapper import RobenchModel
-from robench.suites.base import Batch, FiniteLogits, checked_predictions, result_row
+from robench.suites.base import SUITES, Batch, FiniteLogits, checked_predictions, result_row
 
 LARGE_EPS = 0.5  # [0, 1] units: an l∞ ball this size contains images of every class
 
@@ -53,6 +53,7 @@ def _tag(eps: float) -> str:
     return f"{eps:.6g}"
 
 
+@SUITES.register("adversarial")
 class AdversarialSuite:
     """Robust accuracy per ε (PGD through foolbox; AutoAttack optional) and gradient-masking checks."""
 

@@ -17,6 +17,10 @@ import torch
 from robench.data.imageset import ImageSet
 from robench.errors import RobenchError
 from robench.models.wrapper import RobenchModel
+from robench.registry import Registry
+
+#: The suites by name (``--suite NAME``), filled by ``@SUITES.register(NAME)`` on each suite class.
+SUITES: Registry[Any] = Registry("suite")
 
 
 @dataclass

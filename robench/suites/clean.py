@@ -10,9 +10,10 @@ import pandas as pd
 from robench.data.imageset import ImageSet
 from robench.metrics.error_rates import bootstrap_ci
 from robench.models.wrapper import RobenchModel
-from robench.suites.base import Batch, result_row
+from robench.suites.base import SUITES, Batch, result_row
 
 
+@SUITES.register("clean")
 class CleanSuite:
     """Clean accuracy with a bootstrap 95% interval, and accuracy per class."""
 

@@ -28,7 +28,7 @@ from robench.errors import RobenchError
 from robench.metrics import bootstrap_ci
 from robench.models.wrapper import RobenchModel
 from robench.progress import track
-from robench.suites.base import Batch, checked_predictions, result_row
+from robench.suites.base import SUITES, Batch, checked_predictions, result_row
 
 
 @dataclass
@@ -55,6 +55,7 @@ def _column(name: str, severity: int) -> str:
     return f"corr[{name}/{severity}]"
 
 
+@SUITES.register("corruptions")
 class CorruptionsSuite:
     """Accuracy per corruption and severity, mean corruption error, and the noise family's error."""
 

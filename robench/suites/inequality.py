@@ -39,7 +39,7 @@ from robench.metrics import (
     transform_attribution,
 )
 from robench.models.wrapper import RobenchModel
-from robench.suites.base import Batch, result_row
+from robench.suites.base import SUITES, Batch, result_row
 
 LORENZ_GRID = 21  # population shares 0, 0.05, ..., 1 stored per image
 
@@ -85,6 +85,7 @@ def _budget_label(budget: float | int) -> str:
     return f"{budget:g}"
 
 
+@SUITES.register("inequality")
 class InequalitySuite:
     """Gini (pixel and regional), Lorenz curves, INA, RN and IOA from one attribution per image."""
 

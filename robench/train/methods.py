@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from robench.errors import RobenchError
 from robench.models.wrapper import RobenchModel
+from robench.registry import Registry
 from robench.train.adversarial import IGD, PGDAT, TRADES, AttackSettings
 from robench.train.config import TrainConfig
 
@@ -65,30 +66,42 @@ def _teacher(config: TrainConfig, image_shape: tuple[int, int, int], num_classes
     return teacher.to(device)
 
 
-def _adversarial(cls: type) -> Callable[[TrainConfig, tuple[int, int, int], int, torch.device], TrainMethod]:
-    def build(config: TrainConfig, image_shape: tuple[int, int, int], num_classes: int,
+MethodBuilder = Callable[[TrainConfig, tuple[int, int, int], int, torch.device], TrainMethod]
+
+#: Training methods by name (``--method NAME``): builders ``(config, image shape, class count, device) -> method``.
+METHODS: Registry[MethodBuilder] = Registry("training method")
+
+
+def _attack(config: TrainConfig) -> AttackSettings:
+    return AttackSettings(config.eps, config.attack_steps, config.step_size, config.inner_attack)
+
+
+@METHODS.register("standard")
+def _standard(config: TrainConfig, image_shape: tuple[int, int, int], num_classes: int,
               device: torch.device) -> TrainMethod:
-        attack = AttackSettings(config.eps, config.attack_steps, config.step_size, config.inner_attack)
-        smoothing = config.label_smoothing
-        if cls is TRADES:
-            return TRADES(attack, beta=config.beta, label_smoothing=smoothing)  # type: ignore[return-value]
-        if cls is IGD:
-            base = "trades" if config.method == "trades-igd" else "pgd-at"
-            return IGD(_teacher(config, image_shape, num_classes, device), attack, lam=config.lam,  # type: ignore[return-value]
-                       grad_target=config.grad_target, student_input=config.student_input, base=base, beta=config.beta,
-                       label_smoothing=smoothing, fraction=config.igd_fraction)
-        return cls(attack, label_smoothing=smoothing)  # type: ignore[no-any-return]
-
-    return build
+    return Standard(config.label_smoothing)
 
 
-METHODS: dict[str, Callable[[TrainConfig, tuple[int, int, int], int, torch.device], TrainMethod]] = {
-    "standard": lambda config, shape, classes, device: Standard(config.label_smoothing),
-    "pgd-at": _adversarial(PGDAT),
-    "trades": _adversarial(TRADES),
-    "igd": _adversarial(IGD),
-    "trades-igd": _adversarial(IGD),
-}
+@METHODS.register("pgd-at")
+def _pgd_at(config: TrainConfig, image_shape: tuple[int, int, int], num_classes: int,
+            device: torch.device) -> TrainMethod:
+    return PGDAT(_attack(config), label_smoothing=config.label_smoothing)  # type: ignore[return-value]
+
+
+@METHODS.register("trades")
+def _trades(config: TrainConfig, image_shape: tuple[int, int, int], num_classes: int,
+            device: torch.device) -> TrainMethod:
+    return TRADES(_attack(config), beta=config.beta, label_smoothing=config.label_smoothing)  # type: ignore[return-value]
+
+
+@METHODS.register("trades-igd")
+@METHODS.register("igd")  # applied first: registered before trades-igd
+def _igd(config: TrainConfig, image_shape: tuple[int, int, int], num_classes: int,
+         device: torch.device) -> TrainMethod:
+    base = "trades" if config.method == "trades-igd" else "pgd-at"
+    return IGD(_teacher(config, image_shape, num_classes, device), _attack(config), lam=config.lam,  # type: ignore[return-value]
+               grad_target=config.grad_target, student_input=config.student_input, base=base, beta=config.beta,
+               label_smoothing=config.label_smoothing, fraction=config.igd_fraction)
 
 
 def make_method(config: TrainConfig, image_shape: tuple[int, int, int], num_classes: int,
