@@ -47,7 +47,7 @@ class StudyPreset:
     evaluate: tuple[str, ...]  # robench evaluate options
     autoattack: tuple[str, ...] = ()  # robench evaluate options of the AutoAttack run (empty: none)
     attack_steps: int = 10  # PGD steps of the training adversary (step size step_factor · ε / steps)
-    step_factor: float = 2.5  # 2.5 for PGD (Madry), 1.25 for FGSM with a random start (Wong et al.)
+    step_factor: float = 2.5  # 2.5 for PGD (Madry), 1.25 for FGSM-RS (Wong et al.), 1 for N-FGSM (de Jorge et al.)
     models: tuple[str, ...] = ("standard", "pgd-at-eps8", "igd-lam1", "igd-lam2", "pgd-at-eps4", "pgd-at-eps2",
                                "trades", "trades-igd")
     autoattack_models: tuple[str, ...] = ("pgd-at-eps8", "igd-lam1")
@@ -78,7 +78,7 @@ PRESETS: dict[str, StudyPreset] = {
         standard=(),
         adversarial=(),
         attack_steps=1,
-        step_factor=1.25,
+        step_factor=1.0,  # N-FGSM: one step of ε (the preset's inner attack)
         evaluate=("--data", "sample", "--seed", "0", *EVAL_SUITES),
         autoattack=("--data", "sample", "--limit", "500", "--seed", "0", "--suite", "adversarial", "--eps", "8/255",
                     "--pgd-steps", "10", "--autoattack"),

@@ -77,10 +77,11 @@ def test_preset_sets_label_smoothing_for_standard_training_only() -> None:
     assert preset("cifar10-fast", "standard")["label_smoothing"] == 0.2
     adversarial = preset("cifar10-fast", "pgd-at")
     assert "label_smoothing" not in adversarial and "methods" not in adversarial
-    assert adversarial["attack_steps"] == 1 and adversarial["step_size"] == pytest.approx(1.25 * 8 / 255)
+    assert adversarial["inner_attack"] == "n-fgsm" and adversarial["step_size"] == pytest.approx(8 / 255)
 
 
-@pytest.mark.parametrize("method,extra", [("standard", []), ("pgd-at", ["--inner-attack", "n-fgsm"])])
+@pytest.mark.parametrize("method,extra", [("standard", ["--arch", "airbench_s"]),
+                                          ("pgd-at", ["--arch", "airbench_s", "--inner-attack", "pgd"])])
 def test_fast_preset_trains_every_method_kind(cli, small_npz: Path, tmp_path: Path, method: str,  # type: ignore[no-untyped-def]
                                               extra: list[str]) -> None:
     out = tmp_path / "m.pt"
