@@ -19,10 +19,10 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/robench evaluate --model zoo:standard --data sample --suite inequality --out runs/demo
-	$(BIN)/python scripts/evaluate_zoo.py --limit 300 --out runs/zoo
+	$(BIN)/python experiments/evaluate_zoo.py --limit 300 --out runs/zoo
 
 test: $(STAMP)
-	$(BIN)/ruff check robench tests benchmarks scripts experiments
+	$(BIN)/ruff check robench tests benchmarks experiments examples
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -1,6 +1,6 @@
 """Fixtures for the pytest-benchmark benchmarks (run explicitly: ``pytest benchmarks --benchmark-only``).
 
-The measurement helpers live in ``scripts/bench_inequality.py`` (the ratio script); this loads it
+The measurement helpers live in ``benchmarks/bench_inequality.py`` (the ratio script); this loads it
 as a module so both measure exactly the same things.
 """
 
@@ -15,7 +15,7 @@ from types import ModuleType
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "scripts" / "bench_inequality.py"
+SCRIPT = ROOT / "benchmarks" / "bench_inequality.py"
 THREADS = int(os.environ.get("ROBENCH_BENCH_THREADS", "1"))
 
 
@@ -40,7 +40,7 @@ def _quiet(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyP
 
 @pytest.fixture(scope="session")
 def bench() -> ModuleType:
-    """``scripts/bench_inequality.py`` as a module, with the benchmark thread count set."""
+    """``benchmarks/bench_inequality.py`` as a module, with the benchmark thread count set."""
     module = _load_script()
     module.set_threads(THREADS)
     return module

@@ -3,7 +3,7 @@
 Run explicitly: ``.venv/bin/python -m pytest benchmarks -q --benchmark-only``. One group per
 corruption: the library image by image (as the reference scripts run it), robench's CPU default
 (exact levels) and the torch formulas it falls back to. The target ratio, on 1,000 images, is
-printed by ``scripts/bench_corruptions.py``. No test asserts on time.
+printed by ``benchmarks/bench_corruptions.py``. No test asserts on time.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Run explicitly (not part of the test run; pyproject's testpaths is ``tests``)::
 
 Each group holds the variants one target compares; compare their means within a group
 (``--benchmark-group-by=group``, the default). The targets, measured as ratios on larger inputs,
-are printed by ``scripts/bench_inequality.py``. No test asserts on time.
+are printed by ``benchmarks/bench_inequality.py``. No test asserts on time.
 
 1. ``suite-vs-floor``: the whole suite on one batch vs a bare replay of the passes it made;
 2. ``attribution-*``: robench vs Captum, same method, steps and internal batch size;

@@ -21,7 +21,11 @@ from robench.attribution import (
 )
 from robench.errors import RobenchError
 
-captum_attr = pytest.importorskip("captum.attr")
+
+@pytest.fixture(scope="module")
+def captum_attr():  # type: ignore[no-untyped-def]
+    """Captum's attribution module (a dev extra): only the tests that compare with Captum need it."""
+    return pytest.importorskip("captum.attr")
 
 
 class TinyCNN(nn.Module):
@@ -66,7 +70,7 @@ def captum_call(fn):
 # ---------------------------------------------------------------- Captum equivalence
 
 
-def test_saliency_equals_captum():
+def test_saliency_equals_captum(captum_attr):
     m = make_model()
     x, t = make_batch()
     want = captum_call(lambda: captum_attr.Saliency(m).attribute(x.clone(), target=t, abs=False))
@@ -75,7 +79,7 @@ def test_saliency_equals_captum():
     assert (got < 0).any() and (got > 0).any()  # signed
 
 
-def test_input_x_gradient_equals_captum():
+def test_input_x_gradient_equals_captum(captum_attr):
     m = make_model()
     x, t = make_batch()
     want = captum_call(lambda: captum_attr.InputXGradient(m).attribute(x.clone(), target=t))
@@ -87,7 +91,7 @@ def test_input_x_gradient_equals_captum():
     [(m, None) for m in IG_METHODS]
     + [("gausslegendre", 2), ("gausslegendre", 7), ("riemann_trapezoid", 2),
        ("riemann_left", 7)])
-def test_integrated_gradients_equals_captum(method, ibs):
+def test_integrated_gradients_equals_captum(method, ibs, captum_attr):
     """ibs=2 < N: one step over image slices; ibs=7: two steps over all 3 images a chunk."""
     m = make_model()
     x, t = make_batch()
@@ -112,7 +116,7 @@ def test_ig_steps_match_captum_parameters():
         assert list(w) == pytest.approx(sizes(11), rel=1e-15)
 
 
-def test_integrated_gradients_float32_matches_captum():
+def test_integrated_gradients_float32_matches_captum(captum_attr):
     m = make_model(torch.float32)
     x, t = make_batch(dtype=torch.float32)
     want = captum_call(lambda: captum_attr.IntegratedGradients(m).attribute(
@@ -144,7 +148,7 @@ def test_integrated_gradients_completeness():
     assert completeness_gap(m, x, t, wrong).abs().max() > 1e-3
 
 
-def test_integrated_gradients_mean_baseline():
+def test_integrated_gradients_mean_baseline(captum_attr):
     m = make_model(with_mean=True)
     x, t = make_batch()
     got = integrated_gradients(m, x, t, baseline="mean", steps=8)
@@ -196,7 +200,7 @@ def test_smoothgrad_matches_analytic_expectation():
     assert ((sq - mu**2).abs() > 5 * se_sq).any()
 
 
-def test_smoothgrad_matches_captum_noise_tunnel_statistically():
+def test_smoothgrad_matches_captum_noise_tunnel_statistically(captum_attr):
     torch.manual_seed(0)
     m = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3)).double().eval()
     x = torch.rand(2, 6, dtype=torch.float64)

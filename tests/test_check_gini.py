@@ -1,16 +1,13 @@
-"""scripts/check_gini.py: the independent Gini check agrees with robench and catches a wrong value."""
+"""robench/gini_check.py: the independent Gini check agrees with robench and catches a wrong value."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-check_gini = pytest.importorskip("check_gini")
-pytest.importorskip("captum")
+from robench import gini_check as check_gini  # captum and quantus (dev extras) are imported where used
 
 
 @pytest.fixture

@@ -29,7 +29,11 @@ from robench.corruptions import (
 from robench.data import load_dataset
 from robench.errors import RobenchError
 
-imagecorruptions = pytest.importorskip("imagecorruptions")
+
+@pytest.fixture(scope="module")
+def imagecorruptions():  # type: ignore[no-untyped-def]
+    """The reference library (the corruptions extra), for the tests that compare with it directly."""
+    return pytest.importorskip("imagecorruptions")
 
 SEVERITIES = (1, 2, 3, 4, 5)
 K = 5.0  # allowed difference, in standard errors of the difference (two independent samples)
@@ -95,7 +99,7 @@ def assert_same_proportion(ka: int, kb: int, n: int, what: str) -> None:
 # ---------------------------------------------------------------------------------------- names
 
 
-def test_names_and_groups_match_the_library() -> None:
+def test_names_and_groups_match_the_library(imagecorruptions) -> None:
     names = imagecorruptions.get_corruption_names
     assert list(COMMON) == names("common") and len(COMMON) == 15
     assert list(EXTRA) == names("validation") and len(EXTRA) == 4
@@ -131,7 +135,7 @@ def test_parameter_table_by_size_and_override() -> None:
         parameter_table(32, override="tiny-imagenet-c")
 
 
-def test_imagenet_table_is_the_librarys() -> None:
+def test_imagenet_table_is_the_librarys(imagecorruptions) -> None:  # type: ignore[no-untyped-def]
     """The ImageNet-C table equals the ``c = [...]`` lists in the installed library's source."""
     for name in TORCH_CORRUPTIONS:
         source = inspect.getsource(getattr(imagecorruptions, name))
@@ -289,7 +293,7 @@ def test_library_repeats_across_workers_and_seeds(images: np.ndarray, name: str)
 
 
 @pytest.mark.parametrize("name", ["gaussian_noise", "impulse_noise", "snow"])
-def test_library_wrapper_is_the_library(images: np.ndarray, name: str) -> None:
+def test_library_wrapper_is_the_library(images: np.ndarray, name: str, imagecorruptions) -> None:
     """Each image equals imagecorruptions.corrupt seeded with image_seed (global RNG and, for impulse, seed=)."""
     out = corrupt_images(images[:3], name, 2, seed=9)
     for i in range(3):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Time-to-accuracy curves from training logs: test accuracy (clean, and PGD for adversarial runs) against wall minutes.
 
-    .venv/bin/python scripts/bench_time_to_accuracy.py \\
+    .venv/bin/python benchmarks/bench_time_to_accuracy.py \\
         --run "fast, standard=robench/assets/zoo/standard.log.csv" --run "cnn_small, standard=OLD.log.csv" \\
         --out reports/benchmarks/time-to-accuracy
 
@@ -58,7 +58,7 @@ def main() -> int:
         write_atomic(args.out.with_suffix(suffix), lambda tmp: fig.savefig(tmp, format=suffix[1:], dpi=120))
     summary = curves.groupby("run", sort=False).agg(
         epochs=("epoch", "max"), minutes=("minutes", "max"), best_clean=("clean", "max"), best_pgd=("pgd", "max"))
-    command = "python scripts/bench_time_to_accuracy.py " + " ".join(f'--run "{label}={log}"' for label, log in runs)
+    command = "python benchmarks/bench_time_to_accuracy.py " + " ".join(f'--run "{label}={log}"' for label, log in runs)
     text = "\n".join([
         "# Time to accuracy", "", "Produced by:", "", "```", f"{command} --out {args.out}", "```", "",
         args.note, "", "Test accuracy is the per-epoch figure the trainer logs (its `--eval-limit` JPEG test images).", "",

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Performance target of the corruptions: the batched torch noise family against imagecorruptions-imaug.
 
-    .venv/bin/python scripts/bench_corruptions.py --out reports/benchmarks/corruptions.md
+    .venv/bin/python benchmarks/bench_corruptions.py --out reports/benchmarks/corruptions.md
 
 Target: the torch noise corruptions at least 20× faster per image than the library on the CPU
 (same images, same severity, ImageNet-C parameters for both). Variants timed interleaved. The
@@ -83,7 +83,7 @@ def main() -> int:
                   else f"torch on the CPU with {args.threads} thread(s)")
     report = "\n".join([
         "# Corruptions: torch noise family vs imagecorruptions-imaug", "", "Produced by:", "", "```",
-        f"python scripts/bench_corruptions.py --images {args.images} --severity {args.severity} "
+        f"python benchmarks/bench_corruptions.py --images {args.images} --severity {args.severity} "
         f"--repeats {args.repeats} --threads {args.threads} --device {args.device} "
         f"--library-workers {workers} --out {args.out}", "```", "",
         f"- Date: {info['date']}; `nproc` = {info['nproc']}, CPU `{info['cpu']}`, GPU {info['gpu']}, "

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Independent check of the pixel Gini in finished runs: Captum's Saliency + a Gini robench did not compute.
 
-    .venv/bin/python scripts/check_gini.py RUN_DIR [RUN_DIR ...] --images 100 --out gini_check.md
+    .venv/bin/python -m robench.gini_check RUN_DIR [RUN_DIR ...] --images 100 --out gini_check.md
 
 For each run directory (written by ``robench evaluate`` with the inequality suite and saliency),
 reloads the model and images the way the run recorded them (the checkpoint's sha256 and the
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     results = [check_run(run, args.images, args.batch, args.mad_limit) for run in args.runs]
-    shown = " ".join(["scripts/check_gini.py", *map(str, args.runs), "--images", str(args.images),
+    shown = " ".join(["robench/gini_check.py", *map(str, args.runs), "--images", str(args.images),
                       *(["--out", str(args.out)] if args.out else [])])
     text = render(results, f".venv/bin/python {shown}", args.images)
     if args.out:

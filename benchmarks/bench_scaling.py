@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Measurements behind docs/scaling.md: passes per image, time per pass, corruption cost, throughput.
 
-    .venv/bin/python scripts/bench_scaling.py --out reports/benchmarks/scaling.md
+    .venv/bin/python benchmarks/bench_scaling.py --out reports/benchmarks/scaling.md
 
 1. **Passes per image** of each suite, counted (forward and backward image-passes through the
    network) while robench's own runner evaluates `zoo:pgd-at` on 200 bundled images with the
@@ -138,7 +138,7 @@ def main() -> int:
     rn50 = resnet50_pass_times()
     corr = corruption_times()
     lines = ["# Scaling measurements", "",
-             f"`.venv/bin/python scripts/bench_scaling.py --images {args.images} --threads {args.threads}` on "
+             f"`.venv/bin/python benchmarks/bench_scaling.py --images {args.images} --threads {args.threads}` on "
              f"{m['cpu']} ({m['nproc']} cores, {args.threads} torch threads), torch {m['torch']}, {m['date']}, "
              f"load average {m['loadavg']} (the machine was shared with a training job: wall times are upper bounds).",
              "", "## Passes per image (zoo:pgd-at, default settings, counted by hooks on the network)", "",
@@ -162,7 +162,7 @@ def publish_pass_times(device: str, batch: int, m: dict[str, str], out: Path | N
     rn50 = resnet50_pass_times(batch=batch, repeats=5, device=device)
     where = m["gpu"] if device.startswith("cuda") else f"{m['cpu']} ({m['nproc']} cores)"
     lines = [f"# ResNet-50 pass times on {where}", "",
-             f"`python scripts/bench_scaling.py --pass-times-on {device} --batch {batch}`, torch {m['torch']}, "
+             f"`python benchmarks/bench_scaling.py --pass-times-on {device} --batch {batch}`, torch {m['torch']}, "
              f"{m['date']}.", "",
              f"timm `resnet50`, random weights, float32, 224 px, batch {batch}, median of 5 rounds after a warm-up "
              "(each round ends with a device synchronisation).", "",

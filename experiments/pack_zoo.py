@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Bundle a trained checkpoint as ``zoo:NAME``: rename it, store its weights (optionally in float16), record provenance.
 
-    .venv/bin/python scripts/pack_zoo.py --model reports/reproduction/cifar10-fast/models/pgd-at-eps8.pt \\
+    .venv/bin/python experiments/pack_zoo.py --model reports/reproduction/cifar10-fast/models/pgd-at-eps8.pt \\
         --name pgd-at --half
 
 Writes ``robench/assets/zoo/NAME.pt`` (and copies the training log beside it as ``NAME.log.csv``)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Load test: many processes running `robench leaderboard add` at once lose no row.
 
-    .venv/bin/python scripts/load_leaderboard.py --processes 20 --rows 50 \
+    .venv/bin/python benchmarks/load_leaderboard.py --processes 20 --rows 50 \
         --out reports/benchmarks/leaderboard-load.md
 
 Each process runs the `robench leaderboard add RUN --name P-I --file F` command (the CLI's entry
@@ -63,7 +63,7 @@ def main() -> int:
     ok = set(names) == expected and len(names) == len(expected) and not failures and not leftovers
     lines = [
         "# Leaderboard under concurrent writers", "",
-        f"`.venv/bin/python scripts/load_leaderboard.py --processes {args.processes} --rows {args.rows}` "
+        f"`.venv/bin/python benchmarks/load_leaderboard.py --processes {args.processes} --rows {args.rows}` "
         f"on {machine()['cpu']} ({machine()['nproc']} cores).", "",
         f"- {args.processes} processes × {args.rows} `robench leaderboard add` commands on one file, started together",
         f"- rows expected {len(expected)}, rows in the file {len(names)}, distinct {len(set(names))}, "

@@ -3,7 +3,7 @@
 images) and its mean pixel Gini of |saliency| on correctly classified images, next to an
 independent computation (Captum's Saliency and the mean-absolute-difference Gini in NumPy).
 
-    .venv/bin/python scripts/check_resnet20_gini.py --checkpoint ../shared/data/foreign-checkpoints/resnet20-12fca82f.th \
+    .venv/bin/python experiments/check_resnet20_gini.py --checkpoint ../shared/data/foreign-checkpoints/resnet20-12fca82f.th \
         --out reports/resnet20
 """
 
@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from check_gini import saliency_gini  # beside this script
+
+from robench.gini_check import saliency_gini
 
 ROOT = Path(__file__).resolve().parents[1]
 NORM = ["--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225"]
@@ -54,7 +55,7 @@ def main() -> int:
     report = (
         "# ResNet-20 (third-party, standard training): inequality suite check\n\n"
         f"Command: `{' '.join(['python', *command[1:]])}` then the independent computation in "
-        "`scripts/check_resnet20_gini.py` (Captum `Saliency(abs=True)` and the mean-absolute-difference Gini in NumPy).\n\n"
+        "`experiments/check_resnet20_gini.py` (Captum `Saliency(abs=True)` and the mean-absolute-difference Gini in NumPy).\n\n"
         f"| quantity | robench | independent |\n|---|---|---|\n"
         f"| mean pixel Gini of \\|saliency\\|, correctly classified images (n = {int(row['n'])}) | "
         f"{row['value']:.6f} | {independent:.6f} |\n\n"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Evaluate the bundled models (inequality + adversarial suites) and write a comparison table.
 
-    .venv/bin/python scripts/evaluate_zoo.py --out reports/zoo [--limit N]
+    .venv/bin/python experiments/evaluate_zoo.py --out reports/zoo [--limit N]
 
 Runs `robench evaluate --model zoo:NAME --data sample --suite inequality,adversarial` for every
 bundled model into OUT/NAME/, writes OUT/summary.md with the headline numbers side by side, then
@@ -61,7 +61,7 @@ def main() -> int:
     names = ordered_names()
     lines = ["# Bundled models compared (bundled sample: 1,000 lossless CIFAR-10 test images)", "",
              "Attacks and Gini on each model's correctly classified images; produced by "
-             f"`python scripts/evaluate_zoo.py --out {args.out}{' --limit ' + str(args.limit) if args.limit else ''}`, "
+             f"`python experiments/evaluate_zoo.py --out {args.out}{' --limit ' + str(args.limit) if args.limit else ''}`, "
              "which ran:", "", "```", *commands, "```", "",
              "| measure | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     lines += [f"| {label} | " + " | ".join(table[label].get(n, "–") for n in names) + " |" for label, *_ in HEADLINES]

@@ -1,6 +1,6 @@
 """Build robench/assets/cifar10_test_sample.npz from the shared lossless CIFAR-10 test images.
 
-Usage: python scripts/make_sample.py ../shared/data/cifar10-test-lossless-1195.npz
+Usage: python experiments/make_sample.py ../shared/data/cifar10-test-lossless-1195.npz
 Keeps the official test images 0..999 (exact, lossless), in official order.
 """
 

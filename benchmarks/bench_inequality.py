@@ -5,7 +5,7 @@ Every comparison interleaves its variants in one process (round-robin, the order
 from round to round), repeats, and reports the ratio of the median times, so a loaded machine
 slows both sides alike. No absolute timing is a target.
 
-    .venv/bin/python scripts/bench_inequality.py --out reports/benchmarks/inequality.md
+    .venv/bin/python benchmarks/bench_inequality.py --out reports/benchmarks/inequality.md
 
 Targets (from the issue):
 

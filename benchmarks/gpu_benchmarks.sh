@@ -17,20 +17,20 @@ tmp=$(mktemp -d)
   --suite full --corruptions noise --no-autoattack --device cuda --out "$tmp/e2e"
 cp "$tmp/e2e/results.csv" "$OUT/e2e-full-suite-results.csv"; cp "$tmp/e2e/meta.json" "$OUT/e2e-full-suite-meta.json"
 # corruptions: torch noise family on the GPU and on the host's 16 CPU threads vs the library
-$PY scripts/bench_corruptions.py --images 1000 --repeats 5 --threads 16 --device cuda \
+$PY benchmarks/bench_corruptions.py --images 1000 --repeats 5 --threads 16 --device cuda \
   --out "$OUT/corruptions-cuda.md"
-$PY scripts/bench_corruptions.py --images 1000 --repeats 5 --threads 16 --device cpu --library-workers 16 \
+$PY benchmarks/bench_corruptions.py --images 1000 --repeats 5 --threads 16 --device cpu --library-workers 16 \
   --out "$OUT/corruptions-cpu16.md"
 # inequality suite: targets 1 and 4 at the default sizes, target 2, then targets 1 and 4 at larger sizes
-$PY scripts/bench_inequality.py --device cuda --targets 1,4 --threads 16 \
+$PY benchmarks/bench_inequality.py --device cuda --targets 1,4 --threads 16 \
   --out "$OUT/inequality-cuda.md" --json "$OUT/inequality-cuda.json"
-$PY scripts/bench_inequality.py --device cuda --targets 2 --threads 16 \
+$PY benchmarks/bench_inequality.py --device cuda --targets 2 --threads 16 \
   --out "$OUT/inequality-cuda-attribution.md" --json "$OUT/inequality-cuda-attribution.json"
-$PY scripts/bench_inequality.py --device cuda --targets 1,4 --threads 16 --suite-images 512 --reference-images 64 \
+$PY benchmarks/bench_inequality.py --device cuda --targets 1,4 --threads 16 --suite-images 512 --reference-images 64 \
   --ig-reference-images 32 --out "$OUT/inequality-cuda-large.md" --json "$OUT/inequality-cuda-large.json"
 # pass times for docs/scaling.md, the trainer's targets, and one epoch of the reference recipe per method
-$PY scripts/bench_scaling.py --pass-times-on cuda --batch 128 --out "$OUT/resnet50-pass-times-cuda.md"
-$PY scripts/bench_training.py --arch resnet18_cifar --batch-size 128 --repeats 5 --device cuda \
+$PY benchmarks/bench_scaling.py --pass-times-on cuda --batch 128 --out "$OUT/resnet50-pass-times-cuda.md"
+$PY benchmarks/bench_training.py --arch resnet18_cifar --batch-size 128 --repeats 5 --device cuda \
   --out "$OUT/training-resnet18-cuda.md"
 for m in standard pgd-at; do
   $PY -m robench train --preset cifar10-reference --method $m --data cifar10 --data-dir "${ROBENCH_SHARED_DATA}" \

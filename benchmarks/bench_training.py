@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Performance targets of the trainer, measured as ratios of variants timed side by side.
 
-    .venv/bin/python scripts/bench_training.py --out reports/benchmarks/training.md
-    .venv/bin/python scripts/bench_training.py --preset cifar10-fast --out reports/benchmarks/training-fast.md
+    .venv/bin/python benchmarks/bench_training.py --out reports/benchmarks/training.md
+    .venv/bin/python benchmarks/bench_training.py --preset cifar10-fast --out reports/benchmarks/training-fast.md
 
 1. one IGD training step costs at most 1.4× one PGD-AT step (same attack, model and batch; with
    ``--preset``, the preset's network, batch, attack, IGD fraction and memory format);
@@ -97,7 +97,7 @@ def main() -> int:
     times = "; ".join(f"{k}: median {t.median(k):.4f} s" for k in t.times)
     report = "\n".join([
         "# Trainer: performance targets", "", "Produced by:", "", "```",
-        ".venv/bin/python scripts/bench_training.py "
+        ".venv/bin/python benchmarks/bench_training.py "
         + (f"--preset {args.preset} " if args.preset else f"--arch {args.arch} --batch-size {args.batch_size} ") +
         f"--repeats {args.repeats} --threads {args.threads} --device {args.device} --out {args.out}", "```", "",
         f"- Date: {info['date']}; machine: `nproc` = {info['nproc']}, CPU `{info['cpu']}`, GPU {info['gpu']}, "
