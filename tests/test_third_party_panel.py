@@ -71,9 +71,10 @@ def synthetic(rows: list[tuple[str, str, float, float, float]]) -> pd.DataFrame:
         out.append({"name": f"m{i}", "family": family, "kind": kind, "arch_family": "2-conv CNN", "dataset": "cifar10",
                     "n": 1000, "clean": 0.7, "eps_small": 2 / 255, "eps_large": 8 / 255, "pgd_small": 0.1 * i,
                     "pgd_large": 0.05 * i, "aa_small": math.nan, "aa_large": math.nan, "aa_n": 0, "gini_pixel": gini,
-                    "gini_region": gini / 2, "budget": 0.02, "ina": ina, "rn": rn,
-                    "ina_rn": math.inf if rn == 0 else ina / rn, "noise_corruption": 0.3,
-                    "stated_clean": math.nan, "stated_robust": math.nan})
+                    "gini_half_width": 0.004, "gini_region": gini / 2, "budget": 0.02, "ina": ina, "rn": rn,
+                    "ina_rn": math.inf if rn == 0 else ina / rn, "noise_corruption": 0.3, "stated_clean": math.nan,
+                    "stated_robust": math.nan, "gini_common": gini + 0.01, "gini_common_half_width": 0.004,
+                    "n_common": 300})
     return pd.DataFrame(out)
 
 
@@ -82,14 +83,19 @@ def test_family_verdicts_and_report_text() -> None:
                        ("A", "certified", 0.7, 0.1, 0.2),
                        ("B", "certified", 0.4, 0.3, 0.0), ("B", "standard", 0.6, 0.1, 0.1),
                        ("C", "standard", 0.5, 0.1, 0.1), ("C", "adversarial", 0.7, 0.2, 0.1),
-                       ("C", "certified", 0.6, 0.2, 0.1), ("D", "standard", 0.5, 0.1, 0.1)])
+                       ("C", "certified", 0.698, 0.2, 0.1), ("D", "standard", 0.5, 0.1, 0.1),
+                       ("E", "adversarial", 0.6, 0.1, 0.1), ("E", "unstated", 0.9, 0.1, 0.1)])
     verdicts = family_verdicts(table).set_index("family")
-    assert verdicts.index.tolist() == ["A", "B", "C"]  # D has one kind only
-    assert verdicts["gini_trend"].tolist() == ["rises", "falls", "not monotone"]
+    assert verdicts.index.tolist() == ["A", "B", "C"]  # D has one kind only, E one ordered kind
+    assert verdicts["standard→adversarial"].tolist() == ["rises", "", "rises"]
+    assert verdicts["adversarial→certified"].tolist() == ["rises", "", "no clear change"]  # 0.002 < 0.0057
+    assert verdicts["standard→certified"].tolist() == ["rises", "falls", "rises"]
     assert verdicts.loc["A", "kinds"] == "standard → adversarial → certified"
-    assert verdicts.loc["A", "gini_by_kind"] == "0.500 → 0.600 → 0.700"
+    assert verdicts.loc["A", "gini"] == "0.500 → 0.600 → 0.700" and verdicts.loc["A", "gini_common"].startswith("0.510")
+    assert verdicts.loc["B", "ina_rn"] == "1.00 → ∞"
     assert verdicts["ina_over_rn"].tolist() == ["1/2", "1/1", "2/2"]
     text = render(table, family_verdicts(table), "gini_vs_pgd.png")
     assert "| m3 | B | certified |" in text and "| ∞ |" in text
-    assert "**Where families disagree.** B: Gini falls" in text and "C: Gini not monotone" in text
-    assert "inductive noise fools more than random noise at the same budget in 4." in text
+    assert "**standard → certified.** Gini (common images) rises in 2 of 3 families (A, C). It does not in B (falls" in text
+    assert "C (no clear change: 0.510 → 0.710 → 0.708" in text
+    assert "at the same budget in 4 of 6 robust models (and in 1 of 4 standard ones)" in text

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from panel import PANEL, cli_args, read_manifest  # noqa: E402
+from panel import PANEL, ROBUST_KINDS, cli_args, read_manifest  # noqa: E402
 from report_panel import write_report  # noqa: E402
 
 from robench.cli import main as robench  # noqa: E402
@@ -45,7 +45,6 @@ from robench.reports.report import build_report  # noqa: E402
 EPS = {"cifar10": "2/255,8/255", "mnist": "0.1,0.3"}
 IMAGES = 1000  # per model: all of the CIFAR-10 sample; a seeded subset of the MNIST test set
 AUTOATTACK_IMAGES = 200
-ROBUST_KINDS = ("adversarial", "mixed", "certified", "robust-unstated")
 SUITES = ("--suite", "inequality,adversarial,corruptions", "--pgd-steps", "10", "--corruptions", "noise")
 
 

@@ -26,6 +26,8 @@ ARCH_PATH = ROOT / "examples"
 SHARED = Path(os.environ.get("ROBENCH_SHARED_DATA", ROOT.parent / "shared" / "data"))
 PANEL = Path(os.environ.get("ROBENCH_THIRD_PARTY", SHARED / "third-party"))
 MNIST = PANEL.parent / "mnist"
+#: Kinds of training meant to make a model robust (the others: standard, unstated).
+ROBUST_KINDS = ("adversarial", "mixed", "certified", "robust-unstated")
 
 
 def read_manifest() -> list[dict[str, str]]:

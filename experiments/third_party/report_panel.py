@@ -22,25 +22,27 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from panel import read_manifest  # noqa: E402
+from panel import ROBUST_KINDS, read_manifest  # noqa: E402
 
 from robench.io import write_text_atomic  # noqa: E402
+from robench.reports.compare import common_correct  # noqa: E402
 from robench.reports.plots import MARKERS, OKABE_ITO, save_figure  # noqa: E402
 from robench.reports.runs import Run, headline, load_run  # noqa: E402
 
 #: Training kinds, from least to most robust by construction (mixed: adversarial and certified terms).
-KIND_ORDER = ["standard", "adversarial", "mixed", "certified", "robust-unstated", "unstated"]
+ORDERED = ["standard", "adversarial", "mixed", "certified"]
+KIND_ORDER = [*ORDERED, "robust-unstated", "unstated"]
+#: The steps along :data:`ORDERED` the report asks "does Gini rise?" about.
+STEPS = [("standard", "adversarial"), ("adversarial", "certified"), ("standard", "certified"),
+         ("adversarial", "mixed")]
 #: What is uncertain about a family's sources, quoted in the report where its verdict stands out.
 CAVEATS = {
     "EhanW ResNet-20": "its PGD training attacked the normalised tensor, so its pixel ε is about 1.8/255, not 8/255",
-    "OVAL CNN-A": "the certified model's ε is not stated; the stored `err` of the certified models is not a clean "
-                  "error, so its meaning is a guess",
+    "OVAL CNN-A": "the certified model's training ε is not stated",
     "OVAL base/deep": "two certified networks of different architectures and no standard twin; ε not stated",
-    "Salman small": "mean/std are not documented; probing settles them for NOR and LPD but not for ADV (29-43 % "
-                    "accuracy under every standardisation, no consistent winner), so the ADV rows assume the NOR/LPD "
-                    "setting",
-    "Salman wide_1": "as Salman small: ADV preprocessing uncertain",
-    "Salman wide_2": "as Salman small: ADV preprocessing uncertain",
+    **{f"Salman {size}": "mean/std are not documented; probing settles them for NOR and LPD but not for ADV (29-43 % "
+                         "accuracy under every standardisation, no consistent winner), so the ADV model assumes the "
+                         "NOR/LPD setting" for size in ("small", "wide_1", "wide_2")},
     "abcrown SDP CNN-A": "adversarial vs mixed training at 4/255; no standard twin",
     "abcrown ResNet (VNN-COMP)": "no BatchNorm, recipe not stated",
 }
@@ -53,6 +55,12 @@ def _at(run: Run, test: str, metric: str, param: float) -> float:
     return float(hit["value"].iloc[0]) if len(hit) else math.nan
 
 
+def _half_width(run: Run) -> float:
+    """Half the width of the bootstrap interval of the mean pixel Gini (correctly classified images)."""
+    row = run.rows("gini", "mean", "pixel", "correct").iloc[0]
+    return float(row["ci_high"] - row["ci_low"]) / 2
+
+
 def _params(run: Run, test: str, metric: str) -> list[float]:
     return sorted({float(p) for p in run.rows(test, metric)["param"]})
 
@@ -61,7 +69,9 @@ def panel_table(runs: Path, rows: list[dict[str, str]] | None = None) -> pd.Data
     """One row per finished manifest row: provenance, accuracies, Gini, INA/RN at their shared budget.
 
     Columns: name, family, kind, arch_family, dataset, n, clean, eps_small, eps_large (pixel units),
-    pgd_small, pgd_large, aa_small, aa_large, aa_n, gini_pixel, gini_region, budget (the largest
+    pgd_small, pgd_large, aa_small, aa_large, aa_n, gini_pixel, gini_half_width (half the width of its 95 %
+    bootstrap interval over the images), gini_region, gini_common, gini_common_half_width, n_common
+    (:func:`common_gini`), budget (the largest
     budget both noise tests share, fraction of entries), ina, rn, ina_rn (INA error / RN error; inf when
     RN fooled none), noise_corruption, stated_clean, stated_robust. Accuracies and error rates are fractions.
     """
@@ -86,13 +96,31 @@ def panel_table(runs: Path, rows: list[dict[str, str]] | None = None) -> pd.Data
             "aa_small": _at(aa, "autoattack", "robust_accuracy", eps[0]) if aa else math.nan,
             "aa_large": _at(aa, "autoattack", "robust_accuracy", eps[-1]) if aa else math.nan,
             "aa_n": int(aa.meta["n_images"]) if aa else 0,
-            "gini_pixel": head["gini_pixel"], "gini_region": head["gini_region"], "budget": budget, "ina": ina, "rn": rn,
+            "gini_pixel": head["gini_pixel"], "gini_half_width": _half_width(run), "gini_region": head["gini_region"],
+            "budget": budget, "ina": ina, "rn": rn,
             "ina_rn": (math.inf if ina > 0 else math.nan) if rn == 0 else ina / rn,
             "noise_corruption": head["noise_corruption_error"],
             "stated_clean": float(row["stated_accuracy"]) if row["stated_accuracy"] else math.nan,
             "stated_robust": float(row["stated_robust_accuracy"]) if row["stated_robust_accuracy"] else math.nan,
         })
-    return pd.DataFrame(out)
+    table = pd.DataFrame(out)
+    return table.join(common_gini(runs, table), on="name") if len(table) else table
+
+
+def common_gini(runs: Path, table: pd.DataFrame) -> pd.DataFrame:
+    """Mean pixel Gini of each model on the images every model of its family classifies correctly.
+
+    Indexed by name; columns gini_common, gini_common_half_width (1.96 standard errors), n_common.
+    """
+    out = []
+    for _, rows in table.groupby("family", sort=False):
+        family = [load_run(runs / name) for name in rows["name"]]
+        mask = common_correct(family)
+        for name, run in zip(rows["name"], family):
+            gini = run.per_image.loc[mask, "gini_pixel"].astype(float)
+            out.append({"name": name, "gini_common": gini.mean(), "n_common": int(mask.sum()),
+                        "gini_common_half_width": 1.96 * gini.std() / math.sqrt(len(gini)) if len(gini) > 1 else math.nan})
+    return pd.DataFrame(out).set_index("name")
 
 
 def scatter(table: pd.DataFrame, out: Path) -> list[Path]:
@@ -121,25 +149,41 @@ def scatter(table: pd.DataFrame, out: Path) -> list[Path]:
 
 
 def family_verdicts(table: pd.DataFrame) -> pd.DataFrame:
-    """Per family with at least two training kinds: mean Gini per kind (in :data:`KIND_ORDER`) and verdicts.
+    """Per family with at least two of the ordered kinds (:data:`ORDERED`): per-kind means and verdicts.
 
-    ``gini_trend``: ``rises``/``falls`` when the kind means are strictly monotone along the order,
-    else ``not monotone``. ``ina_over_rn``: how many of the family's robust models (kind not standard)
-    INA fools more than RN at the shared budget, out of how many.
+    Columns: family; kinds (``standard → adversarial → …``); gini, gini_common, ina, ina_rn (per-kind
+    mean pixel Gini on each model's own correct images and on the family's common-correct images,
+    mean INA error, mean INA / mean RN error, as ``a → b → …`` text); n_common; one column per step of
+    :data:`STEPS`: ``rises`` or ``falls`` when the kind means of the common-correct Gini differ by more
+    than their combined 95 % half-widths (image sampling only, not training seeds), else ``no clear change``;
+    empty when the family lacks one of the two kinds; ina_over_rn: how many of the family's robust models (:data:`ROBUST_KINDS`)
+    inductive noise fools more often than random noise at the shared budget, out of how many.
     """
     out = []
     for family, rows in table.groupby("family", sort=False):
-        kinds = [k for k in KIND_ORDER if k in set(rows["kind"])]
+        kinds = [k for k in ORDERED if k in set(rows["kind"])]
         if len(kinds) < 2:
             continue
-        means = [float(rows.loc[rows["kind"] == k, "gini_pixel"].mean()) for k in kinds]
-        steps = np.diff(means)
-        trend = "rises" if (steps > 0).all() else "falls" if (steps < 0).all() else "not monotone"
-        robust = rows[rows["kind"] != "standard"]
-        out.append({"family": family, "kinds": " → ".join(kinds),
-                    "gini_by_kind": " → ".join(f"{m:.3f}" for m in means), "gini_trend": trend,
-                    "ina_over_rn": f"{int((robust['ina'] > robust['rn']).sum())}/{len(robust)}"})
-    return pd.DataFrame(out, columns=["family", "kinds", "gini_by_kind", "gini_trend", "ina_over_rn"])
+        by = rows.groupby("kind")
+        gini, common, ina, rn = (by[c].mean() for c in ("gini_pixel", "gini_common", "ina", "rn"))
+        half = by["gini_common_half_width"].apply(lambda h: float(np.sqrt((h ** 2).sum())) / len(h))  # kind's mean
+        robust = rows[rows["kind"].isin(ROBUST_KINDS)]
+        verdict = {"family": family, "kinds": " → ".join(kinds),
+                   "gini": " → ".join(f"{gini[k]:.3f}" for k in kinds),
+                   "gini_common": " → ".join(f"{common[k]:.3f}" for k in kinds), "n_common": int(rows["n_common"].iloc[0]),
+                   "ina": " → ".join(_pct(ina[k]) for k in kinds),
+                   "ina_rn": " → ".join("∞" if rn[k] == 0 else f"{ina[k] / rn[k]:.2f}" for k in kinds),
+                   "ina_over_rn": f"{int((robust['ina'] > robust['rn']).sum())}/{len(robust)}"}
+        for a, b in STEPS:
+            if a in kinds and b in kinds:
+                change = common[b] - common[a]
+                verdict[f"{a}→{b}"] = ("no clear change" if abs(change) <= np.hypot(half[a], half[b])
+                                       else "rises" if change > 0 else "falls")
+            else:
+                verdict[f"{a}→{b}"] = ""
+        out.append(verdict)
+    return pd.DataFrame(out, columns=["family", "kinds", "gini", "gini_common", "n_common", "ina", "ina_rn",
+                                      *(f"{a}→{b}" for a, b in STEPS), "ina_over_rn"])
 
 
 def _pct(value: float) -> str:
@@ -182,42 +226,66 @@ def render(table: pd.DataFrame, verdicts: pd.DataFrame, plot: str) -> str:
         lines += [f"Across the {len(cifar)} CIFAR-10 models, Spearman's ρ between pixel Gini and PGD accuracy is "
                   f"{rho[0]:.2f} at 2/255 and {rho[1]:.2f} at 8/255. Mean pixel Gini by training kind: "
                   + ", ".join(f"{k} {v:.3f} ({int((cifar['kind'] == k).sum())})" for k, v in by_kind.items()) + ".", ""]
+    steps = [f"{a}→{b}" for a, b in STEPS]
     lines += ["## Within each family", "",
-              "Gini by kind is the mean pixel Gini of the family's models of that kind, in the order standard → "
-              "adversarial → mixed → certified. INA > RN counts the family's non-standard models that inductive "
-              "noise fools more often than random noise at the same budget.", "",
-              "| family | kinds | Gini by kind | Gini | INA > RN |", "|---|---|---|---|---|"]
-    lines += [f"| {v.family} | {v.kinds} | {v.gini_by_kind} | {v.gini_trend} | {v.ina_over_rn} |"
-              for v in verdicts.itertuples()]
-    lines += ["", *disagreements(table, verdicts), ""]
+              "Per family, the mean over its models of each kind, in the order standard → adversarial → mixed → "
+              "certified: pixel Gini on each model's own correctly classified images and on the images every model "
+              "of the family classifies correctly (common), INA error and INA/RN (mean INA error over mean RN error "
+              "at the same budget); then whether the common-image Gini rises at each step between two kinds the "
+              "family has (a change within the combined "
+              "95 % bootstrap half-widths over the images is \"no clear change\"; training-seed variation is not "
+              "measured), and how many of its robust models inductive noise fools more often than random noise.", "",
+              "| family | kinds | Gini (own) | Gini (common) | common images | INA % | INA/RN | " + " | ".join(steps)
+              + " | robust: INA > RN |", "|---|---|---|---|---:|---|---|" + "---|" * len(steps) + "---|"]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in verdicts[
+        ["family", "kinds", "gini", "gini_common", "n_common", "ina", "ina_rn", *steps, "ina_over_rn"]].itertuples(
+        index=False)]
+    lines += ["", "\n\n".join(disagreements(table, verdicts)), ""]
     return "\n".join(lines)
 
 
 def disagreements(table: pd.DataFrame, verdicts: pd.DataFrame) -> list[str]:
-    """Sentences naming the families whose Gini trend differs from the majority's, with their caveats."""
+    """Paragraphs: per step, the families where Gini rises and those where it does not (with their caveats);
+    inductive against random noise over the robust models; why families may disagree."""
     if verdicts.empty:
         return ["No family has two training kinds evaluated yet."]
-    counts = verdicts["gini_trend"].value_counts()
-    majority = counts.index[0]
-    agree = verdicts[verdicts["gini_trend"] == majority]["family"].tolist()
-    differ = verdicts[verdicts["gini_trend"] != majority]
-    out = [f"**Where families agree.** Gini {majority} from the least to the most robust training in "
-           f"{len(agree)} of {len(verdicts)} families ({', '.join(agree)})."]
-    if differ.empty:
-        out.append("No family disagrees.")
-    else:
-        out.append("**Where families disagree.** " + " ".join(
-            f"{v.family}: Gini {v.gini_trend} ({v.gini_by_kind} over {v.kinds})"
-            + (f"; caveat: {CAVEATS[v.family]}." if v.family in CAVEATS else ".") for v in differ.itertuples()))
-    robust = table[table["kind"] != "standard"]
-    more = int((robust["ina"] > robust["rn"]).sum())
-    out.append(f"**Inductive vs random noise.** Over all {len(robust)} non-standard models, inductive noise fools "
-               f"more than random noise at the same budget in {more}.")
-    out.append("Why families may disagree: the architectures differ (BatchNorm ResNets, ResNets without BatchNorm, "
-               "two-layer CNNs); the training ε differs or is unstated (2/255, 4/255, 8/255, about 1.8/255 for "
-               "EhanW); and some preprocessing is inferred rather than stated (Salman et al., above all the ADV "
-               "models).")
+    out = []
+    for a, b in STEPS:
+        column = verdicts[verdicts[f"{a}→{b}"] != ""]
+        if column.empty:
+            continue
+        rises = column[column[f"{a}→{b}"] == "rises"]["family"].tolist()
+        other = column[column[f"{a}→{b}"] != "rises"]
+        text = f"**{a} → {b}.** Gini (common images) rises in {len(rises)} of {len(column)} families"
+        text += f" ({', '.join(rises)})." if rises else "."
+        if len(other):
+            text += " It does not in " + "; ".join(
+                f"{v['family']} ({v[f'{a}→{b}']}: {v['gini_common']} over {v['kinds']})"
+                + (f"; caveat: {CAVEATS[v['family']]}" if v["family"] in CAVEATS else "")
+                for _, v in other.iterrows()) + "."
+        out.append(text)
+    robust = table[table["kind"].isin(ROBUST_KINDS)]
+    standard = table[table["kind"] == "standard"]
+    out.append(f"**Inductive against random noise.** Inductive noise fools more images than random noise at the "
+               f"same budget in {int((robust['ina'] > robust['rn']).sum())} of {len(robust)} robust models "
+               f"(and in {int((standard['ina'] > standard['rn']).sum())} of {len(standard)} standard ones); mean "
+               f"INA/RN is {_ratio(robust)} for the robust models and {_ratio(standard)} for the standard ones, "
+               f"while their mean INA error is {_pct(robust['ina'].mean())} % against "
+               f"{_pct(standard['ina'].mean())} %.")
+    out.append("**Why families may disagree.** The architectures differ (BatchNorm ResNets, ResNets without "
+               "BatchNorm, two-layer CNNs of several widths); the training ε differs or is unstated (2/255, 4/255, "
+               "8/255, about 1.8/255 in pixels for EhanW); and some preprocessing is inferred rather than stated "
+               "(Salman et al., above all the ADV models, whose mean/std probing could not settle). The own-image Gini "
+               "of a model is averaged over the images it classifies correctly, which for the least accurate robust "
+               f"models ({_pct(robust['clean'].min())} % clean) is a small and easy subset; the common-image Gini "
+               "removes that difference within a family.")
     return out
+
+
+def _ratio(rows: pd.DataFrame) -> str:
+    """Mean INA error over mean RN error of ``rows``, as text."""
+    rn = rows["rn"].mean()
+    return "∞" if rn == 0 else "n/a" if math.isnan(rn) else f"{rows['ina'].mean() / rn:.2f}"
 
 
 def write_report(runs: Path, out: Path) -> Path:
