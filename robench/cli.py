@@ -370,14 +370,33 @@ def leaderboard_add(
     run_dir: Path = typer.Argument(..., help="A finished run directory (robench evaluate --out DIR)."),
     name: Optional[str] = typer.Option(None, help="Row name (default: the model's name); an existing row of this name is replaced."),
     file: Optional[Path] = typer.Option(None, "--file", help=LEADERBOARD_FILE_HELP),
+    card: Optional[Path] = typer.Option(None, help="JSON model card: origin (robench or third-party), source, licence, "
+                                                   "training_stated, eps_stated, stated_clean_accuracy, "
+                                                   "stated_robust_accuracy, stated_meaning."),
 ) -> None:
     """Add a run's headline numbers as one row (replacing a row of the same name)."""
     from robench.reports import leaderboard
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    for message in leaderboard.add_run(run_dir, name=name, path=file or leaderboard.DEFAULT_PATH):
+    for message in leaderboard.add_run(run_dir, name=name, path=file or leaderboard.DEFAULT_PATH,
+                                       card=_read_card(card) if card else None):
         (err if message.startswith("warning:") else console).print(message, markup=False, highlight=False,
                                                                      soft_wrap=True)
+
+
+def _read_card(path: Path) -> dict[str, object]:
+    """A ``--card`` JSON file as a mapping; one-line errors for a missing or malformed file."""
+    import json
+
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RobenchError(f"cannot read model card {path}: {exc.strerror or exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RobenchError(f"model card {path} is not valid JSON ({exc})") from None
+    if not isinstance(card, dict):
+        raise RobenchError(f"model card {path} must be a JSON object")
+    return card
 
 
 @leaderboard_app.command("show")
@@ -385,11 +404,12 @@ def leaderboard_show(
     sort: Optional[str] = typer.Option(None, help="Rank by this column (default pgd_accuracy; gini_* and *_error rank ascending)."),
     fmt: str = typer.Option("table", "--format", help="table, csv, markdown or html."),
     file: Optional[Path] = typer.Option(None, "--file", help=LEADERBOARD_FILE_HELP),
+    origin: Optional[str] = typer.Option(None, help="Only rows of this origin: robench or third-party."),
 ) -> None:
-    """Print the leaderboard, ranked only among rows evaluated with the same settings."""
+    """Print the leaderboard, ranked only among rows of the same origin evaluated with the same settings."""
     from robench.reports import leaderboard
 
-    text, notes = leaderboard.show_parts(file or leaderboard.DEFAULT_PATH, sort=sort, fmt=fmt)
+    text, notes = leaderboard.show_parts(file or leaderboard.DEFAULT_PATH, sort=sort, fmt=fmt, origin=origin)
     if fmt == "csv":  # stdout stays parseable CSV; the notes go to stderr
         sys.stdout.write(text)
         sys.stderr.write("".join(note + "\n" for note in notes))

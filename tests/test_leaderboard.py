@@ -65,16 +65,16 @@ def leftovers(path: Path) -> list[str]:
 
 def test_round_trip(tmp_path: Path, zoo: dict[str, Path]) -> None:
     path = tmp_path / "new" / "dir" / "leaderboard.csv"
-    assert lb.read_leaderboard(path).columns.tolist() == HEADLINE_COLUMNS
+    assert lb.read_leaderboard(path).columns.tolist() == HEADLINE_COLUMNS + lb.PROVENANCE_COLUMNS
     assert len(lb.read_leaderboard(path)) == 0
     assert lb.add_run(zoo["igd"], path=path) == [f"added igd to {path}"]
     assert lb.add_run(zoo["standard"], path=path) == [f"added standard to {path}"]
 
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
-    assert rows[0] == lb.LEADERBOARD_COLUMNS == HEADLINE_COLUMNS
+    assert rows[0] == lb.LEADERBOARD_COLUMNS == HEADLINE_COLUMNS + lb.PROVENANCE_COLUMNS
     assert [r[0] for r in rows[1:]] == ["igd", "standard"]
-    assert all(len(r) == len(HEADLINE_COLUMNS) for r in rows)
+    assert all(len(r) == len(lb.LEADERBOARD_COLUMNS) for r in rows)
 
     frame = lb.read_leaderboard(path)
     expected = headline(load_run(zoo["igd"]))
@@ -99,7 +99,7 @@ def test_round_trip(tmp_path: Path, zoo: dict[str, Path]) -> None:
     assert lb.remove("igd", path) == f"removed igd from {path}"
     assert lb.read_leaderboard(path)["name"].tolist() == ["standard"]
     assert lb.remove("standard", path) == f"removed standard from {path}"
-    assert path.read_text().splitlines() == [",".join(HEADLINE_COLUMNS)]
+    assert path.read_text().splitlines() == [",".join(lb.LEADERBOARD_COLUMNS)]
     assert "has no rows" in lb.show(path)
     assert leftovers(path) == []
 
@@ -142,7 +142,7 @@ def test_different_settings_are_separate_groups(board: Path, zoo: dict[str, Path
     lb.add_run(small_igd, name="igd-500", path=board)
 
     table = pd.read_csv(io.StringIO(lb.show(board, fmt="csv")))
-    assert table.columns.tolist() == HEADLINE_COLUMNS + ["group", "rank"]
+    assert table.columns.tolist() == lb.LEADERBOARD_COLUMNS + ["group", "rank"]
     # groups in order of first appearance, ranks restart in each group
     assert list(zip(table["name"], table["group"], table["rank"])) == [
         ("igd", "A", 1), ("pgd-at", "A", 2), ("standard", "A", 3),
@@ -218,7 +218,7 @@ def _corrupt_header(lines: list[bytes]) -> tuple[list[bytes], str]:
 
 def _short_row(lines: list[bytes]) -> tuple[list[bytes], str]:
     lines[2] = lines[2].rstrip(b"\n").rsplit(b",", 1)[0] + b"\n"
-    return lines, "line 3: expected 25 fields, found 24$"
+    return lines, "line 3: expected 33 fields, found 32$"
 
 
 def _not_a_number(lines: list[bytes]) -> tuple[list[bytes], str]:
@@ -398,3 +398,73 @@ def test_cli_errors_are_one_line(cli, tmp_path: Path, zoo: dict[str, Path]) -> N
     r = cli("leaderboard", "show", "--file", path)
     assert r.code == 2
     assert r.err.strip() == f"robench: error: {path} line 2: column 'n_images' is 'many', not a whole number"
+
+
+# ---------------------------------------------------------------------------------------------- provenance
+
+CARD = {"origin": "third-party", "source": "someone/repo@abc123 weights/", "licence": "MIT",
+        "training_stated": "PGD-AT", "eps_stated": "8/255", "stated_clean_accuracy": "0.84",
+        "stated_meaning": "clean: README"}
+
+
+def test_model_card_columns_origin_filter_and_grouping(board: Path, zoo: dict[str, Path]) -> None:
+    assert lb.add_run(zoo["igd"], name="lab/igd", path=board, card=CARD) == [f"added lab/igd to {board}"]
+    frame = lb.read_leaderboard(board).set_index("name")
+    assert frame.loc["lab/igd", "origin"] == "third-party" and frame.loc["lab/igd", "licence"] == "MIT"
+    assert frame.loc["lab/igd", "stated_clean_accuracy"] == pytest.approx(0.84)
+    assert math.isnan(frame.loc["lab/igd", "stated_robust_accuracy"])
+    assert frame.loc["standard", "origin"] == "robench" and frame.loc["standard", "source"] == ""
+    # same settings as the robench rows, another origin: its own group, after the robench groups
+    table = pd.read_csv(io.StringIO(lb.show(board, fmt="csv")))
+    assert table[["name", "group", "rank"]].values.tolist() == [["pgd-at", "A", 1], ["standard", "A", 2],
+                                                                 ["lab/igd", "B", 1]]
+    only = pd.read_csv(io.StringIO(lb.show(board, fmt="csv", origin="third-party")))
+    assert only["name"].tolist() == ["lab/igd"] and only["group"].tolist() == ["A"]
+    assert lb.show(board, origin="robench").count("third-party") == 0
+    assert "someone/repo@abc123" in lb.show(board, fmt="markdown")
+    with pytest.raises(RobenchError, match="unknown origin 'lab'; choose from robench, third-party"):
+        lb.show(board, origin="lab")
+
+
+@pytest.mark.parametrize(("card", "message"), [
+    ({"origin": "elsewhere"}, "model card origin is 'elsewhere'; choose from robench, third-party"),
+    ({"licence": "MIT", "url": "x"}, "model card key\\(s\\) url unknown"),
+    ({"stated_clean_accuracy": "93%"}, "model card stated_clean_accuracy is '93%', not a number"),
+    ({"stated_robust_accuracy": 69.7}, "accuracies are fractions in \\[0, 1\\]"),
+    ({"source": "a\nb"}, "model card source must be on one line"),
+])
+def test_bad_model_card_is_refused(board: Path, zoo: dict[str, Path], card: dict, message: str) -> None:
+    before = board.read_bytes()
+    with pytest.raises(RobenchError, match=message):
+        lb.add_run(zoo["igd"], path=board, card=card)
+    assert board.read_bytes() == before
+
+
+def test_legacy_file_without_provenance_still_loads(board: Path) -> None:
+    frame = lb.read_leaderboard(board)
+    legacy = board.parent / "legacy.csv"
+    legacy.write_text(frame[HEADLINE_COLUMNS].to_csv(index=False, lineterminator="\n"))
+    old = lb.read_leaderboard(legacy)
+    assert old.columns.tolist() == lb.LEADERBOARD_COLUMNS and old["origin"].tolist() == ["robench", "robench"]
+    assert old["name"].tolist() == ["standard", "pgd-at"] and (old["source"] == "").all()
+    lines = legacy.read_text().splitlines()
+    legacy.write_text("\n".join([lines[0], lines[1].rsplit(",", 1)[0]]) + "\n")
+    with pytest.raises(RobenchError, match="line 2: expected 25 fields, found 24"):
+        lb.read_leaderboard(legacy)
+    committed = Path(__file__).resolve().parents[1] / "reports" / "leaderboard.csv"
+    assert set(lb.read_leaderboard(committed)["origin"]) <= set(lb.ORIGINS)
+
+
+def test_cli_card_and_origin(cli, tmp_path: Path, zoo: dict[str, Path]) -> None:  # type: ignore[no-untyped-def]
+    path, card = tmp_path / "lb.csv", tmp_path / "card.json"
+    card.write_text(json.dumps(CARD))
+    assert cli("leaderboard", "add", zoo["standard"], "--file", path).code == 0
+    r = cli("leaderboard", "add", zoo["igd"], "--name", "lab/igd", "--card", card, "--file", path)
+    assert (r.code, r.out.strip()) == (0, f"added lab/igd to {path}")
+    r = cli("leaderboard", "show", "--origin", "third-party", "--file", path)
+    assert r.code == 0 and "lab/igd" in r.out and "standard " not in r.out
+    r = cli("leaderboard", "show", "--file", path)
+    assert [line.split()[:3] for line in r.out.splitlines()[2:4]] == [["standard", "A", "1"], ["lab/igd", "B", "1"]]
+    card.write_text("[1, 2]")
+    r = cli("leaderboard", "add", zoo["igd"], "--card", card, "--file", path)
+    assert (r.code, r.err.strip()) == (2, f"robench: error: model card {card} must be a JSON object")

@@ -1,12 +1,14 @@
 """The leaderboard: one CSV row per evaluated model, ranked only among comparable rows.
 
 The file (default ``reports/leaderboard.csv``) holds :data:`LEADERBOARD_COLUMNS`, one row per
-model name, written by :func:`add_run` from a finished run directory (:func:`robench.reports.runs.headline`).
+model name, written by :func:`add_run` from a finished run directory (:func:`robench.reports.runs.headline`)
+and an optional model card (:func:`provenance`: origin robench/third-party, source, licence, training
+and ε as stated, the source's own accuracies).
 Every change happens under a lock file (``FILE.lock``) and replaces the file atomically, so
 concurrent ``robench leaderboard add`` calls neither lose rows nor leave a torn file. A file
 that is not a valid leaderboard (hand-edited header, wrong field count, non-numbers, duplicate
 names, undecodable bytes) raises :class:`RobenchError` naming the file and line, and is never
-overwritten. :func:`show` ranks rows only within groups of equal ``settings_key``.
+overwritten. :func:`show` ranks rows only within groups of equal ``origin`` and ``settings_key``.
 docs/leaderboard.md describes the schema and the rules.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +27,13 @@ from robench.errors import RobenchError
 from robench.io import write_atomic
 from robench.reports.runs import HEADLINE_COLUMNS
 
-#: The CSV schema, in file order.
-LEADERBOARD_COLUMNS = list(HEADLINE_COLUMNS)
+#: Where a row's model comes from, as stated by its source (empty for robench-trained models except ``origin``).
+PROVENANCE_COLUMNS = ["origin", "source", "licence", "training_stated", "eps_stated", "stated_clean_accuracy",
+                      "stated_robust_accuracy", "stated_meaning"]
+#: The CSV schema, in file order: the run's headline, then its provenance. A file whose header is
+#: :data:`HEADLINE_COLUMNS` alone (written before provenance existed) still reads, as robench-trained rows.
+LEADERBOARD_COLUMNS = [*HEADLINE_COLUMNS, *PROVENANCE_COLUMNS]
+ORIGINS = ("robench", "third-party")
 DEFAULT_PATH = Path("reports/leaderboard.csv")
 #: Seconds to wait for another process's lock before giving up.
 LOCK_TIMEOUT = 60.0
@@ -35,7 +43,7 @@ INT_COLUMNS = ["n_images"]
 FLOAT_COLUMNS = [
     "clean_accuracy", "pgd_accuracy", "pgd_eps", "autoattack_accuracy", "gini_pixel", "gini_region",
     "ina_error", "ina_budget", "rn_error", "rn_budget", "ioa_error", "ioa_fill",
-    "corruption_error", "noise_corruption_error",
+    "corruption_error", "noise_corruption_error", "stated_clean_accuracy", "stated_robust_accuracy",
 ]
 #: Score columns where a larger value ranks higher.
 HIGHER_IS_BETTER = ["clean_accuracy", "pgd_accuracy", "autoattack_accuracy"]
@@ -45,14 +53,17 @@ LOWER_IS_BETTER = ["gini_pixel", "gini_region", "ina_error", "rn_error", "ioa_er
 SORT_COLUMNS = HIGHER_IS_BETTER + LOWER_IS_BETTER
 DEFAULT_SORT = "pgd_accuracy"
 TABLE_COLUMNS = ["name", "group", "rank", "method", "clean_accuracy", "pgd_accuracy", "autoattack_accuracy",
-                 "gini_pixel", "gini_region", "ina_error", "rn_error", "ioa_error", "corruption_error"]
+                 "gini_pixel", "gini_region", "ina_error", "rn_error", "ioa_error", "corruption_error", "origin"]
 #: Columns of the markdown and html output (csv has the full schema; table the compact TABLE_COLUMNS).
 REPORT_COLUMNS = ["name", "group", "rank", "arch", "method", "dataset", "n_images", "clean_accuracy", "pgd_accuracy",
                   "pgd_eps", "autoattack_accuracy", "gini_pixel", "gini_region", "ina_error", "rn_error", "ioa_error",
-                  "corruption_error", "noise_corruption_error", "settings_key"]
+                  "corruption_error", "noise_corruption_error", "settings_key", "origin", "source", "licence",
+                  "training_stated", "eps_stated", "stated_clean_accuracy", "stated_robust_accuracy"]
 FORMATS = ("table", "csv", "markdown", "html")
 GROUPS_NOTE = ("rows in different groups were evaluated under different settings (dataset, image count, "
                "seed, attack parameters) and are not ranked against each other")
+ORIGINS_NOTE = ("robench-trained and third-party rows (column origin) are grouped apart, robench first, and not "
+                "ranked against each other; --origin shows one of them")
 
 assert set(INT_COLUMNS + FLOAT_COLUMNS) <= set(LEADERBOARD_COLUMNS)
 
@@ -106,12 +117,15 @@ def _parse(path: Path, data: bytes) -> list[list[str]]:
             continue  # blank lines are harmless
         if header is None:
             header = fields
-            if header != LEADERBOARD_COLUMNS:
+            if header == HEADLINE_COLUMNS:  # written before the provenance columns existed
+                width = len(HEADLINE_COLUMNS)
+            elif header != LEADERBOARD_COLUMNS:
                 raise RobenchError(f"{path} line {line}: header does not match the leaderboard schema "
                                    f"({_header_difference(header)}); not a robench leaderboard file")
             continue
         if len(fields) != width:
             raise RobenchError(f"{path} line {line}: expected {width} fields, found {len(fields)}")
+        fields = fields + LEGACY_PROVENANCE[len(fields) - len(HEADLINE_COLUMNS):]  # complete a legacy row
         row = dict(zip(LEADERBOARD_COLUMNS, fields))
         for column in INT_COLUMNS:
             try:
@@ -126,6 +140,9 @@ def _parse(path: Path, data: bytes) -> list[list[str]]:
                 except ValueError:
                     raise RobenchError(f"{path} line {line}: column {column!r} is {row[column]!r}, "
                                        "not a number") from None
+        if row["origin"] not in ORIGINS:
+            raise RobenchError(f"{path} line {line}: column 'origin' is {row['origin']!r}, "
+                               f"not one of {', '.join(ORIGINS)}")
         name = fields[name_at]
         if not name.strip():
             raise RobenchError(f"{path} line {line}: empty name")
@@ -137,6 +154,10 @@ def _parse(path: Path, data: bytes) -> list[list[str]]:
         raise RobenchError(f"{path} line 1: empty file, expected the header {LEADERBOARD_COLUMNS[0]},"
                            f"{LEADERBOARD_COLUMNS[1]},...; delete it to start a new leaderboard")
     return records
+
+
+#: Provenance of a row read from a legacy file: a robench-trained model.
+LEGACY_PROVENANCE = ["robench"] + [""] * (len(PROVENANCE_COLUMNS) - 1)
 
 
 def _header_difference(header: list[str]) -> str:
@@ -210,16 +231,47 @@ def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return frame.to_dict("records")
 
 
-def add_run(run_dir: str | Path, name: str | None = None, path: str | Path = DEFAULT_PATH) -> list[str]:
+def provenance(card: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The :data:`PROVENANCE_COLUMNS` of a row from a model card (a mapping with some of those keys).
+
+    ``origin`` defaults to ``robench``; the stated accuracies are fractions in [0, 1] (missing: NaN);
+    the other fields are one-line strings. Unknown keys or bad values raise :class:`RobenchError`.
+    """
+    card = dict(card or {})
+    if unknown := sorted(set(card) - set(PROVENANCE_COLUMNS)):
+        raise RobenchError(f"model card key(s) {', '.join(unknown)} unknown; use {', '.join(PROVENANCE_COLUMNS)}")
+    out: dict[str, Any] = {"origin": "robench",
+                           **{c: math.nan if c in FLOAT_COLUMNS else "" for c in PROVENANCE_COLUMNS[1:]}}
+    for key, value in card.items():
+        if key in FLOAT_COLUMNS:
+            try:
+                number = math.nan if value in (None, "") else float(value)
+            except (TypeError, ValueError):
+                raise RobenchError(f"model card {key} is {value!r}, not a number") from None
+            if not math.isnan(number) and not 0 <= number <= 1:
+                raise RobenchError(f"model card {key} is {number:g}; accuracies are fractions in [0, 1]")
+            out[key] = number
+        else:
+            out[key] = "" if value is None else str(value).strip()
+            if any(c in out[key] for c in "\r\n"):
+                raise RobenchError(f"model card {key} must be on one line")
+    if out["origin"] not in ORIGINS:
+        raise RobenchError(f"model card origin is {out['origin']!r}; choose from {', '.join(ORIGINS)}")
+    return out
+
+
+def add_run(run_dir: str | Path, name: str | None = None, path: str | Path = DEFAULT_PATH,
+            card: Mapping[str, Any] | None = None) -> list[str]:
     """Add (or replace, by name) the headline row of a finished run; returns one-line messages.
 
+    ``card`` gives the row's provenance (:func:`provenance`; default: a robench-trained model).
     Messages starting with ``warning:`` flag a likely mistake: the same checkpoint evaluated with the
     same settings is already on the leaderboard under another name (the row is added anyway).
     """
     from robench.reports.runs import headline, load_run
 
     path = Path(path)
-    row = headline(load_run(run_dir))
+    row = {**headline(load_run(run_dir)), **provenance(card)}
     if name is not None:
         row["name"] = name
     row["name"] = str(row["name"]).strip()
@@ -284,7 +336,8 @@ def _letters(i: int) -> str:
 def ranked(frame: pd.DataFrame, sort: str | None = None) -> pd.DataFrame:
     """``frame`` with ``group`` and ``rank`` columns, ordered by group (first appearance) then rank.
 
-    Groups are rows with equal ``settings_key``; ``rank`` is 1-based within the group by ``sort``
+    Groups are rows with equal ``origin`` and ``settings_key``, robench-trained groups first; ``rank`` is
+    1-based within the group by ``sort``
     (default ``pgd_accuracy``; descending for :data:`HIGHER_IS_BETTER`, ascending for
     :data:`LOWER_IS_BETTER`). Ties share the better rank; rows lacking the value get no rank (<NA>) and come last.
     """
@@ -293,23 +346,29 @@ def ranked(frame: pd.DataFrame, sort: str | None = None) -> pd.DataFrame:
         raise RobenchError(f"cannot sort by {sort!r}; choose from {', '.join(SORT_COLUMNS)}")
     ascending = sort in LOWER_IS_BETTER
     frame = frame.reset_index(drop=True).copy()
-    keys = list(dict.fromkeys(frame["settings_key"]))
-    frame["group"] = frame["settings_key"].map({k: _letters(i) for i, k in enumerate(keys)})
-    frame["rank"] = frame.groupby("settings_key", sort=False)[sort].rank(method="min", ascending=ascending)
+    key = frame["origin"].map(ORIGINS.index).astype(str) + "/" + frame["settings_key"]
+    keys = sorted(dict.fromkeys(key), key=lambda k: k.split("/")[0])  # by origin, then first appearance
+    frame["group"] = key.map({k: _letters(i) for i, k in enumerate(keys)})
+    frame["rank"] = frame.groupby(key, sort=False)[sort].rank(method="min", ascending=ascending)
     frame["rank"] = frame["rank"].astype("Int64")
-    frame["_group_order"] = frame["settings_key"].map({k: i for i, k in enumerate(keys)})
+    frame["_group_order"] = key.map({k: i for i, k in enumerate(keys)})
     frame = frame.sort_values(["_group_order", sort], ascending=[True, ascending], na_position="last", kind="stable")
     return frame.drop(columns="_group_order").reset_index(drop=True)
 
 
-def show_parts(path: str | Path = DEFAULT_PATH, sort: str | None = None, fmt: str = "table") -> tuple[str, list[str]]:
-    """The rendered leaderboard and its notes (one line each), kept apart so CSV output stays parseable."""
+def show_parts(path: str | Path = DEFAULT_PATH, sort: str | None = None, fmt: str = "table",
+               origin: str | None = None) -> tuple[str, list[str]]:
+    """The rendered leaderboard (only rows of ``origin`` when given) and its notes (one line each), kept
+    apart so CSV output stays parseable."""
     path = Path(path)
     if fmt not in FORMATS:
         raise RobenchError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+    if origin is not None and origin not in ORIGINS:
+        raise RobenchError(f"unknown origin {origin!r}; choose from {', '.join(ORIGINS)}")
     if not path.exists():
         raise RobenchError(f"no leaderboard at {path}; add a run with: robench leaderboard add RUN_DIR --file {path}")
-    table = ranked(read_leaderboard(path), sort)
+    frame = read_leaderboard(path)
+    table = ranked(frame if origin is None else frame[frame["origin"] == origin], sort)
     sort = sort or DEFAULT_SORT
     notes = []
     if len(table):
@@ -317,6 +376,8 @@ def show_parts(path: str | Path = DEFAULT_PATH, sort: str | None = None, fmt: st
         notes.append(f"ranked by {sort} ({order} is better) within each group of identical evaluation settings")
     if table["group"].nunique() > 1:
         notes.append(GROUPS_NOTE)
+    if table["origin"].nunique() > 1:
+        notes.append(ORIGINS_NOTE)
     if (missing := int(table["rank"].isna().sum())):
         notes.append(f"{missing} row(s) have no {sort} and are not ranked")
     if fmt == "csv":
@@ -333,13 +394,15 @@ def show_parts(path: str | Path = DEFAULT_PATH, sort: str | None = None, fmt: st
     return text, notes
 
 
-def show(path: str | Path = DEFAULT_PATH, sort: str | None = None, fmt: str = "table") -> str:
+def show(path: str | Path = DEFAULT_PATH, sort: str | None = None, fmt: str = "table",
+         origin: str | None = None) -> str:
     """The ranked leaderboard as ``table`` (compact text), ``csv`` (full schema), ``markdown`` or ``html``.
 
-    Table, markdown and html end with the notes (ranking rule, different-settings warning); csv is
-    the data alone (the ``group`` column tells the groups apart).
+    ``origin`` (``robench`` or ``third-party``) keeps only those rows. Table, markdown and html end with
+    the notes (ranking rule, different-settings warning); csv is the data alone (the ``group`` column
+    tells the groups apart).
     """
-    return with_notes(*show_parts(path, sort, fmt), fmt)
+    return with_notes(*show_parts(path, sort, fmt, origin), fmt)
 
 
 def with_notes(text: str, notes: list[str], fmt: str) -> str:
