@@ -161,6 +161,8 @@ def evaluate(
     print_results(result.results, title=f"{net.info.name} on {dataset.identity.get('description', data)} "
                                         f"({len(result.per_image)} images)")
     _warn_near_chance(result.results, len(dataset.classes), model, arch, arch_path, data)
+    if (zero_maps := result.all_zero_warning()) is not None:
+        Console(stderr=True, highlight=False, soft_wrap=True).print(f"robench: warning: {zero_maps}", markup=False)
     if out:
         console.print(f"results written to {out}/")
 

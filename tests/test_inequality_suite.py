@@ -40,7 +40,7 @@ def test_suite_writes_every_test(cli, tiny_checkpoint: Path, tmp_path: Path) -> 
     assert r.code == 0, r.err
     results = pd.read_csv(out / "results.csv", dtype={"param": str})
     tests = set(results.loc[results.suite == "inequality", "test"])
-    assert tests == {"gini", "lorenz", "inductive_noise", "random_noise", "inductive_occlusion"}
+    assert tests == {"gini", "lorenz", "concentration", "inductive_noise", "random_noise", "inductive_occlusion"}
     per_image = pd.read_csv(out / "per_image.csv")
     for col in ("gini_pixel", "gini_region_sum", "gini_region_avgpool", "ina@0.01", "ina@0.02", "rn@0.1",
                 "ioa[0.5]_fooled", "ioa[0.5]_area", "ioa[0.5]_queries"):

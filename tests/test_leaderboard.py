@@ -17,7 +17,7 @@ import pytest
 
 from robench.errors import RobenchError
 from robench.reports import leaderboard as lb
-from robench.reports.runs import HEADLINE_COLUMNS, headline, load_run
+from robench.reports.runs import ATTRIBUTION_COLUMNS, HEADLINE_COLUMNS, headline, load_run
 
 ZOO = Path(__file__).resolve().parents[1] / "reports" / "zoo"
 
@@ -65,14 +65,14 @@ def leftovers(path: Path) -> list[str]:
 
 def test_round_trip(tmp_path: Path, zoo: dict[str, Path]) -> None:
     path = tmp_path / "new" / "dir" / "leaderboard.csv"
-    assert lb.read_leaderboard(path).columns.tolist() == HEADLINE_COLUMNS + lb.PROVENANCE_COLUMNS
+    assert lb.read_leaderboard(path).columns.tolist() == HEADLINE_COLUMNS + lb.PROVENANCE_COLUMNS + ATTRIBUTION_COLUMNS
     assert len(lb.read_leaderboard(path)) == 0
     assert lb.add_run(zoo["igd"], path=path) == [f"added igd to {path}"]
     assert lb.add_run(zoo["standard"], path=path) == [f"added standard to {path}"]
 
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
-    assert rows[0] == lb.LEADERBOARD_COLUMNS == HEADLINE_COLUMNS + lb.PROVENANCE_COLUMNS
+    assert rows[0] == lb.LEADERBOARD_COLUMNS == HEADLINE_COLUMNS + lb.PROVENANCE_COLUMNS + ATTRIBUTION_COLUMNS
     assert [r[0] for r in rows[1:]] == ["igd", "standard"]
     assert all(len(r) == len(lb.LEADERBOARD_COLUMNS) for r in rows)
 
@@ -218,7 +218,8 @@ def _corrupt_header(lines: list[bytes]) -> tuple[list[bytes], str]:
 
 def _short_row(lines: list[bytes]) -> tuple[list[bytes], str]:
     lines[2] = lines[2].rstrip(b"\n").rsplit(b",", 1)[0] + b"\n"
-    return lines, "line 3: expected 33 fields, found 32$"
+    width = len(lb.LEADERBOARD_COLUMNS)
+    return lines, f"line 3: expected {width} fields, found {width - 1}$"
 
 
 def _not_a_number(lines: list[bytes]) -> tuple[list[bytes], str]:

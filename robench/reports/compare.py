@@ -63,6 +63,8 @@ def _attack_columns(per_image: pd.DataFrame) -> list[tuple[str, str, str, str]]:
     for col in per_image.columns:
         if col.startswith("gini_"):
             found.append((col, "gini", col.removeprefix("gini_"), "mean"))
+        elif col in ("entropy", "participation") or col.startswith("top_mass@"):
+            found.append((col, "concentration", col, "mean"))
         elif col.startswith("ina@"):
             found.append((col, "inductive_noise", col[4:], "error_rate"))
         elif col.startswith("rn@"):
@@ -160,6 +162,10 @@ def _common_label(test: str, param: str) -> str:
              "autoattack": "AutoAttack accuracy"}
     if test == "gini":
         return f"{param.replace('_', ' ')} Gini"
+    if test == "concentration":
+        if param.startswith("top_mass@"):
+            return f"mass in the top {100 * float(param.partition('@')[2]):g}% of entries"
+        return {"entropy": "normalised entropy", "participation": "participation ratio"}[param]
     if test == "inductive_occlusion":
         return f"occlusion error, {param}"
     return f"{names[test]} @ {_fmt_param(test, param)}"

@@ -25,14 +25,16 @@ import pandas as pd
 
 from robench.errors import RobenchError
 from robench.io import write_atomic
-from robench.reports.runs import HEADLINE_COLUMNS
+from robench.reports.runs import ATTRIBUTION_COLUMNS, HEADLINE_COLUMNS
 
 #: Where a row's model comes from, as stated by its source (empty for robench-trained models except ``origin``).
 PROVENANCE_COLUMNS = ["origin", "source", "licence", "training_stated", "eps_stated", "stated_clean_accuracy",
                       "stated_robust_accuracy", "stated_meaning"]
-#: The CSV schema, in file order: the run's headline, then its provenance. A file whose header is
-#: :data:`HEADLINE_COLUMNS` alone (written before provenance existed) still reads, as robench-trained rows.
-LEADERBOARD_COLUMNS = [*HEADLINE_COLUMNS, *PROVENANCE_COLUMNS]
+#: The CSV schema, in file order: the run's headline, its provenance, then the attribution measures beyond
+#: the Gini. A file written before the later groups existed (its header a prefix of this ending after
+#: :data:`HEADLINE_COLUMNS` or after the provenance) still reads: robench-trained rows, no extra measures.
+LEADERBOARD_COLUMNS = [*HEADLINE_COLUMNS, *PROVENANCE_COLUMNS, *ATTRIBUTION_COLUMNS]
+LEGACY_WIDTHS = (len(HEADLINE_COLUMNS), len(HEADLINE_COLUMNS) + len(PROVENANCE_COLUMNS))
 ORIGINS = ("robench", "third-party")
 DEFAULT_PATH = Path("reports/leaderboard.csv")
 #: Seconds to wait for another process's lock before giving up.
@@ -44,6 +46,7 @@ FLOAT_COLUMNS = [
     "clean_accuracy", "pgd_accuracy", "pgd_eps", "autoattack_accuracy", "gini_pixel", "gini_region",
     "ina_error", "ina_budget", "rn_error", "rn_budget", "ioa_error", "ioa_fill",
     "corruption_error", "noise_corruption_error", "stated_clean_accuracy", "stated_robust_accuracy",
+    *ATTRIBUTION_COLUMNS,
 ]
 #: Score columns where a larger value ranks higher.
 HIGHER_IS_BETTER = ["clean_accuracy", "pgd_accuracy", "autoattack_accuracy"]
@@ -58,7 +61,8 @@ TABLE_COLUMNS = ["name", "group", "rank", "method", "clean_accuracy", "pgd_accur
 REPORT_COLUMNS = ["name", "group", "rank", "arch", "method", "dataset", "n_images", "clean_accuracy", "pgd_accuracy",
                   "pgd_eps", "autoattack_accuracy", "gini_pixel", "gini_region", "ina_error", "rn_error", "ioa_error",
                   "corruption_error", "noise_corruption_error", "settings_key", "origin", "source", "licence",
-                  "training_stated", "eps_stated", "stated_clean_accuracy", "stated_robust_accuracy"]
+                  "training_stated", "eps_stated", "stated_clean_accuracy", "stated_robust_accuracy",
+                  *ATTRIBUTION_COLUMNS]
 FORMATS = ("table", "csv", "markdown", "html")
 GROUPS_NOTE = ("rows in different groups were evaluated under different settings (dataset, image count, "
                "seed, attack parameters) and are not ranked against each other")
@@ -117,15 +121,15 @@ def _parse(path: Path, data: bytes) -> list[list[str]]:
             continue  # blank lines are harmless
         if header is None:
             header = fields
-            if header == HEADLINE_COLUMNS:  # written before the provenance columns existed
-                width = len(HEADLINE_COLUMNS)
+            if len(header) in LEGACY_WIDTHS and header == LEADERBOARD_COLUMNS[:len(header)]:
+                width = len(header)  # written before the later column groups existed
             elif header != LEADERBOARD_COLUMNS:
                 raise RobenchError(f"{path} line {line}: header does not match the leaderboard schema "
                                    f"({_header_difference(header)}); not a robench leaderboard file")
             continue
         if len(fields) != width:
             raise RobenchError(f"{path} line {line}: expected {width} fields, found {len(fields)}")
-        fields = fields + LEGACY_PROVENANCE[len(fields) - len(HEADLINE_COLUMNS):]  # complete a legacy row
+        fields = fields + LEGACY_DEFAULTS[len(fields) - len(HEADLINE_COLUMNS):]  # complete a legacy row
         row = dict(zip(LEADERBOARD_COLUMNS, fields))
         for column in INT_COLUMNS:
             try:
@@ -156,8 +160,8 @@ def _parse(path: Path, data: bytes) -> list[list[str]]:
     return records
 
 
-#: Provenance of a row read from a legacy file: a robench-trained model.
-LEGACY_PROVENANCE = ["robench"] + [""] * (len(PROVENANCE_COLUMNS) - 1)
+#: The columns after the headline of a row read from a legacy file: a robench-trained model, no extra measures.
+LEGACY_DEFAULTS = ["robench"] + [""] * (len(PROVENANCE_COLUMNS) - 1 + len(ATTRIBUTION_COLUMNS))
 
 
 def _header_difference(header: list[str]) -> str:

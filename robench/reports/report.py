@@ -61,6 +61,7 @@ def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, title: str
     check_writable(out, "the report")  # before plotting: an --out that cannot become a directory, or a read-only one
     plots_dir = out / "plots"
     report = Report(out, out / "report.md", out / "report.html", out / "comparison.csv")
+    report.notes += [f"warning: {w}" for w in (r.all_zero_warning() for r in runs) if w]
     figures = {"noise": noise_curves(runs, labels, mask), "occlusion": occlusion_curves(runs, labels, mask),
                "gini": gini_and_lorenz(runs, labels, mask), "corruptions": corruption_heatmaps(runs, labels)}
     if examples:

@@ -24,6 +24,7 @@ from robench.schema import RESULT_COLUMNS
 PER_IMAGE_REQUIRED = ["index", "label", "prediction", "correct"]
 META_REQUIRED = ["model", "dataset", "n_images", "seed", "suites", "options", "environment", "finished"]
 PREFERRED_FILL = 0.5  # the occlusion fill the headline reports when the run has it (IGD's grey)
+ALL_ZERO_WARNING = 0.01  # warn when more than this share of the attribution maps is all zero
 
 
 @dataclass
@@ -62,6 +63,16 @@ class Run:
     def headline(self) -> dict[str, Any]:
         """The run as one leaderboard row (:func:`headline`)."""
         return headline(self)
+
+    def all_zero_warning(self) -> str | None:
+        """A warning line when more than :data:`ALL_ZERO_WARNING` of the attribution maps are all zero."""
+        share = self.value("gini", "all_zero_share", "pixel", "all")
+        if not share > ALL_ZERO_WARNING:
+            return None
+        with_zero = self.value("gini", "mean", "pixel", "correct")
+        without = self.value("gini", "mean", "pixel", "correct_nonzero")
+        return (f"{100 * share:.1f}% of {self.name}'s attribution maps are all zero (scored Gini 0 by convention): "
+                f"pixel Gini mean {with_zero:.3f} with them, {without:.3f} without them (correct images)")
 
     def rows(self, test: str, metric: str, variant: str | None = None, param: str | None = None) -> pd.DataFrame:
         """Rows of ``results.csv`` for ``test`` and ``metric``; ``variant`` matches a prefix, ``param`` exactly."""
@@ -136,6 +147,11 @@ HEADLINE_COLUMNS = [
 ]
 
 
+#: Attribution measures beyond the headline Gini (docs/metrics.md), on the correctly classified images:
+#: the pixel Gini without all-zero maps, the share of all-zero maps, and the concentration measures.
+ATTRIBUTION_COLUMNS = ["gini_pixel_nonzero", "all_zero_share", "entropy", "participation", "top_mass_1pct"]
+
+
 #: The training settings recorded in ``method_params`` for each training method.
 METHOD_PARAMS = {
     "standard": ("epochs",),
@@ -147,7 +163,8 @@ METHOD_PARAMS = {
 
 
 def headline(run: Run) -> dict[str, Any]:
-    """The run as one leaderboard row (keys :data:`HEADLINE_COLUMNS`; NaN for tests it did not run).
+    """The run as one leaderboard row (keys :data:`HEADLINE_COLUMNS` + :data:`ATTRIBUTION_COLUMNS`; NaN for
+    tests it did not run).
 
     Attack error rates are on the correctly classified images at the run's largest budget
     (``ina_budget``/``rn_budget``, fractions of entries); occlusion at grey fill when run;
@@ -194,6 +211,11 @@ def headline(run: Run) -> dict[str, Any]:
         "checkpoint_sha256": model.get("sha256", ""),
         "settings": json.dumps(settings, sort_keys=True),
         "settings_key": hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12],
+        "gini_pixel_nonzero": run.value("gini", "mean", "pixel", "correct_nonzero"),
+        "all_zero_share": run.value("gini", "all_zero_share", "pixel", "all"),
+        "entropy": run.value("concentration", "mean", "entropy", "correct"),
+        "participation": run.value("concentration", "mean", "participation", "correct"),
+        "top_mass_1pct": run.value("concentration", "mean", "top_mass@0.01", "correct"),
     }
 
 

@@ -38,9 +38,11 @@ from robench.metrics import (
     regional_gini,
     transform_attribution,
 )
+from robench.metrics.concentration import TOP_FRACTIONS, concentration_columns
 from robench.models.wrapper import RobenchModel
 from robench.suites.base import SUITES, Batch, result_row
 
+CONCENTRATION_COLUMNS = ("entropy", "participation", *(f"top_mass@{f:g}" for f in TOP_FRACTIONS))
 LORENZ_GRID = 21  # population shares 0, 0.05, ..., 1 stored per image
 
 
@@ -164,6 +166,7 @@ class InequalitySuite:
         shares_np = torch.as_tensor(shares).double().cpu().numpy()
         for i in range(1, LORENZ_GRID - 1):
             columns[f"lorenz@{i / (LORENZ_GRID - 1):.2f}"] = shares_np[:, i]
+        columns.update(concentration_columns(values))
         return columns
 
     def summarize(self, per_image: pd.DataFrame, classes: list[str]) -> list[dict[str, Any]]:
@@ -182,6 +185,21 @@ class InequalitySuite:
                     rows.append(result_row(self.name, "gini", variant, subset, "std", values.std(ddof=0), len(values)))
         rows.append(result_row(self.name, "gini", variants["gini_pixel"], "all", "all_zero_maps",
                                per_image["attribution_all_zero"].sum(), len(per_image)))
+        rows.append(result_row(self.name, "gini", variants["gini_pixel"], "all", "all_zero_share",
+                               per_image["attribution_all_zero"].mean() if len(per_image) else np.nan, len(per_image)))
+        nonzero = ~per_image["attribution_all_zero"].to_numpy(dtype=bool)
+        for subset, mask in (("correct_nonzero", correct & nonzero), ("all_nonzero", nonzero)):
+            values = per_image.loc[mask, "gini_pixel"].to_numpy(dtype=float)
+            if len(values):  # the Gini mean without the convention-0 all-zero maps
+                rows.append(result_row(self.name, "gini", variants["gini_pixel"], subset, "mean", values.mean(),
+                                       len(values), bootstrap_ci(values, seed=self.seed)))
+        for column in CONCENTRATION_COLUMNS:
+            for subset, mask in (("correct", correct), ("all", np.ones_like(correct))):
+                values = per_image.loc[mask, column].to_numpy(dtype=float)
+                values = values[~np.isnan(values)]  # all-zero maps have no distribution
+                if len(values):
+                    rows.append(result_row(self.name, "concentration", f"{column}:{cfg.gini_value}", subset, "mean",
+                                           values.mean(), len(values), bootstrap_ci(values, seed=self.seed)))
         lorenz_cols = [c for c in per_image.columns if c.startswith("lorenz@")]
         for col in lorenz_cols:
             values = per_image.loc[correct, col].to_numpy(dtype=float)
