@@ -3,20 +3,19 @@
 
     .venv/bin/python experiments/evaluate_zoo.py --out reports/zoo [--limit N]
 
-Runs `robench evaluate --model zoo:NAME --data sample --suite inequality,adversarial` for every
-bundled model into OUT/NAME/, writes OUT/summary.md with the headline numbers side by side, then
-`robench compare OUT/NAME... --out OUT/report` and prints the report's path.
+Runs ``robench.evaluate("zoo:NAME", "sample", suites="inequality,adversarial", out=OUT/NAME)`` (the
+same as `robench evaluate --model zoo:NAME --data sample --suite inequality,adversarial --out OUT/NAME`)
+for every bundled model, writes OUT/summary.md with the headline numbers side by side, then
+``robench.compare`` (`robench compare OUT/NAME... --out OUT/report`) and prints the report's path.
 """
 
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
-
+import robench
 from robench.zoo import zoo_names
 
 FIRST = ("standard", "pgd-at", "igd")  # the comparison reads left to right: standard → AT → AT + IGD
@@ -47,17 +46,16 @@ def main() -> int:
     args = p.parse_args()
     limit = ["--limit", str(args.limit)] if args.limit else []
     table: dict[str, dict[str, str]] = {}
-    commands = []
+    commands, runs = [], []
     for name in ordered_names():
-        cmd = ["robench", "evaluate", "--model", f"zoo:{name}", "--data", "sample", "--suite", "inequality,adversarial",
-               *limit, "--out", str(args.out / name)]
-        commands.append(" ".join(cmd))
-        subprocess.run([sys.executable, "-m", "robench.cli", *cmd[1:]], check=True, stdout=subprocess.DEVNULL)
-        results = pd.read_csv(args.out / name / "results.csv", dtype={"param": str}).fillna({"param": ""})
+        commands.append(f"robench evaluate --model zoo:{name} --data sample --suite inequality,adversarial "
+                        f"{' '.join(limit) + ' ' if limit else ''}--out {args.out / name}")
+        run = robench.evaluate(f"zoo:{name}", "sample", suites="inequality,adversarial", limit=args.limit,
+                               out=args.out / name)
+        runs.append(run)
         for label, test, variant, param, metric in HEADLINES:
-            rows = results[(results.test == test) & results.variant.str.startswith(variant)
-                           & (results.param == param) & (results.metric == metric)]
-            table.setdefault(label, {})[name] = f"{rows['value'].iloc[0]:.3f}" if len(rows) else "–"
+            value = run.value(test, metric, variant, param)
+            table.setdefault(label, {})[name] = "–" if value != value else f"{value:.3f}"  # NaN: not measured
     names = ordered_names()
     lines = ["# Bundled models compared (bundled sample: 1,000 lossless CIFAR-10 test images)", "",
              "Attacks and Gini on each model's correctly classified images; produced by "
@@ -67,8 +65,8 @@ def main() -> int:
     lines += [f"| {label} | " + " | ".join(table[label].get(n, "–") for n in names) + " |" for label, *_ in HEADLINES]
     (args.out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    subprocess.run([sys.executable, "-m", "robench.cli", "compare", *(str(args.out / n) for n in names),
-                    "--out", str(args.out / "report")], check=True)
+    robench.compare(runs, out=args.out / "report")
+    print(f"report written to {args.out / 'report' / 'report.html'}")
     return 0
 
 
