@@ -6,6 +6,7 @@ exits with status 2, without a traceback.
 
 from __future__ import annotations
 
+import inspect
 import re
 import shutil
 import sys
@@ -17,9 +18,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from robench.cli_options import dataclass_options, with_options
 from robench.errors import RobenchError
 from robench.io import check_writable
 from robench.options import parse_budgets, parse_floats, parse_fractions, parse_ints, parse_size
+from robench.train.config import TrainConfig
 
 if TYPE_CHECKING:
     from robench.suites import InequalityConfig
@@ -297,68 +300,33 @@ def _write_report(runs: list[Path], out: Path, title: str | None, examples: bool
                   f"{sum(len(p) for p in written.plots.values())} plot files)")
 
 
-@app.command()
-def train(
-    ctx: typer.Context,
-    out: Path = typer.Option(..., "--out", "-o", help="Checkpoint to write (robench format, .pt or .safetensors)."),
-    method: str = typer.Option("standard", help="standard, pgd-at, trades, igd or trades-igd."),
-    preset: Optional[str] = typer.Option(None, help="Named settings (cifar10-fast, cifar10-reference, cifar10-cpu); explicit options win."),
-    arch: str = typer.Option("cnn_small", help="Architecture: robench name, timm name or pkg.module:callable."),
-    data: str = typer.Option("cifar10", help="Dataset spec (its train split is used; test split for evaluation)."),
-    data_dir: Optional[str] = typer.Option(None, help="Where to look for datasets (default $ROBENCH_DATA)."),
-    epochs: int = typer.Option(30),
-    batch_size: int = typer.Option(128, help="Global batch size (split across ranks under torchrun)."),
-    lr: float = typer.Option(0.1, help="Initial SGD learning rate."),
-    momentum: float = typer.Option(0.9),
-    nesterov: bool = typer.Option(False, help="Nesterov momentum."),
-    weight_decay: float = typer.Option(5e-4),
-    schedule: str = typer.Option("cosine", help="cosine, plateau (ReduceLROnPlateau on training loss), constant, or "
-                                                "onecycle (linear warm-up then linear decay to 0, per batch)."),
-    warmup: float = typer.Option(0.25, help="onecycle: fraction of the steps spent warming up."),
-    label_smoothing: float = typer.Option(0.0, help="Label smoothing of the cross-entropy terms."),
-    augment: bool = typer.Option(True, help="Random crop (zero padding --crop-padding) and horizontal flip."),
-    crop_padding: int = typer.Option(4, help="Largest shift, in pixels, of the random crop."),
-    seed: int = typer.Option(0, min=0),
-    train_limit: Optional[int] = typer.Option(None, help="Train on a seeded subset of this many images."),
-    eval_limit: Optional[int] = typer.Option(2000, help="Test images used for per-epoch accuracy."),
-    eps: float = typer.Option(8 / 255, help="l∞ radius in [0,1] units (8/255 = 0.0314)."),
-    inner_attack: str = typer.Option("pgd", help="Training adversary: pgd (FGSM-RS: --attack-steps 1 --step-size 1.25ε) "
-                                                 "or n-fgsm (one step of --step-size from 2ε noise, no projection)."),
-    attack_steps: int = typer.Option(10, help="PGD steps of the training adversary."),
-    step_size: float = typer.Option(2 / 255, help="PGD step size in [0,1] units."),
-    beta: float = typer.Option(6.0, help="TRADES β."),
-    lam: float = typer.Option(1.0, help="IGD λ (weight of the cosine term)."),
-    igd_fraction: float = typer.Option(1.0, help="IGD: share of each batch on which the cosine term is computed "
-                                                 "(an unbiased estimate at a fraction of the double backprop's cost)."),
-    teacher: Optional[str] = typer.Option(None, help="IGD teacher checkpoint (standard-trained, same input size and classes)."),
-    grad_target: str = typer.Option("logit", help="IGD gradient of the true-class logit or of the CE loss."),
-    student_input: str = typer.Option("clean", help="IGD student gradient at the clean or the adversarial input."),
-    eval_pgd_steps: Optional[int] = typer.Option(None, help="PGD steps for the per-epoch robust test accuracy (default 10 for adversarial methods, 0 for standard)."),
-    amp: bool = typer.Option(False, help="Mixed precision (fp16 on CUDA, bf16 on CPU)."),
-    channels_last: bool = typer.Option(False, help="Channels-last memory format (faster convolutions on CUDA and on the CPU)."),
-    device: str = typer.Option("auto"),
-    name: Optional[str] = typer.Option(None, help="Model name recorded in the checkpoint (default: file stem)."),
-    resume: bool = typer.Option(False, help="Continue an interrupted run from OUT.state.pt."),
-) -> None:
+def train(ctx: typer.Context, preset: Optional[str], **settings: object) -> None:
     """Train a model and write a robench checkpoint with its training log."""
-    from robench.train import TrainConfig
     from robench.train import train as run_training
     from robench.train.config import preset as preset_settings
 
+    out = Path(str(settings["out"]))
     check_writable(out.parent)  # a read-only or full output directory fails before any training
-    given = {k: v for k, v in locals().items() if k in TrainConfig.__dataclass_fields__}
     if preset:
-        for key, value in preset_settings(preset, method).items():
+        for key, value in preset_settings(preset, str(settings["method"])).items():
             source = ctx.get_parameter_source(key)
             if source is None or source.name != "COMMANDLINE":
-                given[key] = value
-    given["out"] = str(out)
-    model = run_training(TrainConfig(**given))
+                settings[key] = value
+    model = run_training(TrainConfig(**settings))  # type: ignore[arg-type]
     log = model.info.training.get("log", [])
     if log:  # the selected checkpoint's log ends at the selected epoch
         robust = f", PGD accuracy {log[-1]['test_pgd_acc']:.4f}" if "test_pgd_acc" in log[-1] else ""
         console.print(f"trained {model.info.name}: selected epoch {model.info.training.get('selected_epoch')} "
                       f"(test accuracy {log[-1]['test_acc']:.4f}{robust}) → {out}; per-epoch log in {out}.log.csv")
+
+
+# Every option of `robench train` is a TrainConfig field, declared once there (robench.cli_options).
+app.command("train")(with_options(
+    train,
+    inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
+    inspect.Parameter("preset", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str], default=typer.Option(
+        None, help="Named settings (cifar10-fast, cifar10-reference, cifar10-cpu); explicit options win.")),
+    settings=dataclass_options(TrainConfig)))
 
 
 leaderboard_app = typer.Typer(no_args_is_help=True, help="A CSV leaderboard of finished runs (docs/leaderboard.md).")
