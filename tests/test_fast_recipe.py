@@ -74,7 +74,7 @@ def test_n_fgsm_is_one_unprojected_step_from_wide_noise(images: torch.Tensor) ->
 
 
 def test_preset_sets_label_smoothing_for_standard_training_only() -> None:
-    assert preset("cifar10-fast", "standard")["label_smoothing"] == 0.2
+    assert preset("cifar10-fast", "standard")["label_smoothing"] == 0.2 and preset("cifar10-fast")["epochs"] == 20
     adversarial = preset("cifar10-fast", "pgd-at")
     assert "label_smoothing" not in adversarial and "methods" not in adversarial
     assert adversarial["inner_attack"] == "n-fgsm" and adversarial["step_size"] == pytest.approx(8 / 255)

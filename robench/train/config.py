@@ -26,11 +26,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # smoothing 0.2 (airbench); adversarial methods train against N-FGSM (de Jorge et al. 2022: one step of ε
     # from noise in the 2ε-ball; FGSM-RS overfitted catastrophically here, reports/benchmarks/fast-recipe.md) and
     # keep the epoch with the best PGD-10 accuracy on 1,000 test images, the guard against catastrophic overfitting.
-    "cifar10-fast": {"arch": "airbench", "data": "cifar10", "epochs": 10, "batch_size": 512, "lr": 0.4,
+    "cifar10-fast": {"arch": "airbench_s", "data": "cifar10", "epochs": 10, "batch_size": 512, "lr": 0.4,
                      "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4, "schedule": "onecycle",
                      "augment": True, "crop_padding": 2, "eval_limit": 1000, "channels_last": True,
                      "eps": 8 / 255, "inner_attack": "n-fgsm", "attack_steps": 1, "step_size": 8 / 255,
-                     "methods": {"standard": {"label_smoothing": 0.2}, "igd": {"igd_fraction": 0.125},
+                     "methods": {"standard": {"label_smoothing": 0.2, "epochs": 20}, "igd": {"igd_fraction": 0.125},
                                  "trades-igd": {"igd_fraction": 0.125}}},
 }
 
