@@ -216,7 +216,9 @@ def render(table: pd.DataFrame, verdicts: pd.DataFrame, plot: str) -> str:
                      f"{_pct(r.rn)} | {ratio} | {_pct(r.noise_corruption)} |")
     radii = sorted({(_eps(r.eps_small), _eps(r.eps_large), r.dataset) for r in table.itertuples()})
     lines += ["", "ε₁, ε₂: " + "; ".join(f"{d}: {a} and {b}" for a, b, d in radii) + ". AA: AutoAttack (standard) "
-              "on 200 of the images, robust models only. INA/RN: ∞ when random noise fooled none. Stated figures "
+              "on 200 of the images, robust models only. INA and RN: error rates at a budget of "
+              + " / ".join(f"{b:g}" for b in sorted(set(table["budget"]))) + " of the input entries, the "
+              "largest both share. INA/RN: ∞ when random noise fooled none. Stated figures "
               "as the sources state them (`experiments/third_party/manifest.csv` says what each means); the "
               "**Salman ADV** rows rest on an uncertain preprocessing (docs/third-party.md).", "",
               "## Gini against PGD accuracy", "", f"![Gini against PGD accuracy]({plot})", ""]
