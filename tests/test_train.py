@@ -186,12 +186,15 @@ def interrupt_in_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
     monkeypatch.setattr(trainer.TrainStep, "epoch", wrapped)
 
 
-@pytest.mark.parametrize("schedule,method", [("cosine", "standard"), ("plateau", "standard"), ("cosine", "pgd-at")])
+@pytest.mark.parametrize("schedule,method", [("cosine", "standard"), ("plateau", "standard"), ("cosine", "pgd-at"),
+                                             ("onecycle", "pgd-at")])
 def test_resume_after_interruption_gives_identical_weights(cli, npz128: Path, tmp_path: Path,  # type: ignore[no-untyped-def]
                                                            monkeypatch: pytest.MonkeyPatch, schedule: str,
                                                            method: str) -> None:
     # pgd-at: the PGD random starts come from the saved generator too (the last --method given wins)
     extra = ("--schedule", schedule, "--method", method, "--attack-steps", 1, "--eval-pgd-steps", 1)
+    if schedule == "onecycle":  # the fast recipe: per-batch schedule, Nesterov, whitening fitted from data, N-FGSM
+        extra += ("--arch", "airbench_s", "--nesterov", "--channels-last", "--inner-attack", "n-fgsm")
     whole = tmp_path / "whole" / "m.pt"
     assert cli(*train_args(npz128, whole, *extra)).code == 0
 
@@ -217,7 +220,7 @@ def test_resume_after_interruption_gives_identical_weights(cli, npz128: Path, tm
     pd.testing.assert_frame_equal(log_whole[cols], log_part[cols])
     info_whole, info_part = load_model(str(whole)).info, load_model(str(part)).info
     assert info_part.training["selected_epoch"] == info_whole.training["selected_epoch"]
-    assert len(info_part.training["log"]) == 2
+    assert len(info_part.training["log"]) == info_whole.training["selected_epoch"] == len(info_whole.training["log"])
 
 
 def test_existing_state_requires_resume(cli, npz128: Path, tmp_path: Path,  # type: ignore[no-untyped-def]
