@@ -43,7 +43,9 @@ def main() -> int:
     runs = [r.rsplit("=", 1) for r in args.run]
     curves = pd.concat([curve(label, Path(log)) for label, log in runs], ignore_index=True)
     adversarial = curves["pgd"].notna().any()
-    fig, axes = plt.subplots(1, 2 if adversarial else 1, figsize=(11 if adversarial else 6, 4), squeeze=False)
+    n_runs = curves["run"].nunique()
+    fig, axes = plt.subplots(1, 2 if adversarial else 1, figsize=(11 if adversarial else 7, 4 + 0.25 * n_runs),
+                             squeeze=False)
     for label, df in curves.groupby("run", sort=False):
         axes[0, 0].plot(df["minutes"], df["clean"], marker="o", label=label)
         if adversarial and df["pgd"].notna().any():
@@ -52,8 +54,9 @@ def main() -> int:
         ax.set_xlabel("wall minutes (training + per-epoch evaluation)")
         ax.set_ylabel(what)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", fontsize=8, frameon=False)  # below the panels, off the curves
+    fig.tight_layout(rect=(0, 0.045 * n_runs, 1, 1))
     for suffix in (".png", ".svg"):
         write_atomic(args.out.with_suffix(suffix), lambda tmp: fig.savefig(tmp, format=suffix[1:], dpi=120))
     summary = curves.groupby("run", sort=False).agg(
