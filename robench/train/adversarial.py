@@ -116,7 +116,7 @@ class IGD:
 
     ``fraction`` < 1 computes the cosine term on the first ⌈fraction·N⌉ images of each batch only
     (the batch is in random order, so a random subset): an unbiased estimate of the batch mean at a
-    fraction of the double backprop's cost, which costs about 2.3 single-step adversarial steps.
+    fraction of the double backprop's cost, which costs 2.4–3 single-step adversarial steps.
     """
 
     selection = "pgd"
