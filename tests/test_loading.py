@@ -297,3 +297,22 @@ def test_models_without_normalisation_metadata_follow_the_data_channels(cli, tmp
     r = cli("evaluate", "--model", path, "--data", f"npz:{tmp_path / 'd.npz'}", "--suite", "clean",
             "--out", tmp_path / "run")
     assert r.code == 0, r.err
+
+
+def test_float16_storage_keeps_predictions(tmp_path: Path) -> None:
+    """save_checkpoint(dtype=float16) halves the file; loading casts back; sample predictions stay within ±0.2 points."""
+    from robench.data import load_dataset
+
+    model = load_model("zoo:standard")
+    half = save_checkpoint(model, tmp_path / "half.pt", dtype=torch.float16)
+    full = save_checkpoint(model, tmp_path / "full.pt")
+    assert half.stat().st_size < 0.7 * full.stat().st_size
+    state = torch.load(half, map_location="cpu", weights_only=True)["state_dict"]
+    assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+    loaded = load_model(str(half))
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    x, y = load_dataset("sample").batch(0, 1000)
+    with torch.no_grad():
+        acc_full = float((model(x).argmax(1) == y).float().mean())
+        acc_half = float((loaded(x).argmax(1) == y).float().mean())
+    assert abs(acc_full - acc_half) <= 0.002
