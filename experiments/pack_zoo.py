@@ -8,7 +8,7 @@ Writes ``robench/assets/zoo/NAME.pt`` (and copies the training log beside it as 
 and records in ``robench/assets/zoo/zoo.json``: the source file and its sha256, the stored weight
 type, and the clean accuracy on the 1,000 bundled sample images of the source (full precision)
 and of the stored model. ``tests/test_zoo.py`` checks that the stored model still reaches the
-recorded full-precision accuracy within ±0.2 points.
+recorded full-precision accuracy within ±0.2 points (`test_packed_zoo_model_keeps_its_full_precision_accuracy`).
 """
 
 from __future__ import annotations

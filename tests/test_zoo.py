@@ -31,3 +31,29 @@ def test_pgd_at_raises_gini_and_igd_lowers_it() -> None:
         means[name] = float(pixel_gini(saliency(model, x[correct], y[correct])).mean())
     assert means["pgd-at"] > means["standard"] + 0.05  # 0.651 vs 0.527 on all 1,000 sample images
     assert means["igd"] < means["pgd-at"] - 0.02  # 0.594
+
+
+def _packed() -> dict[str, dict]:
+    import json
+
+    from robench.zoo import zoo_dir
+
+    path = zoo_dir() / "zoo.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+@pytest.mark.parametrize("name", sorted(_packed()))
+def test_packed_zoo_model_keeps_its_full_precision_accuracy(name: str) -> None:
+    """experiments/pack_zoo.py recorded the source's sample accuracy; the stored (maybe float16) model keeps it ±0.2."""
+    record = _packed()[name]
+    x, y = load_dataset("sample").batch(0, 1000)
+    with torch.no_grad():
+        accuracy = float((load_model(f"zoo:{name}")(x).argmax(1) == y).float().mean())
+    assert abs(accuracy - record["sample_accuracy_full_precision"]) <= 0.002
+
+
+def test_bundled_assets_stay_under_15_mb() -> None:
+    from robench.zoo import zoo_dir
+
+    assets = zoo_dir().parent
+    assert sum(p.stat().st_size for p in assets.rglob("*") if p.is_file()) <= 15 * 2**20
