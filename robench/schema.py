@@ -1,6 +1,91 @@
 """The columns of ``results.csv``, shared by the suites that write it and the reports that read it back.
 
-Kept free of torch so that readers (``robench leaderboard``, ``robench compare``) start fast.
+Also the one description of the suites' per-image columns (:func:`describe_column`): every reader of
+``per_image.csv`` asks it what a column holds instead of parsing names. Kept free of torch so that
+readers (``robench leaderboard``, ``robench compare``) start fast.
 """
 
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
 RESULT_COLUMNS = ["suite", "test", "variant", "param", "metric", "value", "n", "ci_low", "ci_high"]
+
+
+# ---------------------------------------------------------------------------------------------- per_image.csv
+
+
+@dataclass(frozen=True)
+class PerImageColumn:
+    """One suite column of ``per_image.csv``: the ``results.csv`` test it feeds, its parameter, what a value is.
+
+    ``part``: ``value`` (a measure, e.g. a Gini), ``share`` (a Lorenz point), ``fooled`` (1 = the attack
+    changed a correct prediction), ``robust`` (1 = still correct under the attack), ``correct`` (1 =
+    still correct on the corrupted image), ``area`` / ``queries`` (of a successful occlusion),
+    ``all_zero`` (1 = the attribution map is all zero), ``sanity`` (a gradient-masking check's own flag:
+    still correct under PGD at ε = 0.5). NaN: the image was not attacked.
+    """
+
+    name: str
+    test: str
+    param: str
+    part: str
+
+    def errors(self, values: Any) -> Any:
+        """Per-image error flags (1 = fooled or wrong) from this column's values; ``fooled`` columns as they are."""
+        return 1.0 - values if self.part in ("robust", "correct") else values
+
+
+#: (pattern, test, param, part) for every suite column; the only place that reads column names.
+_COLUMN_PATTERNS = [
+    (r"gini_(.+)", "gini", "{0}", "value"),
+    (r"(entropy|participation)", "concentration", "{0}", "value"),
+    (r"(top_mass@.+)", "concentration", "{0}", "value"),
+    (r"lorenz@(.+)", "lorenz", "{0}", "share"),
+    (r"ina@(.+)", "inductive_noise", "{0}", "fooled"),
+    (r"rn@(.+)", "random_noise", "{0}", "fooled"),
+    (r"ioa\[(.+)\]_(fooled|area|queries)", "inductive_occlusion", "{0}", "{1}"),
+    (r"(pgd|fgsm|autoattack)@(.+)", "{0}", "{1}", "robust"),
+    (r"corr\[(.+)\]", "corruption", "{0}", "correct"),
+    (r"attribution_all_zero", "gini", "pixel", "all_zero"),
+    (r"pgd_large_eps", "sanity", "large_eps_accuracy", "sanity"),
+]
+
+
+def describe_column(name: str) -> PerImageColumn | None:
+    """What per-image column ``name`` holds, or None for the base columns (index, label, prediction, ...)."""
+    for pattern, test, param, part in _COLUMN_PATTERNS:
+        match = re.fullmatch(pattern, name)
+        if match:
+            groups = match.groups()
+            return PerImageColumn(name, test.format(*groups), param.format(*groups), part.format(*groups))
+    return None
+
+
+def per_image_columns(names: Iterable[str], test: str | None = None, part: str | None = None) -> list[PerImageColumn]:
+    """The suite columns among ``names`` (e.g. ``per_image.columns``), optionally of one test and part, in order."""
+    found = (describe_column(n) for n in names)
+    return [c for c in found if c is not None and (test is None or c.test == test) and (part is None or c.part == part)]
+
+
+def column_name(test: str, param: str, part: str) -> str:
+    """The per-image column of (test, param, part): the inverse of :func:`describe_column`."""
+    prefix = {"inductive_noise": "ina", "random_noise": "rn"}
+    if test in prefix:
+        return f"{prefix[test]}@{param}"
+    if test == "inductive_occlusion":
+        return f"ioa[{param}]_{part}"
+    if test in ("pgd", "fgsm", "autoattack"):
+        return f"{test}@{param}"
+    if test == "corruption":
+        return f"corr[{param}]"
+    if test == "lorenz":
+        return f"lorenz@{param}"
+    if test == "gini":
+        return "attribution_all_zero" if part == "all_zero" else f"gini_{param}"
+    if test == "concentration":
+        return param
+    if test == "sanity":
+        return "pgd_large_eps"
+    raise ValueError(f"no per-image column for test {test!r}")

@@ -18,6 +18,7 @@ import pandas as pd
 
 from robench.errors import RobenchError
 from robench.reports.runs import Run
+from robench.schema import per_image_columns
 
 SCOPES = ("own", "common")
 
@@ -57,26 +58,8 @@ def common_correct(runs: Sequence[Run]) -> np.ndarray:
     return mask
 
 
-def _attack_columns(per_image: pd.DataFrame) -> list[tuple[str, str, str, str]]:
-    """(column, test, param, metric) of the per-image columns the common scope averages."""
-    found = []
-    for col in per_image.columns:
-        if col.startswith("gini_"):
-            found.append((col, "gini", col.removeprefix("gini_"), "mean"))
-        elif col in ("entropy", "participation") or col.startswith("top_mass@"):
-            found.append((col, "concentration", col, "mean"))
-        elif col.startswith("ina@"):
-            found.append((col, "inductive_noise", col[4:], "error_rate"))
-        elif col.startswith("rn@"):
-            found.append((col, "random_noise", col[3:], "error_rate"))
-        elif col.startswith("ioa[") and col.endswith("_fooled"):
-            found.append((col, "inductive_occlusion", f"fill={col[4:col.index(']')]}", "error_rate"))
-        elif col.startswith(("pgd@", "fgsm@", "autoattack@")):
-            test, eps = col.split("@")
-            found.append((col, test, eps, "robust_accuracy"))
-        elif col.startswith("corr["):
-            found.append((col, "corruption", col[5:-1], "error_rate"))
-    return found
+#: The per-image parts averaged on the common-correct images (Lorenz points are plotted, not tabled).
+COMMON_PARTS = ("value", "fooled", "robust", "correct")
 
 
 def common_values(run: Run, mask: np.ndarray) -> pd.DataFrame:
@@ -87,10 +70,15 @@ def common_values(run: Run, mask: np.ndarray) -> pd.DataFrame:
     """
     rows = []
     sub = run.per_image[mask]
-    for col, test, param, metric in _attack_columns(run.per_image):
-        values = pd.to_numeric(sub[col], errors="coerce").astype(float)
-        if test == "corruption":
-            values = 1.0 - values
+    for column in per_image_columns(run.per_image.columns):
+        if column.part not in COMMON_PARTS:
+            continue
+        values = pd.to_numeric(sub[column.name], errors="coerce").astype(float)
+        test, part = column.test, column.part
+        if part == "correct":  # corruptions: reported as an error rate
+            values = column.errors(values)
+        param = f"fill={column.param}" if test == "inductive_occlusion" else column.param
+        metric = {"value": "mean", "fooled": "error_rate", "robust": "robust_accuracy", "correct": "error_rate"}[part]
         rows.append({"test": test, "param": param, "metric": metric, "value": float(values.mean()),
                      "n": int(values.notna().sum())})
     return pd.DataFrame(rows, columns=["test", "param", "metric", "value", "n"])

@@ -23,6 +23,7 @@ from robench.models.wrapper import RobenchModel
 from robench.options import parse_floats, parse_size
 from robench.reports.plots import OKABE_ITO, plt
 from robench.reports.runs import Run
+from robench.schema import column_name
 
 
 def reload_model(run: Run) -> RobenchModel:
@@ -59,10 +60,10 @@ def reload_images(run: Run, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tenso
 
 def _occlusion_step(run: Run, row: int, fill: str, count: int, radius: int, order: str) -> tuple[int, int, bool]:
     """(n, r) of the first successful occlusion of per-image row ``row``, or (N, R) and False."""
-    fooled = float(run.per_image[f"ioa[{fill}]_fooled"].iloc[row]) > 0
+    fooled = float(run.per_image[column_name("inductive_occlusion", fill, "fooled")].iloc[row]) > 0
     if not fooled:
         return count, radius, False
-    q = int(run.per_image[f"ioa[{fill}]_queries"].iloc[row])  # a fooled image stops at step q (1-based)
+    q = int(run.per_image[column_name("inductive_occlusion", fill, "queries")].iloc[row])  # stops at step q (1-based)
     n, r = occlusion_steps(count, radius, order)[q - 1]
     return n, r, True
 
@@ -106,7 +107,7 @@ def example_grid(runs: Sequence[Run], labels: Sequence[str], mask: np.ndarray, n
                 ax.scatter(xs, ys, s=4, c=OKABE_ITO[5], marker="s", linewidths=0)
             ax.set_title(f"{label}\n|attribution|, top {k}" if j == 0 else "", fontsize=8)
             ax2 = axes[j][2 + 2 * m]
-            if fill is not None and f"ioa[{fill}]_fooled" in run.per_image:
+            if fill is not None and column_name("inductive_occlusion", fill, "fooled") in run.per_image:
                 n, r, fooled = _occlusion_step(run, int(row), fill, cfg["occlusion_max_count"], cfg["occlusion_radius"],
                                                cfg["occlusion_order"])
                 occ = occlusion_mask(amap[j:j + 1], n, r)[0]

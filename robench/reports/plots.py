@@ -25,6 +25,7 @@ from robench.errors import RobenchError  # noqa: E402
 from robench.io import write_atomic  # noqa: E402
 from robench.metrics.error_rates import bootstrap_ci  # noqa: E402
 from robench.reports.runs import Run  # noqa: E402
+from robench.schema import column_name, per_image_columns  # noqa: E402
 
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
@@ -51,8 +52,9 @@ def save_figure(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
     return paths
 
 
-def _budget_columns(run: Run, prefix: str) -> list[tuple[float, str]]:
-    return sorted((float(c[len(prefix):]), c) for c in run.per_image.columns if c.startswith(prefix))
+def _budget_columns(run: Run, test: str) -> list[tuple[float, str]]:
+    """(budget, column) of the run's ``test`` noise columns, by budget."""
+    return sorted((float(c.param), c.name) for c in per_image_columns(run.per_image.columns, test, "fooled"))
 
 
 def noise_curves(runs: Sequence[Run], labels: Sequence[str], mask: np.ndarray) -> Figure | None:
@@ -60,13 +62,14 @@ def noise_curves(runs: Sequence[Run], labels: Sequence[str], mask: np.ndarray) -
 
     On the common-correct images, one line per model.
     """
-    panels = [("ina@", "Inductive noise (top-k of the attribution)"), ("rn@", "Random noise (random positions)")]
+    panels = [("inductive_noise", "Inductive noise (top-k of the attribution)"),
+              ("random_noise", "Random noise (random positions)")]
     if not any(_budget_columns(r, p) for r in runs for p, _ in panels):
         return None
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    for ax, (prefix, title) in zip(axes, panels):
+    for ax, (test, title) in zip(axes, panels):
         for i, (run, label) in enumerate(zip(runs, labels)):
-            cols = _budget_columns(run, prefix)
+            cols = _budget_columns(run, test)
             if not cols:
                 continue
             budgets = np.array([b for b, _ in cols])
@@ -94,13 +97,13 @@ def noise_curves(runs: Sequence[Run], labels: Sequence[str], mask: np.ndarray) -
 def _occlusion_steps(run: Run, fill: str, mask: np.ndarray) -> tuple[np.ndarray, str, int] | None:
     """Per-image grid step at which the image was first fooled (NaN: never), the outer axis and its size."""
     rows = run.rows("inductive_occlusion", "error_rate", f"fill={fill}/")
-    col = f"ioa[{fill}]_queries"
+    col = column_name("inductive_occlusion", fill, "queries")
     if not len(rows) or col not in run.per_image:
         return None
     variant, param = rows["variant"].iloc[0], rows["param"].iloc[0]
     settings = dict(p.split("=") for p in param.split(","))
     count, radius = int(settings["N"]), int(settings["R"])
-    fooled = run.per_image.loc[mask, f"ioa[{fill}]_fooled"].astype(float).to_numpy()
+    fooled = run.per_image.loc[mask, column_name("inductive_occlusion", fill, "fooled")].astype(float).to_numpy()
     queries = np.nan_to_num(run.per_image.loc[mask, col].astype(float).to_numpy()).astype(np.int64)
     order = variant.split("/")[-1]
     steps = np.array(occlusion_steps(count, radius, order))  # query q of a fooled image is step q (1-based)
@@ -113,7 +116,8 @@ def _occlusion_steps(run: Run, fill: str, mask: np.ndarray) -> tuple[np.ndarray,
 
 def occlusion_curves(runs: Sequence[Run], labels: Sequence[str], mask: np.ndarray) -> Figure | None:
     """Cumulative occlusion success (%) vs the outer search axis (patch count, or radius), per fill."""
-    fills = sorted({c[4:c.index("]")] for r in runs for c in r.per_image.columns if c.startswith("ioa[")}, key=float)
+    fills = sorted({c.param for r in runs for c in per_image_columns(r.per_image.columns, "inductive_occlusion")},
+                   key=float)
     if not fills:
         return None
     fig, axes = plt.subplots(1, len(fills), figsize=(4.6 * len(fills), 4), sharey=True, squeeze=False)
@@ -154,7 +158,7 @@ def gini_and_lorenz(runs: Sequence[Run], labels: Sequence[str], mask: np.ndarray
         gini = run.per_image.loc[mask, "gini_pixel"].astype(float).dropna().to_numpy()
         left.hist(gini, bins=bins, histtype="step", linewidth=1.8, color=st["color"],
                   label=f"{label} (mean {gini.mean():.3f})")
-        lorenz = sorted((float(c.split("@")[1]), c) for c in run.per_image.columns if c.startswith("lorenz@"))
+        lorenz = sorted((float(c.param), c.name) for c in per_image_columns(run.per_image.columns, "lorenz"))
         if lorenz:
             xs = np.array([0.0, *[p for p, _ in lorenz], 1.0])
             ys = np.array([0.0, *[run.per_image.loc[mask, c].astype(float).mean() for _, c in lorenz], 1.0])

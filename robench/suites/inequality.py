@@ -40,6 +40,7 @@ from robench.metrics import (
 )
 from robench.metrics.concentration import TOP_FRACTIONS, concentration_columns
 from robench.models.wrapper import RobenchModel
+from robench.schema import per_image_columns
 from robench.suites.base import SUITES, Batch, result_row
 
 CONCENTRATION_COLUMNS = ("entropy", "participation", *(f"top_mass@{f:g}" for f in TOP_FRACTIONS))
@@ -200,11 +201,10 @@ class InequalitySuite:
                 if len(values):
                     rows.append(result_row(self.name, "concentration", f"{column}:{cfg.gini_value}", subset, "mean",
                                            values.mean(), len(values), bootstrap_ci(values, seed=self.seed)))
-        lorenz_cols = [c for c in per_image.columns if c.startswith("lorenz@")]
-        for col in lorenz_cols:
-            values = per_image.loc[correct, col].to_numpy(dtype=float)
+        for col in per_image_columns(per_image.columns, "lorenz"):
+            values = per_image.loc[correct, col.name].to_numpy(dtype=float)
             if len(values):
-                rows.append(result_row(self.name, "lorenz", variants["gini_pixel"], col.split("@")[1], "mean_share",
+                rows.append(result_row(self.name, "lorenz", variants["gini_pixel"], col.param, "mean_share",
                                        values.mean(), len(values)))
         noise_variant = f"{cfg.noise_mode}/{cfg.noise}/trials={cfg.trials}"
         for prefix, test, budgets, ks in (("ina", "inductive_noise", cfg.ina_budgets, res["ina_k"]),
