@@ -51,6 +51,7 @@ def kill_when(proc: subprocess.Popen[bytes], ready: Callable[[], bool], log: Pat
     assert proc.wait(timeout=60) == -signal.SIGKILL
 
 
+@pytest.mark.slow
 def test_evaluate_killed_with_sigkill_resumes_to_identical_files(cli, tiny_checkpoint: Path, small_npz: Path,  # type: ignore[no-untyped-def]
                                                                  tmp_path: Path) -> None:
     args = ["evaluate", "--model", tiny_checkpoint, "--data", f"npz:{small_npz}", "--suite", "inequality",
@@ -78,6 +79,7 @@ def log_without_timing(path: Path) -> list[dict[str, str]]:
         return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
 
 
+@pytest.mark.slow
 def test_train_killed_with_sigkill_resumes_to_identical_weights(cli, small_npz: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     epochs = 8
 

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "reproduce_cifar10.py"
 
 
+@pytest.mark.slow
 def test_smoke_study_trains_evaluates_and_resumes(tmp_path: Path) -> None:
     from robench.data import load_dataset
 
