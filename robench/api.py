@@ -132,9 +132,9 @@ def _from_dataset(dataset: torch.utils.data.Dataset, classes: list[str] | None) 
     images, labels = [], []
     for item in dataset:  # type: ignore[attr-defined]
         image, label = item[0], item[1]
-        if not isinstance(image, torch.Tensor):  # a PIL image
-            image = torch.from_numpy(np.array(image, dtype=np.uint8)).reshape(*np.array(image).shape[:2], -1)
-            image = image.permute(2, 0, 1)
+        if not isinstance(image, torch.Tensor):  # a PIL image: H×W(×C) uint8 → C×H×W
+            pixels = np.array(image, dtype=np.uint8)
+            image = torch.from_numpy(pixels.reshape(*pixels.shape[:2], -1)).permute(2, 0, 1)
         images.append(image)
         labels.append(int(label))
     if not images:

@@ -125,3 +125,20 @@ def test_the_documented_example_runs(tmp_path: Path) -> None:
     example = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "python_api.py"))
     example["main"](16, tmp_path)
     assert (tmp_path / "report" / "report.html").exists() and robench.load_run(tmp_path / "pgd-at").path
+
+
+def test_load_data_from_a_dataset_of_pil_images() -> None:
+    from PIL import Image
+
+    sample = robench.load_data("sample", limit=6)
+    pairs = [(Image.fromarray(np.asarray(img)), int(label)) for img, label in zip(sample.images, sample.labels)]
+
+    class PilDataset(torch.utils.data.Dataset):  # what torchvision datasets without a transform return
+        def __len__(self) -> int:
+            return len(pairs)
+
+        def __getitem__(self, i: int):  # type: ignore[no-untyped-def]
+            return pairs[i]
+
+    data = robench.load_data(PilDataset(), classes=sample.classes)
+    assert np.array_equal(np.asarray(data.images), np.asarray(sample.images))
