@@ -95,12 +95,9 @@ def load_data(spec: DataLike, labels: Sequence[int] | np.ndarray | torch.Tensor 
         if labels is None:
             raise RobenchError("images given as an array need labels: robench.load_data(images, labels)")
         data = _from_arrays(spec, labels, classes)
-    if limit is not None and limit < len(data):
-        if limit < 1:
-            raise RobenchError(f"limit must be at least 1, got {limit}")
-        data = data.subset(np.sort(np.random.default_rng(seed).choice(len(data), size=limit, replace=False)))
-        data.identity.update(limit=limit, limit_seed=seed)
-    return data
+    from robench.data.specs import limited
+
+    return limited(data, limit, seed)
 
 
 def _from_arrays(images: torch.Tensor | np.ndarray, labels: Any, classes: list[str] | None) -> ImageSet:

@@ -79,16 +79,22 @@ def load_dataset(spec: str, split: str = "test", data_dir: str | None = None, li
         raise RobenchError(f"unknown dataset {spec!r}; use one of {', '.join(dataset_usages())}")
     data = kind.load(arg, split, data_dir, image_size)
     data.identity.update(spec=spec, split=split)
-    if limit is not None:
-        if limit < 1:
-            raise RobenchError(f"--limit must be at least 1, got {limit}")
-        if seed < 0:
-            raise RobenchError(f"--seed must be ≥ 0, got {seed}")
-        if limit < len(data):
-            keep = np.sort(np.random.default_rng(seed).choice(len(data), size=limit, replace=False))
-            data = data.subset(keep)
-        data.identity.update(limit=limit, limit_seed=seed)
+    data = limited(data, limit, seed)
     data.identity["n"] = len(data)
+    return data
+
+
+def limited(data: ImageSet, limit: int | None, seed: int = 0) -> ImageSet:
+    """A seeded random subset of ``limit`` images of ``data``, in dataset order (``--limit``); all when None."""
+    if limit is None:
+        return data
+    if limit < 1:
+        raise RobenchError(f"--limit must be at least 1, got {limit}")
+    if seed < 0:
+        raise RobenchError(f"--seed must be ≥ 0, got {seed}")
+    if limit < len(data):
+        data = data.subset(np.sort(np.random.default_rng(seed).choice(len(data), size=limit, replace=False)))
+    data.identity.update(limit=limit, limit_seed=seed)
     return data
 
 
