@@ -74,8 +74,8 @@ USER_ARCH = ROOT / "examples" / "user_arch"
 
 #: Reduced suite settings for the memory runs (target 5): 3 + 3 noise budgets, one fill.
 MEMORY_CONFIGS: dict[str, dict[str, Any]] = {
-    "reduced": dict(ina_budgets=(0.002, 0.01, 0.02), rn_budgets=(0.02, 0.1, 0.2), occlusion_fills=(0.5,)),
-    "tiny": dict(ina_budgets=(0.01,), rn_budgets=(0.1,), occlusion_fills=(0.5,), occlusion_max_count=2),
+    "reduced": dict(ina_budgets=(0.002, 0.01, 0.02), rn_budgets=(0.02, 0.1, 0.2), occlusion_fill=(0.5,)),
+    "tiny": dict(ina_budgets=(0.01,), rn_budgets=(0.1,), occlusion_fill=(0.5,), occlusion_count=2),
 }
 
 
@@ -213,7 +213,7 @@ def expected_image_forwards(per_image: pd.DataFrame, config: InequalityConfig) -
     1 (compatibility check) + N clean + L_ina·T·N' + L_rn·T·N' + the occlusion queries."""
     attacked = int(per_image["correct"].sum())
     noise = (len(config.ina_budgets) + len(config.rn_budgets)) * config.trials * attacked
-    occlusion = sum(int(np.nansum(per_image[f"ioa[{fill:g}]_queries"])) for fill in config.occlusion_fills)
+    occlusion = sum(int(np.nansum(per_image[f"ioa[{fill:g}]_queries"])) for fill in config.occlusion_fill)
     return 1 + len(per_image) + noise + occlusion
 
 
@@ -355,7 +355,7 @@ def per_image_reference(model: RobenchModel, data: ImageSet, config: InequalityC
     cfg = config
     c, h, w = data.image_shape
     b_sum, b_avg = default_block_size(h, "sum"), min(default_block_size(h, "avgpool"), h, w)
-    radius = cfg.occlusion_max_radius or default_max_radius(h)
+    radius = cfg.occlusion_radius or default_max_radius(h)
     nan = float("nan")
 
     def attr_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -391,10 +391,10 @@ def per_image_reference(model: RobenchModel, data: ImageSet, config: InequalityC
                     fooled = res.fooled.float().mean(1).cpu().numpy()
                 for level, budget in enumerate(budgets):
                     row[f"{prefix}@{_budget_label(budget)}"] = float(fooled[level, 0]) if correct else nan
-            for fill in cfg.occlusion_fills:  # one occlusion script run per fill
+            for fill in cfg.occlusion_fill:  # one occlusion script run per fill
                 tag = f"ioa[{fill:g}]"
                 if correct:
-                    occ = inductive_occlusion(model, x, y, attr_of(x, y), max_count=cfg.occlusion_max_count,
+                    occ = inductive_occlusion(model, x, y, attr_of(x, y), max_count=cfg.occlusion_count,
                                               max_radius=radius, fill=fill, order=cfg.occlusion_order, max_batch=1)
                     ok = bool(occ.fooled[0])
                     row[f"{tag}_fooled"] = float(ok)
@@ -419,7 +419,7 @@ def target_per_image(model: RobenchModel, n_images: int, repeats: int, config: I
     with PassRecorder(model) as rec_suite:
         ev = run_suite(model, data, config, batch_size=n_images)
     checks = []
-    for fill in config.occlusion_fills:
+    for fill in config.occlusion_fill:
         tag = f"ioa[{fill:g}]"
         a = ref[f"{tag}_queries"].to_numpy()
         b = ev.per_image[f"{tag}_queries"].to_numpy()
@@ -654,7 +654,7 @@ def render(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             lines += [
                 f"Each size in its own subprocess (`--rss-child`), model {d['model']}, batch size {d['batch_size']}, "
                 f"reduced config: INA budgets {list(cfg['ina_budgets'])}, RN budgets {list(cfg['rn_budgets'])}, "
-                f"occlusion fills {list(cfg['occlusion_fills'])}, occlusion count {cfg['occlusion_max_count']}, "
+                f"occlusion fills {list(cfg['occlusion_fill'])}, occlusion count {cfg['occlusion_count']}, "
                 "other settings default; the larger set is the 1,000-image sample tiled. Peak RSS = "
                 "`getrusage(RUSAGE_SELF).ru_maxrss` of the child after setup (imports, model, data) and at the end "
                 "of the run, cross-checked with `VmHWM` from `/proc/self/status`. The children are started "

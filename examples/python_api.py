@@ -31,7 +31,7 @@ def main(limit: int, out: Path) -> None:
     # 3. Images from memory (a tensor N×C×H×W in [0, 1] and labels), and suite options by their config names.
     x, y = robench.load_data("sample", limit=limit).batch(0, limit)
     robust = robench.evaluate("zoo:pgd-at", robench.load_data(x, y), suites="inequality,adversarial",
-                              ina_budgets=(0.01, 0.02), epsilons="2/255,8/255")
+                              ina_budgets=(0.01, 0.02), eps="2/255,8/255")
     print(robust.results.query("test == 'pgd'")[["param", "metric", "value"]].to_string(index=False))
 
     # 4. Save, reload, compare: the same files as `robench evaluate --out` and `robench compare`.

@@ -11,7 +11,7 @@ reloads (:func:`load_run`) exactly like ``robench evaluate --out DIR``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from torch import nn
 from robench.data.imageset import ImageSet
 from robench.errors import RobenchError
 from robench.models.wrapper import ModelInfo, RobenchModel
-from robench.options import parse_budgets, parse_floats, parse_fractions, parse_ints
+from robench.options import config_from_values, parse_floats
 from robench.reports.runs import Run, load_run
 
 ModelLike = str | Path | nn.Module
@@ -146,34 +146,28 @@ def _floats(value: Sequence[float] | str | None, name: str) -> tuple[float, ...]
     return tuple(float(v) for v in value)
 
 
-#: Which suite each evaluation option belongs to, and how text values (as on the CLI) are read.
-_TEXT_PARSERS = {"ina_budgets": parse_budgets, "rn_budgets": parse_budgets, "occlusion_fills": parse_floats,
-                 "epsilons": parse_fractions, "severities": parse_ints}
-
-
-def suite_configs(suites: str | Iterable[str], options: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def suite_configs(suites: str | Iterable[str], options: dict[str, Any],
+                  label: Callable[[str], str] = str) -> dict[str, dict[str, Any]]:
     """``make_suites`` options for the named suites from config field values (e.g. ``attribution="smoothgrad"``,
-    ``epsilons="2/255,8/255"`` or ``(2/255, 8/255)``); a RobenchError names an unknown or unselected field."""
-    from robench.suites import AdversarialConfig, CorruptionsConfig, InequalityConfig
+    ``eps="2/255,8/255"`` or ``(2/255, 8/255)``); a RobenchError names an unknown or unselected setting
+    (``label(name)``: the CLI passes its flag)."""
+    from robench.suites import SUITE_CONFIGS
 
     names = suites if isinstance(suites, str) else ",".join(suites)
     wanted = {n.strip() for n in names.split(",")}
     if "full" in wanted:
-        wanted |= {"inequality", "adversarial", "corruptions"}
-    configs = {"inequality": InequalityConfig, "adversarial": AdversarialConfig, "corruptions": CorruptionsConfig}
-    owner = {f.name: suite for suite, cls in configs.items() for f in dataclasses.fields(cls)}
+        wanted |= set(SUITE_CONFIGS)
+    owner = {f.name: suite for suite, cls in SUITE_CONFIGS.items() for f in dataclasses.fields(cls)}
     given: dict[str, dict[str, Any]] = {}
     for key, value in options.items():
         if key not in owner:
             raise RobenchError(f"unknown evaluation option {key!r}; options: {', '.join(sorted(owner))}")
         if owner[key] not in wanted:
-            raise RobenchError(f"{key} is an option of the {owner[key]} suite, which suites={names!r} does not run")
-        if isinstance(value, str) and key in _TEXT_PARSERS:
-            value = _TEXT_PARSERS[key](value, key)
-        elif isinstance(value, (list, np.ndarray)):
-            value = tuple(value)
+            raise RobenchError(f"{label(key)} is an option of the {owner[key]} suite, which suites={names!r} does not "
+                               f"run; add {owner[key]} to the suites or leave the option out")
         given.setdefault(owner[key], {})[key] = value
-    return {suite: {"config": configs[suite](**fields)} for suite, fields in given.items()}
+    return {suite: {"config": config_from_values(SUITE_CONFIGS[suite], fields, label)}
+            for suite, fields in given.items()}
 
 
 def evaluate(model: ModelLike, data: DataLike = "sample", suites: str | Iterable[str] = "inequality", *,

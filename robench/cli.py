@@ -11,7 +11,7 @@ import re
 import shutil
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import click
 import typer
@@ -19,13 +19,11 @@ from rich.console import Console
 from rich.table import Table
 
 from robench.cli_options import dataclass_options, with_options
-from robench.errors import RobenchError
+from robench.errors import RobenchError, SettingError
 from robench.io import check_writable
-from robench.options import parse_budgets, parse_floats, parse_fractions, parse_ints, parse_size
+from robench.options import flag, parse_floats, parse_size
+from robench.settings import AdversarialConfig, CorruptionsConfig, InequalityConfig
 from robench.train.config import TrainConfig
-
-if TYPE_CHECKING:
-    from robench.suites import InequalityConfig
 
 # typer ≥ 0.20 ships its own copy of click: catch the exceptions of whichever one parses the command line.
 _CLICK_MODULES = {click, getattr(typer, "_click", click)}
@@ -50,7 +48,6 @@ def attribution_settings(name: str, **given: object) -> dict[str, object]:
     return chosen
 
 
-@app.command()
 def evaluate(
     ctx: typer.Context,
     model: str = typer.Option(ZOO_DEFAULT, "--model", "-m", help="Checkpoint path, timm:NAME, or zoo:NAME (bundled)."),
@@ -73,66 +70,39 @@ def evaluate(
     batch_size: int = typer.Option(128, help="Images per batch."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     overwrite: bool = typer.Option(False, help="Replace results of a different run in --out."),
-    attribution: str = typer.Option("saliency", help="[inequality] saliency, integrated_gradients, input_x_gradient or smoothgrad."),
-    ig_steps: Optional[int] = typer.Option(None, help="[inequality] Integrated-gradients steps (default 50)."),
-    ig_method: Optional[str] = typer.Option(None, help="[inequality] gausslegendre or riemann_{trapezoid,left,right,middle}."),
-    ig_baseline: Optional[str] = typer.Option(None, help="[inequality] zero (black) or mean (the model's normalisation mean)."),
-    internal_batch_size: Optional[int] = typer.Option(None, help="[inequality] Max inputs per forward pass inside IG/smoothgrad."),
-    smoothgrad_samples: Optional[int] = typer.Option(None, help="[inequality] Smoothgrad noise samples (default 20)."),
-    smoothgrad_sigma: Optional[float] = typer.Option(None, help="[inequality] Smoothgrad noise std in [0,1] units (default 0.2)."),
-    gini_value: str = typer.Option("abs", help="[inequality] Attribution values for Gini: abs or positive."),
-    ina_budgets: Optional[str] = typer.Option(None, help="[inequality] Inductive-noise budgets: fractions (0.002,0.004) or counts (5000)."),
-    rn_budgets: Optional[str] = typer.Option(None, help="[inequality] Random-noise budgets (default 0.02,...,0.20)."),
-    noise_mode: str = typer.Option("add", help="[inequality] add (INA1) or replace (INA2)."),
-    noise: str = typer.Option("gaussian", help="[inequality] gaussian N(0,1) (IGD) or uniform U[min x, max x] (Duan)."),
-    trials: int = typer.Option(1, help="[inequality] Noise draws per image and budget."),
-    occlusion_fill: str = typer.Option("0,0.5,1", help="[inequality] Occlusion fill values (0 Duan, 0.5/1 IGD)."),
-    occlusion_order: str = typer.Option("count_first", help="[inequality] count_first (IGD) or radius_first (Duan)."),
-    occlusion_count: int = typer.Option(10, help="[inequality] Max occluded patches N."),
-    occlusion_radius: Optional[int] = typer.Option(None, help="[inequality] Max patch radius R (default max(2, round(20·H/224)))."),
-    attack_batch: int = typer.Option(256, help="[inequality] Max images per attack forward pass."),
-    eps: str = typer.Option("8/255", help="[adversarial] l∞ radii in [0,1] units, e.g. 2/255,4/255,8/255."),
-    pgd_steps: int = typer.Option(10, help="[adversarial] PGD steps (step size ε/4: 2/255 at 8/255)."),
-    pgd_restarts: int = typer.Option(1, help="[adversarial] PGD random restarts."),
-    autoattack: bool = typer.Option(False, help="[adversarial] Also run AutoAttack (standard); needs robench[autoattack]."),
-    corruptions: str = typer.Option("all", help="[corruptions] noise, blur, weather, digital, extra, common, all or names."),
-    severities: str = typer.Option("1,2,3,4,5", help="[corruptions] Severities 1-5."),
-    corruption_table: Optional[str] = typer.Option(None, help="[corruptions] imagenet-c or cifar10-c (default by resolution)."),
-    corruption_engine: str = typer.Option("torch", help="[corruptions] torch (batched noise family) or library (imagecorruptions only)."),
-    workers: int = typer.Option(0, help="[corruptions] Worker processes generating library corruptions."),
+    ig_steps: Optional[int] = typer.Option(None, help="\\[inequality] Integrated-gradients steps (default 50)."),
+    ig_method: Optional[str] = typer.Option(None, help="\\[inequality] gausslegendre or riemann_{trapezoid,left,right,middle}."),
+    ig_baseline: Optional[str] = typer.Option(None, help="\\[inequality] zero (black) or mean (the model's normalisation mean)."),
+    internal_batch_size: Optional[int] = typer.Option(None, help="\\[inequality] Max inputs per forward pass inside IG/smoothgrad."),
+    smoothgrad_samples: Optional[int] = typer.Option(None, help="\\[inequality] Smoothgrad noise samples (default 20)."),
+    smoothgrad_sigma: Optional[float] = typer.Option(None, help="\\[inequality] Smoothgrad noise std in [0,1] units (default 0.2)."),
+    **settings: object,
 ) -> None:
     """Evaluate a model with one or more suites and print the results table."""
-    options = {**{k: v for k, v in locals().items() if k != "ctx"},  # every option, recorded in meta.json
-               "out": str(out) if out else None}
+    """Evaluate a model with one or more suites and print the results table.
+
+    The suites' options are their config fields (robench.suites.SUITE_CONFIGS), generated below.
+    """
+    options = {**{k: v for k, v in locals().items() if k not in ("ctx", "settings")}, **settings,
+               "out": str(out) if out else None}  # every option, recorded in meta.json
+    from robench.api import suite_configs
     from robench.data import load_dataset
     from robench.distributed import DistContext
     from robench.models.loading import LoadOptions, load_model
     from robench.runner import evaluate as run_evaluation
-    from robench.suites import AdversarialConfig, CorruptionsConfig, InequalityConfig, make_suites
+    from robench.suites import make_suites
 
     if out is not None:
         check_writable(out)  # a read-only or full --out fails now, not after loading the model and data
-    inequality = InequalityConfig(
-        attribution=attribution,
-        attribution_options=attribution_settings(attribution, steps=ig_steps, method=ig_method, baseline=ig_baseline,
-                                                  internal_batch_size=internal_batch_size, samples=smoothgrad_samples,
-                                                  sigma=smoothgrad_sigma),
-        gini_value=gini_value, noise_mode=noise_mode, noise=noise, trials=trials,
-        ina_budgets=parse_budgets(ina_budgets, "--ina-budgets") or InequalityConfig.ina_budgets,
-        rn_budgets=parse_budgets(rn_budgets, "--rn-budgets") or InequalityConfig.rn_budgets,
-        occlusion_fills=parse_floats(occlusion_fill, "--occlusion-fill") or (),
-        occlusion_order=occlusion_order, occlusion_max_count=occlusion_count, occlusion_max_radius=occlusion_radius,
-        max_batch=attack_batch,
-    )
-    adversarial = AdversarialConfig(epsilons=parse_fractions(eps, "--eps"), steps=pgd_steps, restarts=pgd_restarts,
-                                    autoattack=autoattack)
-    corruption = CorruptionsConfig(corruptions=corruptions, severities=parse_ints(severities, "--severities"),
-                                   table=corruption_table,
-                                   engine=corruption_engine, workers=workers)
-    suites = make_suites(suite, seed=seed, suite_options={"inequality": {"config": inequality},
-                                                          "adversarial": {"config": adversarial},
-                                                          "corruptions": {"config": corruption}})
-    _refuse_unselected_suite_options(ctx, {s.name for s in suites}, suite)
+    _refuse_unselected_suite_options(ctx, suite)
+    given = {k: v for k, v in settings.items() if _given(ctx, k)}
+    chosen = attribution_settings(str(settings["attribution"]), steps=ig_steps, method=ig_method, baseline=ig_baseline,
+                                  internal_batch_size=internal_batch_size, samples=smoothgrad_samples,
+                                  sigma=smoothgrad_sigma)
+    if chosen:
+        given["attribution_options"] = chosen
+    configs = suite_configs(suite, given, label=flag)
+    suites = make_suites(suite, seed=seed, suite_options=configs)
     dist = DistContext.from_env(device)  # under torchrun: this rank, its device, the process group
     size = parse_size(input_size, "--input-size")
     if size is not None and len(size) != 3:
@@ -149,7 +119,7 @@ def evaluate(
     hw = (img[0], img[-1]) if img else None  # one value: square
     dataset = load_dataset(data, split, data_dir, limit, seed, image_size=hw)
     if any(s.name == "inequality" for s in suites):
-        _check_counts(dataset.image_shape, inequality)
+        _check_counts(dataset.image_shape, configs.get("inequality", {}).get("config", InequalityConfig()))
     created = _first_missing(out) if out is not None else None
     try:
         result = run_evaluation(net, dataset, suites, out_dir=out, seed=seed, batch_size=batch_size, device=dist.device,
@@ -168,6 +138,13 @@ def evaluate(
         Console(stderr=True, highlight=False, soft_wrap=True).print(f"robench: warning: {zero_maps}", markup=False)
     if out:
         console.print(f"results written to {out}/")
+
+
+# The suites' options are the fields of their settings dataclasses, declared once there (robench.settings).
+app.command("evaluate")(with_options(evaluate, settings=[
+    *dataclass_options(InequalityConfig, skip=("attribution_options",), tag="inequality"),
+    *dataclass_options(AdversarialConfig, tag="adversarial"),
+    *dataclass_options(CorruptionsConfig, tag="corruptions")]))
 
 
 def _warn_near_chance(results, classes: int, model: str, arch: str | None, arch_path: str | None,  # type: ignore[no-untyped-def]
@@ -222,12 +199,20 @@ def probe_normalization_command(
                   "a few images ahead of the next is not established: compare the loss, or probe more images")
 
 
-def _refuse_unselected_suite_options(ctx: typer.Context, selected: set[str], suite: str) -> None:
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether option ``name`` was typed on the command line (not left at its default)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+def _refuse_unselected_suite_options(ctx: typer.Context, suite: str) -> None:
     """An option given for a suite that does not run (its help starts with ``[suite]``) is a mistake."""
+    selected = {n.strip() for n in suite.split(",")}
+    if "full" in selected:
+        selected |= {"inequality", "adversarial", "corruptions"}
     for param in ctx.command.params:
-        tag = re.match(r"\[(\w+)\]", getattr(param, "help", None) or "")
-        source = ctx.get_parameter_source(param.name) if param.name else None
-        if tag and tag.group(1) not in selected and source is not None and source.name == "COMMANDLINE":
+        tag = re.match(r"\\?\[(\w+)\]", getattr(param, "help", None) or "")
+        if tag and tag.group(1) not in selected and param.name and _given(ctx, param.name):
             raise RobenchError(f"{param.opts[0]} is an option of the {tag.group(1)} suite, which --suite {suite} does "
                                f"not run; add {tag.group(1)} to --suite or leave the option out")
 
@@ -235,11 +220,11 @@ def _refuse_unselected_suite_options(ctx: typer.Context, selected: set[str], sui
 def _check_counts(shape: tuple[int, int, int], config: InequalityConfig) -> None:
     """Absolute counts larger than the images, named by their option, before any work."""
     c, h, w = shape
-    for option, budgets in (("--ina-budgets", config.ina_budgets), ("--rn-budgets", config.rn_budgets)):
+    for option, budgets in ((flag("ina_budgets"), config.ina_budgets), (flag("rn_budgets"), config.rn_budgets)):
         if too_big := [b for b in budgets if isinstance(b, int) and b > c * h * w]:
             raise RobenchError(f"{option} count {too_big[0]} exceeds the {c * h * w} entries (C·H·W) of one image")
-    if config.occlusion_max_count > h * w:
-        raise RobenchError(f"--occlusion-count {config.occlusion_max_count} exceeds the {h * w} pixels of one image")
+    if config.occlusion_count > h * w:
+        raise RobenchError(f"{flag('occlusion_count')} {config.occlusion_count} exceeds the {h * w} pixels of one image")
 
 
 def _first_missing(path: Path) -> Path | None:
@@ -424,6 +409,9 @@ def main(argv: list[str] | None = None) -> int:
     interrupted = "robench: interrupted; run the same command again to resume"
     try:
         code = app(args=argv, standalone_mode=False)  # typer returns 130 for Ctrl-C in this mode
+    except SettingError as exc:  # named by its field in the library, by its flag here
+        err.print(f"robench: error: {flag(exc.field)}: {exc.message}", markup=False)
+        return 2
     except RobenchError as exc:
         err.print(f"robench: error: {exc}", markup=False)
         return 2

@@ -6,3 +6,11 @@ class RobenchError(Exception):
 
     The message must be a single line that says what is wrong and, where it helps, what to do.
     """
+
+
+class SettingError(RobenchError):
+    """A setting out of range, naming its field (``eps: values must lie in (0, 1]``); the CLI shows the flag."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field, self.message = field, message

@@ -1,11 +1,46 @@
-"""Parsing the text of command-line options (also as recorded in a run's ``meta.json``).
+"""Declaring settings once, and parsing the text of command-line options (also as recorded in ``meta.json``).
 
-Each parser returns a tuple, or raises RobenchError naming the option and showing the expected form.
+:func:`setting` declares a field of a settings dataclass (a suite's or the trainer's config) with its
+help text, its text parser and its checks: the CLI option is generated from that declaration
+(:mod:`robench.cli_options`), and the Python API reads the same text forms through
+:func:`config_from_values`. Each parser returns a tuple, or raises RobenchError naming the option and
+showing the expected form.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
 from robench.errors import RobenchError
+
+T = TypeVar("T")
+
+
+def setting(default: Any, help: str, *, parse: Callable[[str, str], Any] | None = None, **checks: Any) -> Any:
+    """A settings-dataclass field: its default, one-line help, and optionally ``parse(text, name)`` for the
+    text form of a sequence (``"2/255,8/255"``) and CLI checks (``min``, ``short``)."""
+    metadata = {"help": help, **({"parse": parse} if parse else {}), **checks}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def config_from_values(cls: type[T], values: Mapping[str, Any], label: Callable[[str], str] = str) -> T:
+    """``cls(**values)`` for a settings dataclass, with text values of parsed fields read by their parser
+    (``eps="2/255,8/255"``), lists made tuples, and ``None`` for a parsed field meaning its default.
+    ``label(field)`` is how a parse error names the setting (the CLI passes its flag)."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    given: dict[str, Any] = {}
+    for key, value in values.items():
+        parse = fields[key].metadata.get("parse")
+        if parse is not None and value is None:
+            continue
+        if parse is not None and isinstance(value, str):
+            value = parse(value, label(key))
+        elif isinstance(value, list):
+            value = tuple(value)
+        given[key] = value
+    return cls(**given)
 
 
 def parse_floats(text: str | None, option: str) -> tuple[float, ...] | None:
@@ -63,3 +98,13 @@ def parse_budgets(text: str | None, option: str) -> tuple[float | int, ...] | No
     if any(not 0 < v < 1 if isinstance(v, float) else v < 1 for v in values):
         raise RobenchError(f"{option} takes fractions in (0, 1) (0.002,0.004) or counts ≥ 1 (5000); got {text!r}")
     return values
+
+
+def parse_optional_floats(text: str, option: str) -> tuple[float, ...]:
+    """'0,0.5,1' → (0.0, 0.5, 1.0); an empty text → () (none)."""
+    return parse_floats(text, option) if text.strip() else ()
+
+
+def flag(name: str) -> str:
+    """The command-line flag of setting ``name``: ``occlusion_count`` → ``--occlusion-count``."""
+    return "--" + name.replace("_", "-")

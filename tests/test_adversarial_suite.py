@@ -39,7 +39,7 @@ class Masked(torch.nn.Module):
 def test_robust_accuracy_columns_and_sanity_on_a_real_model(foreign_checkpoint: Path) -> None:
     model = load_model(str(foreign_checkpoint), arch="cifar_resnet20:resnet20", arch_path=str(USER_ARCH),
                        mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
-    ev = run(model, 48, epsilons=(1 / 255, 8 / 255))
+    ev = run(model, 48, eps=(1 / 255, 8 / 255))
     accs = [metric(ev.results, "pgd", f"{e:.6g}") for e in (1 / 255, 8 / 255)]
     assert accs[0] >= accs[1] and accs[1] <= 0.03  # PGD-10 at 8/255 breaks a standard model (issue check: ~0%)
     assert metric(ev.results, "pgd", f"{1 / 255:.6g}") <= metric(ev.results, "fgsm", f"{1 / 255:.6g}")
@@ -53,7 +53,7 @@ def test_gradient_masking_is_flagged() -> None:
     torch.manual_seed(0)
     base = tiny_model()
     masked = RobenchModel(Masked(base), ModelInfo("masked", None, 10, (3, 32, 32), (0.0,) * 3, (1.0,) * 3))
-    ev = run(masked, 24, epsilons=(8 / 255,), steps=5)
+    ev = run(masked, 24, eps=(8 / 255,), pgd_steps=5)
     clean_acc = ev.per_image["correct"].mean()
     assert clean_acc > 0  # the check needs some correctly classified images
     assert metric(ev.results, "sanity", "0.5", "masking_flag") == 1.0
@@ -61,16 +61,16 @@ def test_gradient_masking_is_flagged() -> None:
 
 def test_same_seed_same_results_and_restarts_never_raise_accuracy() -> None:
     model = tiny_model()
-    a = run(model, 16, epsilons=(2 / 255,), steps=3).per_image
-    b = run(model, 16, epsilons=(2 / 255,), steps=3).per_image
+    a = run(model, 16, eps=(2 / 255,), pgd_steps=3).per_image
+    b = run(model, 16, eps=(2 / 255,), pgd_steps=3).per_image
     pd.testing.assert_frame_equal(a, b)
-    more = run(model, 16, epsilons=(2 / 255,), steps=3, restarts=3).per_image
+    more = run(model, 16, eps=(2 / 255,), pgd_steps=3, pgd_restarts=3).per_image
     assert more[f"pgd@{2 / 255:.6g}"].sum() <= a[f"pgd@{2 / 255:.6g}"].sum()
 
 
 def test_autoattack_when_installed() -> None:
     pytest.importorskip("pyautoattack", reason="the autoattack extra is not installed")
-    ev = run(tiny_model(), 4, epsilons=(8 / 255,), autoattack=True, sanity_checks=False)
+    ev = run(tiny_model(), 4, eps=(8 / 255,), autoattack=True, masking_checks=False)
     aa = ev.per_image[f"autoattack@{8 / 255:.6g}"].to_numpy()
     assert not (aa & ~ev.per_image["correct"].to_numpy()).any()  # never robust where wrong when clean
     assert metric(ev.results, "autoattack", f"{8 / 255:.6g}") <= ev.per_image["correct"].mean()

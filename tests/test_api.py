@@ -12,7 +12,7 @@ import torch
 import robench
 from robench.errors import RobenchError
 
-SUITE = {"ina_budgets": "0.01", "rn_budgets": (0.02,), "occlusion_fills": [0.5], "occlusion_max_count": 2}
+SUITE = {"ina_budgets": "0.01", "rn_budgets": (0.02,), "occlusion_fill": [0.5], "occlusion_count": 2}
 
 
 def plain_net() -> torch.nn.Module:
@@ -84,8 +84,8 @@ def test_load_data_from_memory_matches_the_sample() -> None:
 def test_suite_options_are_checked_by_name() -> None:
     with pytest.raises(RobenchError, match="unknown evaluation option 'ina_budget'"):
         robench.evaluate("zoo:standard", "sample", suites="inequality", limit=8, ina_budget=0.01)
-    with pytest.raises(RobenchError, match="epsilons is an option of the adversarial suite"):
-        robench.evaluate("zoo:standard", "sample", suites="inequality", limit=8, epsilons="8/255")
+    with pytest.raises(RobenchError, match="eps is an option of the adversarial suite"):
+        robench.evaluate("zoo:standard", "sample", suites="inequality", limit=8, eps="8/255")
 
 
 def test_compare_and_report_take_runs_and_paths(zoo_run: robench.Run, tmp_path: Path) -> None:

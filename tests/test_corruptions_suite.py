@@ -29,7 +29,7 @@ def test_columns_rows_and_table(cli, tiny_checkpoint: Path, tmp_path: Path) -> N
     assert row["variant"].item() == "imagecorruptions/imagenet-c"
     assert results.query("test == 'gaussian_noise' and param == '1'")["variant"].item() == "torch/cifar10-c"
     meta = json.loads((tmp_path / "run" / "meta.json").read_text())
-    assert meta["suites"]["corruptions"]["table"] == "cifar10-c"
+    assert meta["suites"]["corruptions"]["corruption_table"] == "cifar10-c"
 
 
 def test_second_model_reuses_the_cached_corruptions(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]

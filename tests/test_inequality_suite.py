@@ -59,7 +59,7 @@ def test_gini_column_matches_captum_and_direct_formula(tmp_path: Path) -> None:
     net = create_model("cnn_tiny")
     model = RobenchModel(net, ModelInfo("t", "cnn_tiny", 10, (3, 32, 32), (0.5,) * 3, (0.25,) * 3)).eval()
     data = load_dataset("sample", limit=16)
-    config = InequalityConfig(ina_budgets=(0.01,), rn_budgets=(0.1,), occlusion_fills=(0.5,), occlusion_max_count=2)
+    config = InequalityConfig(ina_budgets=(0.01,), rn_budgets=(0.1,), occlusion_fill=(0.5,), occlusion_count=2)
     result = evaluate(model, data, make_suites("inequality", suite_options={"inequality": {"config": config}}), out_dir=None)
     x, y = data.batch(0, len(data))
     maps = captum_abs_saliency(model, x, y)
@@ -71,7 +71,7 @@ def test_resnet20_mean_pixel_gini_matches_independent_computation(foreign_checkp
     model = load_model(str(foreign_checkpoint), arch="cifar_resnet20:resnet20", arch_path=str(USER_ARCH),
                        mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
     data = load_dataset("sample", limit=48)
-    config = InequalityConfig(ina_budgets=(0.01,), rn_budgets=(0.1,), occlusion_fills=(), occlusion_max_count=1)
+    config = InequalityConfig(ina_budgets=(0.01,), rn_budgets=(0.1,), occlusion_fill=(), occlusion_count=1)
     result = evaluate(model, data, make_suites("inequality", suite_options={"inequality": {"config": config}}), out_dir=None)
     x, y = data.batch(0, len(data))
     maps = captum_abs_saliency(model, x, y)
@@ -96,7 +96,7 @@ def test_attribution_computed_once_per_batch(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(inequality, "attribute", counting)
     torch.manual_seed(0)
     model = RobenchModel(create_model("cnn_tiny"), ModelInfo("t", "cnn_tiny", 10, (3, 32, 32), (0.5,) * 3, (0.25,) * 3))
-    config = InequalityConfig(ina_budgets=(0.01, 0.02), rn_budgets=(0.1,), occlusion_fills=(0.0, 1.0), occlusion_max_count=2)
+    config = InequalityConfig(ina_budgets=(0.01, 0.02), rn_budgets=(0.1,), occlusion_fill=(0.0, 1.0), occlusion_count=2)
     evaluate(model, load_dataset("sample", limit=20), make_suites("inequality", suite_options={"inequality": {"config": config}}),
              out_dir=None, batch_size=8)
     assert calls == [8, 8, 4]

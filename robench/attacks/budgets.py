@@ -2,7 +2,7 @@
 
 A budget is either a *fraction* of the C·H·W entries of one image (a float strictly between 0
 and 1) or an *absolute count* (an int ≥ 1). Both papers' defaults are kept here so that the
-suite and the docs quote the same numbers.
+suite and the docs quote the same numbers (defined with the suite's settings, robench.settings).
 """
 
 from __future__ import annotations
@@ -12,14 +12,10 @@ import numbers
 from collections.abc import Iterable, Sequence
 
 from robench.errors import RobenchError
+from robench.settings import INA_DEFAULT_FRACTIONS, RN_DEFAULT_FRACTIONS  # noqa: F401 (the suite's defaults)
 
 Budget = float | int
 
-#: Inductive noise attack (INA) fractions of C·H·W used by IGD: 0.002, 0.004, …, 0.020.
-INA_DEFAULT_FRACTIONS: tuple[float, ...] = tuple(round(0.002 * i, 3) for i in range(1, 11))
-
-#: Random noise (RN) fractions of C·H·W used by IGD: 0.02, 0.04, …, 0.20.
-RN_DEFAULT_FRACTIONS: tuple[float, ...] = tuple(round(0.02 * i, 2) for i in range(1, 11))
 
 #: Duan et al.'s absolute INA budget on 224×224 ImageNet images (entries, not pixels).
 DUAN_INA_COUNT_224: int = 5000

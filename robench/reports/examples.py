@@ -24,6 +24,7 @@ from robench.options import parse_floats, parse_size
 from robench.reports.plots import OKABE_ITO, plt
 from robench.reports.runs import Run
 from robench.schema import column_name
+from robench.settings import recorded_settings
 
 
 def reload_model(run: Run) -> RobenchModel:
@@ -74,7 +75,8 @@ def example_grid(runs: Sequence[Run], labels: Sequence[str], mask: np.ndarray, n
     rows = np.flatnonzero(mask)[:n_images]
     if len(rows) == 0:
         return None, "no image is classified correctly by every model, so there are no examples"
-    settings = [r.meta["suites"].get("inequality") for r in runs]
+    settings = [recorded_settings(r.meta["suites"]["inequality"]) if "inequality" in r.meta["suites"] else None
+                for r in runs]
     if any(s is None for s in settings):
         return None, "examples need the inequality suite in every run"
     try:
@@ -93,7 +95,7 @@ def example_grid(runs: Sequence[Run], labels: Sequence[str], mask: np.ndarray, n
     for m, (run, model, label, cfg) in enumerate(zip(runs, models, labels, settings)):
         attr = attribute(cfg["attribution"], model, x, y, **cfg.get("attribution_options", {})).detach()
         k = int(cfg["ina_k"][-1]) if cfg.get("ina_k") else 0
-        fills = [f"{f:g}" for f in cfg.get("occlusion_fills", [])]
+        fills = [f"{f:g}" for f in cfg.get("occlusion_fill", [])]
         fill = "0.5" if "0.5" in fills else (fills[0] if fills else None)
         amap = attribution_map(attr)
         for j, row in enumerate(rows):
@@ -108,7 +110,7 @@ def example_grid(runs: Sequence[Run], labels: Sequence[str], mask: np.ndarray, n
             ax.set_title(f"{label}\n|attribution|, top {k}" if j == 0 else "", fontsize=8)
             ax2 = axes[j][2 + 2 * m]
             if fill is not None and column_name("inductive_occlusion", fill, "fooled") in run.per_image:
-                n, r, fooled = _occlusion_step(run, int(row), fill, cfg["occlusion_max_count"], cfg["occlusion_radius"],
+                n, r, fooled = _occlusion_step(run, int(row), fill, cfg["occlusion_count"], cfg["occlusion_radius"],
                                                cfg["occlusion_order"])
                 occ = occlusion_mask(amap[j:j + 1], n, r)[0]
                 shown = x[j].clone()

@@ -20,6 +20,7 @@ import pandas as pd
 
 from robench.errors import RobenchError
 from robench.schema import RESULT_COLUMNS
+from robench.settings import recorded_settings
 
 PER_IMAGE_REQUIRED = ["index", "label", "prediction", "correct"]
 META_REQUIRED = ["model", "dataset", "n_images", "seed", "suites", "options", "environment", "finished"]
@@ -184,7 +185,8 @@ def headline(run: Run) -> dict[str, Any]:
     fills = [v.split("/")[0].removeprefix("fill=") for v in ioa["variant"]]
     fill = f"{PREFERRED_FILL:g}" if f"{PREFERRED_FILL:g}" in fills else (fills[0] if fills else "")
     settings = {"dataset": meta["dataset"].get("fingerprint"), "split": meta["dataset"].get("split"),
-                "n_images": meta["n_images"], "seed": meta["seed"], "suites": meta["suites"]}
+                "n_images": meta["n_images"], "seed": meta["seed"],
+                "suites": {name: recorded_settings(options) for name, options in meta["suites"].items()}}
     return {
         "name": run.name,
         "arch": model.get("arch", ""),

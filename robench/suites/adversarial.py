@@ -9,7 +9,7 @@ weaker than FGSM at the same ε, and a very large ε must drive accuracy to abou
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -17,36 +17,12 @@ import pandas as pd
 import torch
 
 from robench.data.imageset import ImageSet
-from robench.errors import RobenchError
 from robench.metrics import bootstrap_ci
 from robench.models.wrapper import RobenchModel
+from robench.settings import AdversarialConfig
 from robench.suites.base import SUITES, Batch, FiniteLogits, checked_predictions, result_row
 
 LARGE_EPS = 0.5  # [0, 1] units: an l∞ ball this size contains images of every class
-
-
-@dataclass
-class AdversarialConfig:
-    """PGD settings; ε and step size in [0, 1] units (8/255 = 0.0314). Step size is relative to ε."""
-
-    epsilons: tuple[float, ...] = (8 / 255,)
-    steps: int = 10
-    rel_stepsize: float = 0.25  # 2/255 at ε = 8/255, the papers' protocol
-    restarts: int = 1
-    autoattack: bool = False
-    sanity_checks: bool = True
-
-    def validate(self) -> None:
-        """One-line errors for settings out of range."""
-        if not self.epsilons or any(not 0 < e <= 1 for e in self.epsilons):
-            raise RobenchError(f"--eps values must lie in (0, 1], got {list(self.epsilons)}")
-        if self.steps < 1 or self.restarts < 1 or self.rel_stepsize <= 0:
-            raise RobenchError("--pgd-steps and --pgd-restarts must be at least 1, and the step size positive")
-        if self.autoattack:
-            try:
-                import pyautoattack  # noqa: F401
-            except ImportError:
-                raise RobenchError("--autoattack needs the optional package: pip install 'robench[autoattack]'") from None
 
 
 def _tag(eps: float) -> str:
@@ -80,17 +56,17 @@ class AdversarialSuite:
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=batch.generator, device=batch.generator.device))
         with torch.random.fork_rng(devices=[]):  # foolbox draws random starts from torch's global RNG
             torch.manual_seed(seed)
-            for eps in cfg.epsilons:
+            for eps in cfg.eps:
                 robust = clean.clone()
-                attack = fb.attacks.LinfPGD(rel_stepsize=cfg.rel_stepsize, steps=cfg.steps, random_start=True)
-                for _ in range(cfg.restarts):
+                attack = fb.attacks.LinfPGD(rel_stepsize=cfg.pgd_rel_stepsize, steps=cfg.pgd_steps, random_start=True)
+                for _ in range(cfg.pgd_restarts):
                     _, _, success = attack(fmodel, batch.x, batch.y, epsilons=eps)
                     robust &= ~success
                 columns[f"pgd@{_tag(eps)}"] = robust.cpu().numpy()
-                if cfg.sanity_checks:
+                if cfg.masking_checks:
                     _, _, success = fb.attacks.FGSM()(fmodel, batch.x, batch.y, epsilons=eps)
                     columns[f"fgsm@{_tag(eps)}"] = (clean & ~success).cpu().numpy()
-            if cfg.sanity_checks:
+            if cfg.masking_checks:
                 attack = fb.attacks.LinfPGD(abs_stepsize=LARGE_EPS / 10, steps=20, random_start=True)
                 _, _, success = attack(fmodel, batch.x, batch.y, epsilons=LARGE_EPS)
                 columns["pgd_large_eps"] = (clean & ~success).cpu().numpy()
@@ -102,7 +78,7 @@ class AdversarialSuite:
         from pyautoattack import AutoAttack
 
         out = {}
-        for eps in self.config.epsilons:
+        for eps in self.config.eps:
             adversary = AutoAttack(model, eps=eps, norm="Linf", version="standard", seed=seed, device=batch.x.device)
             x_adv, _ = adversary.run_standard_evaluation(batch.x, batch.y, batch_size=len(batch.y))
             with torch.no_grad():
@@ -113,9 +89,9 @@ class AdversarialSuite:
     def summarize(self, per_image: pd.DataFrame, classes: list[str]) -> list[dict[str, Any]]:
         cfg = self.config
         rows: list[dict[str, Any]] = []
-        variant = f"linf/steps={cfg.steps}/restarts={cfg.restarts}"
+        variant = f"linf/steps={cfg.pgd_steps}/restarts={cfg.pgd_restarts}"
         pgd_acc = {}
-        for eps in cfg.epsilons:
+        for eps in cfg.eps:
             for attack in ("pgd", "fgsm", "autoattack"):
                 col = f"{attack}@{_tag(eps)}"
                 if col not in per_image:
@@ -126,10 +102,10 @@ class AdversarialSuite:
                                        bootstrap_ci(flags, seed=self.seed)))
                 if attack == "pgd":
                     pgd_acc[eps] = flags.mean()
-        if cfg.sanity_checks:
+        if cfg.masking_checks:
             ordered = [pgd_acc[e] for e in sorted(pgd_acc)]
             rises = any(b > a + 1e-9 for a, b in zip(ordered, ordered[1:]))
-            weaker = any(pgd_acc[e] > per_image[f"fgsm@{_tag(e)}"].mean() + 1e-9 for e in cfg.epsilons)
+            weaker = any(pgd_acc[e] > per_image[f"fgsm@{_tag(e)}"].mean() + 1e-9 for e in cfg.eps)
             large = per_image["pgd_large_eps"].to_numpy(dtype=float).mean()
             n = len(per_image)
             rows += [

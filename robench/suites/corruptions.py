@@ -12,7 +12,7 @@ is compared with the clean error.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from robench.corruptions.library import MIN_SIZE, corrupt_images
-from robench.corruptions.names import check_severity, resolve_corruptions
+from robench.corruptions.names import resolve_corruptions
 from robench.corruptions.noise import TORCH_CORRUPTIONS, parameter_table, torch_corrupt
 from robench.data.decode import cache_key, cached_array
 from robench.data.imageset import ImageSet
@@ -28,27 +28,8 @@ from robench.errors import RobenchError
 from robench.metrics import bootstrap_ci
 from robench.models.wrapper import RobenchModel
 from robench.progress import track
+from robench.settings import CorruptionsConfig
 from robench.suites.base import SUITES, Batch, checked_predictions, result_row
-
-
-@dataclass
-class CorruptionsConfig:
-    """Which corruptions and severities; ``engine="torch"`` uses the batched noise family where it exists."""
-
-    corruptions: str = "all"
-    severities: tuple[int, ...] = (1, 2, 3, 4, 5)
-    table: str | None = None
-    engine: str = "torch"
-    workers: int = 0
-
-    def validate(self) -> None:
-        resolve_corruptions(self.corruptions)
-        for s in self.severities:
-            check_severity(s)
-        if self.engine not in ("torch", "library"):
-            raise RobenchError(f"--corruption-engine must be torch or library, got {self.engine!r}")
-        if self.workers < 0:
-            raise RobenchError("--workers must be ≥ 0")
 
 
 def _column(name: str, severity: int) -> str:
@@ -72,11 +53,11 @@ class CorruptionsSuite:
         self._positions: dict[int, int] = {}
 
     def options(self) -> dict[str, Any]:
-        return {**asdict(self.config), "names": self.names, "table": self._table,
+        return {**asdict(self.config), "names": self.names, "corruption_table": self._table,  # the resolved table
                 "torch_corruptions": [n for n in self.names if self._uses_torch(n)]}
 
     def _uses_torch(self, name: str) -> bool:
-        return self.config.engine == "torch" and name in TORCH_CORRUPTIONS
+        return self.config.corruption_engine == "torch" and name in TORCH_CORRUPTIONS
 
     def prepare(self, data: ImageSet) -> None:
         """Pick the parameter table and check the image size; the corrupted images are made on first use.
@@ -85,7 +66,7 @@ class CorruptionsSuite:
         unusable ``--out``, costs no corruption work.
         """
         _, h, w = data.image_shape
-        self._table = parameter_table(h, self.config.table)
+        self._table = parameter_table(h, self.config.corruption_table)
         if any(not self._uses_torch(n) for n in self.names) and min(h, w) < MIN_SIZE:
             raise RobenchError(f"imagecorruptions needs images of at least {MIN_SIZE}×{MIN_SIZE} (these are {h}×{w}); "
                                f"use --corruptions noise with the torch engine, or resize with --image-size")

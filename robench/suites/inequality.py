@@ -9,7 +9,7 @@ can later restrict to images that every compared model gets right.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -17,19 +17,13 @@ import pandas as pd
 import torch
 
 from robench.attacks import (
-    INA_DEFAULT_FRACTIONS,
-    NOISE_KINDS,
-    NOISE_MODES,
-    ORDERS,
-    RN_DEFAULT_FRACTIONS,
     default_max_radius,
     inductive_occlusion,
     noise_attack,
     resolve_budgets,
 )
-from robench.attribution import attribute, attribution_options, get_attribution
+from robench.attribution import attribute, attribution_options
 from robench.data.imageset import ImageSet
-from robench.errors import RobenchError
 from robench.metrics import (
     bootstrap_ci,
     default_block_size,
@@ -41,47 +35,11 @@ from robench.metrics import (
 from robench.metrics.concentration import TOP_FRACTIONS, concentration_columns
 from robench.models.wrapper import RobenchModel
 from robench.schema import per_image_columns
+from robench.settings import InequalityConfig
 from robench.suites.base import SUITES, Batch, result_row
 
 CONCENTRATION_COLUMNS = ("entropy", "participation", *(f"top_mass@{f:g}" for f in TOP_FRACTIONS))
 LORENZ_GRID = 21  # population shares 0, 0.05, ..., 1 stored per image
-
-
-@dataclass
-class InequalityConfig:
-    """Settings of the inequality suite; defaults follow methods.md (IGD's choices unless noted)."""
-
-    attribution: str = "saliency"
-    attribution_options: dict[str, Any] = field(default_factory=dict)
-    gini_value: str = "abs"
-    ina_budgets: tuple[float | int, ...] = INA_DEFAULT_FRACTIONS
-    rn_budgets: tuple[float | int, ...] = RN_DEFAULT_FRACTIONS
-    noise_mode: str = "add"
-    noise: str = "gaussian"
-    trials: int = 1
-    occlusion_fills: tuple[float, ...] = (0.0, 0.5, 1.0)
-    occlusion_order: str = "count_first"
-    occlusion_max_count: int = 10
-    occlusion_max_radius: int | None = None
-    max_batch: int = 256
-
-    def validate(self) -> None:
-        """One-line errors for settings out of range."""
-        get_attribution(self.attribution)
-        if self.gini_value not in ("abs", "positive"):
-            raise RobenchError(f"--gini-value must be abs or positive, got {self.gini_value!r}")
-        if self.noise_mode not in NOISE_MODES:
-            raise RobenchError(f"--noise-mode must be one of {', '.join(NOISE_MODES)}, got {self.noise_mode!r}")
-        if self.noise not in NOISE_KINDS:
-            raise RobenchError(f"--noise must be one of {', '.join(NOISE_KINDS)}, got {self.noise!r}")
-        if self.occlusion_order not in ORDERS:
-            raise RobenchError(f"--occlusion-order must be one of {', '.join(ORDERS)}, got {self.occlusion_order!r}")
-        if self.trials < 1 or self.occlusion_max_count < 1 or self.max_batch < 1:
-            raise RobenchError("--trials, --occlusion-count and the attack batch size must be at least 1")
-        if self.occlusion_max_radius is not None and self.occlusion_max_radius < 1:
-            raise RobenchError("--occlusion-radius must be at least 1")
-        if any(not 0.0 <= f <= 1.0 for f in self.occlusion_fills):
-            raise RobenchError(f"--occlusion-fill values must lie in [0, 1], got {list(self.occlusion_fills)}")
 
 
 def _budget_label(budget: float | int) -> str:
@@ -110,7 +68,7 @@ class InequalitySuite:
         self._resolved = {
             "block_sum": default_block_size(h, "sum"),
             "block_avgpool": min(default_block_size(h, "avgpool"), h, w),
-            "occlusion_radius": self.config.occlusion_max_radius or default_max_radius(h),
+            "occlusion_radius": self.config.occlusion_radius or default_max_radius(h),
             "ina_k": resolve_budgets(self.config.ina_budgets, numel),
             "rn_k": resolve_budgets(self.config.rn_budgets, numel),
         }
@@ -131,14 +89,14 @@ class InequalitySuite:
             keep_np = keep.cpu().numpy()
             for selection, budgets, prefix in (("inductive", cfg.ina_budgets, "ina"), ("random", cfg.rn_budgets, "rn")):
                 result = noise_attack(model, x, y, a, budgets, selection=selection, mode=cfg.noise_mode, noise=cfg.noise,
-                                      trials=cfg.trials, generator=batch.generator, max_batch=cfg.max_batch)
+                                      trials=cfg.trials, generator=batch.generator, max_batch=cfg.attack_batch)
                 fooled = result.fooled.float().mean(1).numpy()  # L×N': fraction of trials fooled
                 for level, budget in enumerate(budgets):
                     columns[f"{prefix}@{_budget_label(budget)}"] = _scatter(fooled[level], keep_np, n)
-            for fill in cfg.occlusion_fills:
-                occ = inductive_occlusion(model, x, y, a, max_count=cfg.occlusion_max_count,
+            for fill in cfg.occlusion_fill:
+                occ = inductive_occlusion(model, x, y, a, max_count=cfg.occlusion_count,
                                           max_radius=res["occlusion_radius"], fill=fill, order=cfg.occlusion_order,
-                                          max_batch=cfg.max_batch)
+                                          max_batch=cfg.attack_batch)
                 tag = f"ioa[{fill:g}]"
                 columns[f"{tag}_fooled"] = _scatter(occ.fooled.numpy().astype(float), keep_np, n)
                 columns[f"{tag}_area"] = _scatter(np.where(occ.fooled.numpy(), occ.area.numpy(), np.nan), keep_np, n)
@@ -147,7 +105,7 @@ class InequalitySuite:
             for prefix, budgets in (("ina", cfg.ina_budgets), ("rn", cfg.rn_budgets)):
                 for budget in budgets:
                     columns[f"{prefix}@{_budget_label(budget)}"] = np.full(n, np.nan)
-            for fill in cfg.occlusion_fills:
+            for fill in cfg.occlusion_fill:
                 for part in ("fooled", "area", "queries"):
                     columns[f"ioa[{fill:g}]_{part}"] = np.full(n, np.nan)
         return columns
@@ -216,14 +174,14 @@ class InequalitySuite:
                     rows.append(result_row(self.name, test, noise_variant, _budget_label(budget), "error_rate",
                                            values.mean(), len(values), bootstrap_ci(values, seed=self.seed)))
                     rows.append(result_row(self.name, test, noise_variant, _budget_label(budget), "k", k, len(values)))
-        for fill in cfg.occlusion_fills:
+        for fill in cfg.occlusion_fill:
             tag = f"ioa[{fill:g}]"
             fooled = per_image[f"{tag}_fooled"].to_numpy(dtype=float)
             attacked = ~np.isnan(fooled)
             if not attacked.any():
                 continue
             variant = f"fill={fill:g}/{cfg.occlusion_order}"
-            param = f"N={cfg.occlusion_max_count},R={res['occlusion_radius']}"
+            param = f"N={cfg.occlusion_count},R={res['occlusion_radius']}"
             flags = fooled[attacked]
             rows.append(result_row(self.name, "inductive_occlusion", variant, param, "error_rate", flags.mean(),
                                    len(flags), bootstrap_ci(flags, seed=self.seed)))

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from robench.errors import RobenchError
+from robench.options import setting
 
 SCHEDULES = ("cosine", "plateau", "constant", "onecycle")
 INNER_ATTACKS = ("pgd", "n-fgsm")
@@ -35,12 +36,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _opt(default: Any, help: str, **checks: Any) -> Any:
-    """A setting's default, its one-line help and CLI checks (``min``): the single declaration the
-    CLI's option is generated from (:mod:`robench.cli_options`)."""
-    return field(default=default, metadata={"help": help, **checks})
-
-
 @dataclass
 class TrainConfig:
     """Every setting of a training run; recorded in the checkpoint's metadata.
@@ -57,44 +52,44 @@ class TrainConfig:
     """
 
     out: str = field(metadata={"help": "Checkpoint to write (robench format, .pt or .safetensors).", "short": "-o"})
-    method: str = _opt("standard", "standard, pgd-at, trades, igd or trades-igd.")
-    arch: str = _opt("cnn_small", "Architecture: robench name, timm name or pkg.module:callable.")
-    data: str = _opt("cifar10", "Dataset spec (its train split is used; test split for evaluation).")
-    data_dir: str | None = _opt(None, "Where to look for datasets (default $ROBENCH_DATA).")
-    epochs: int = _opt(30, "Training epochs.")
-    batch_size: int = _opt(128, "Global batch size (split across ranks under torchrun).")
-    lr: float = _opt(0.1, "Initial (onecycle: peak) SGD learning rate.")
-    momentum: float = _opt(0.9, "SGD momentum.")
-    nesterov: bool = _opt(False, "Nesterov momentum.")
-    weight_decay: float = _opt(5e-4, "SGD weight decay.")
-    schedule: str = _opt("cosine", "cosine, plateau (ReduceLROnPlateau on training loss), constant, or onecycle "
+    method: str = setting("standard", "standard, pgd-at, trades, igd or trades-igd.")
+    arch: str = setting("cnn_small", "Architecture: robench name, timm name or pkg.module:callable.")
+    data: str = setting("cifar10", "Dataset spec (its train split is used; test split for evaluation).")
+    data_dir: str | None = setting(None, "Where to look for datasets (default $ROBENCH_DATA).")
+    epochs: int = setting(30, "Training epochs.")
+    batch_size: int = setting(128, "Global batch size (split across ranks under torchrun).")
+    lr: float = setting(0.1, "Initial (onecycle: peak) SGD learning rate.")
+    momentum: float = setting(0.9, "SGD momentum.")
+    nesterov: bool = setting(False, "Nesterov momentum.")
+    weight_decay: float = setting(5e-4, "SGD weight decay.")
+    schedule: str = setting("cosine", "cosine, plateau (ReduceLROnPlateau on training loss), constant, or onecycle "
                                    "(linear warm-up then linear decay to 0, per batch).")
-    warmup: float = _opt(0.25, "onecycle: fraction of the steps spent warming up.")
-    label_smoothing: float = _opt(0.0, "Label smoothing of the cross-entropy terms.")
-    augment: bool = _opt(True, "Random crop (zero padding --crop-padding) and horizontal flip.")
-    crop_padding: int = _opt(4, "Largest shift, in pixels, of the random crop.")
-    seed: int = _opt(0, "Seed of the initial weights and of every random draw.", min=0)
-    train_limit: int | None = _opt(None, "Train on a seeded subset of this many images.")
-    eval_limit: int | None = _opt(2000, "Test images used for per-epoch accuracy.")
-    device: str = _opt("auto", "auto, cpu or cuda.")
-    name: str | None = _opt(None, "Model name recorded in the checkpoint (default: file stem).")
-    resume: bool = _opt(False, "Continue an interrupted run from OUT.state.pt.")
-    eps: float = _opt(8 / 255, "l∞ radius in [0,1] units (8/255 = 0.0314).")
-    inner_attack: str = _opt("pgd", "Training adversary: pgd (FGSM-RS: --attack-steps 1 --step-size 1.25ε) or "
+    warmup: float = setting(0.25, "onecycle: fraction of the steps spent warming up.")
+    label_smoothing: float = setting(0.0, "Label smoothing of the cross-entropy terms.")
+    augment: bool = setting(True, "Random crop (zero padding --crop-padding) and horizontal flip.")
+    crop_padding: int = setting(4, "Largest shift, in pixels, of the random crop.")
+    seed: int = setting(0, "Seed of the initial weights and of every random draw.", min=0)
+    train_limit: int | None = setting(None, "Train on a seeded subset of this many images.")
+    eval_limit: int | None = setting(2000, "Test images used for per-epoch accuracy.")
+    device: str = setting("auto", "auto, cpu or cuda.")
+    name: str | None = setting(None, "Model name recorded in the checkpoint (default: file stem).")
+    resume: bool = setting(False, "Continue an interrupted run from OUT.state.pt.")
+    eps: float = setting(8 / 255, "l∞ radius in [0,1] units (8/255 = 0.0314).")
+    inner_attack: str = setting("pgd", "Training adversary: pgd (FGSM-RS: --attack-steps 1 --step-size 1.25ε) or "
                                     "n-fgsm (one step of --step-size from 2ε noise, no projection).")
-    attack_steps: int = _opt(10, "PGD steps of the training adversary.")
-    step_size: float = _opt(2 / 255, "PGD step size in [0,1] units.")
-    beta: float = _opt(6.0, "TRADES β.")
-    lam: float = _opt(1.0, "IGD λ (weight of the cosine term).")
-    igd_fraction: float = _opt(1.0, "IGD: share of each batch on which the cosine term is computed (an unbiased "
+    attack_steps: int = setting(10, "PGD steps of the training adversary.")
+    step_size: float = setting(2 / 255, "PGD step size in [0,1] units.")
+    beta: float = setting(6.0, "TRADES β.")
+    lam: float = setting(1.0, "IGD λ (weight of the cosine term).")
+    igd_fraction: float = setting(1.0, "IGD: share of each batch on which the cosine term is computed (an unbiased "
                                     "estimate at a fraction of the double backprop's cost).")
-    teacher: str | None = _opt(None, "IGD teacher checkpoint (standard-trained, same input size and classes).")
-    grad_target: str = _opt("logit", "IGD gradient of the true-class logit or of the CE loss.")
-    student_input: str = _opt("clean", "IGD student gradient at the clean or the adversarial input.")
-    eval_pgd_steps: int | None = _opt(None, "PGD steps for the per-epoch robust test accuracy (default 10 for "
+    teacher: str | None = setting(None, "IGD teacher checkpoint (standard-trained, same input size and classes).")
+    grad_target: str = setting("logit", "IGD gradient of the true-class logit or of the CE loss.")
+    student_input: str = setting("clean", "IGD student gradient at the clean or the adversarial input.")
+    eval_pgd_steps: int | None = setting(None, "PGD steps for the per-epoch robust test accuracy (default 10 for "
                                             "adversarial methods, 0 for standard).")
-    amp: bool = _opt(False, "Mixed precision (fp16 on CUDA, bf16 on CPU).")
-    channels_last: bool = _opt(False, "Channels-last memory format (faster convolutions on CUDA and on the CPU).")
+    amp: bool = setting(False, "Mixed precision (fp16 on CUDA, bf16 on CPU).")
+    channels_last: bool = setting(False, "Channels-last memory format (faster convolutions on CUDA and on the CPU).")
 
     def validate(self) -> None:
         """Refuse settings that cannot train, with one line each."""
