@@ -153,26 +153,34 @@ _TEXT_PARSERS = {"ina_budgets": parse_budgets, "rn_budgets": parse_budgets, "occ
 
 def suite_configs(suites: str | Iterable[str], options: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """``make_suites`` options for the named suites from config field values (e.g. ``attribution="smoothgrad"``,
-    ``epsilons="2/255,8/255"`` or ``(2/255, 8/255)``); a RobenchError names an unknown or unselected field."""
-    from robench.suites import AdversarialConfig, CorruptionsConfig, InequalityConfig
+    ``epsilons="2/255,8/255"`` or ``(2/255, 8/255)``); a RobenchError names an unknown or unselected field.
+    A field several suites share (``attribution`` of inequality and sanity) goes to each selected one."""
+    from robench.suites import AdversarialConfig, CorruptionsConfig, InequalityConfig, SanityConfig
 
     names = suites if isinstance(suites, str) else ",".join(suites)
     wanted = {n.strip() for n in names.split(",")}
     if "full" in wanted:
         wanted |= {"inequality", "adversarial", "corruptions"}
-    configs = {"inequality": InequalityConfig, "adversarial": AdversarialConfig, "corruptions": CorruptionsConfig}
-    owner = {f.name: suite for suite, cls in configs.items() for f in dataclasses.fields(cls)}
+    configs = {"inequality": InequalityConfig, "adversarial": AdversarialConfig, "corruptions": CorruptionsConfig,
+               "sanity": SanityConfig}
+    owners: dict[str, list[str]] = {}
+    for suite, cls in configs.items():
+        for f in dataclasses.fields(cls):
+            owners.setdefault(f.name, []).append(suite)
     given: dict[str, dict[str, Any]] = {}
     for key, value in options.items():
-        if key not in owner:
-            raise RobenchError(f"unknown evaluation option {key!r}; options: {', '.join(sorted(owner))}")
-        if owner[key] not in wanted:
-            raise RobenchError(f"{key} is an option of the {owner[key]} suite, which suites={names!r} does not run")
+        if key not in owners:
+            raise RobenchError(f"unknown evaluation option {key!r}; options: {', '.join(sorted(owners))}")
+        selected = [suite for suite in owners[key] if suite in wanted]
+        if not selected:
+            raise RobenchError(f"{key} is an option of the {' and '.join(owners[key])} suite, which "
+                               f"suites={names!r} does not run")
         if isinstance(value, str) and key in _TEXT_PARSERS:
             value = _TEXT_PARSERS[key](value, key)
         elif isinstance(value, (list, np.ndarray)):
             value = tuple(value)
-        given.setdefault(owner[key], {})[key] = value
+        for suite in selected:
+            given.setdefault(suite, {})[key] = value
     return {suite: {"config": configs[suite](**fields)} for suite, fields in given.items()}
 
 

@@ -13,6 +13,7 @@ from robench.suites.clean import CleanSuite  # noqa: F401
 from robench.suites.inequality import InequalityConfig
 from robench.suites.adversarial import AdversarialConfig
 from robench.suites.corruptions import CorruptionsConfig
+from robench.suites.sanity import SanityConfig
 # isort: on
 
 FULL = ("clean", "inequality", "corruptions", "adversarial")
@@ -33,4 +34,4 @@ def make_suites(names: str, seed: int = 0, suite_options: dict[str, dict[str, An
     return [SUITES[n](seed=seed, **(suite_options or {}).get(n, {})) for n in ordered]
 
 
-__all__ = ["FULL", "SUITES", "AdversarialConfig", "Batch", "CorruptionsConfig", "InequalityConfig", "Suite", "make_suites", "result_row"]
+__all__ = ["FULL", "SUITES", "AdversarialConfig", "Batch", "CorruptionsConfig", "InequalityConfig", "SanityConfig", "Suite", "make_suites", "result_row"]
