@@ -154,6 +154,10 @@ def test_one_seed_gives_identical_tables_and_another_seed_does_not() -> None:
 def test_config_errors_and_cli_run(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(RobenchError, match="--mprt-steps must be at least 1"):
         make_suites("sanity", suite_options={"sanity": {"config": SanityConfig(mprt_steps=0)}})
+    scripted = robench.wrap(torch.jit.script(tiny_model().net))
+    x, y = _sample(2)
+    with pytest.raises(RobenchError, match="no layer to randomise"):
+        SanitySuite().run_batch(scripted, _batch(scripted, x, y))
     r = cli("evaluate", "--model", "zoo:standard", "--data", "sample", "--suite", "sanity", "--limit", "16",
             "--out", tmp_path / "run")
     assert r.code == 0, r.err

@@ -31,7 +31,7 @@ from robench.attribution import attribute, attribution_options, get_attribution
 from robench.data.imageset import ImageSet
 from robench.errors import RobenchError
 from robench.metrics import bootstrap_ci, gini
-from robench.metrics.similarity import SSIM_WINDOW, spearman, ssim
+from robench.metrics.similarity import SSIM_SIGMA, SSIM_WINDOW, spearman, ssim
 from robench.models.wrapper import RobenchModel
 from robench.schema import column_name, per_image_columns
 from robench.suites.base import SUITES, Batch, result_row
@@ -114,7 +114,7 @@ class SanitySuite:
 
     def options(self) -> dict[str, Any]:
         return {**asdict(self.config), "map": "abs",
-                "ssim": {"window": SSIM_WINDOW, "sigma": 1.5, "data_range": 1.0, "normalise": "max"}}
+                "ssim": {"window": SSIM_WINDOW, "sigma": SSIM_SIGMA, "data_range": 1.0, "normalise": "max"}}
 
     def prepare(self, data: ImageSet) -> None:
         if min(data.image_shape[1:]) < SSIM_WINDOW:
@@ -134,12 +134,12 @@ class SanitySuite:
             with torch.enable_grad():
                 return attribute(cfg.attribution, m, batch.x, batch.y, **options).abs()
 
+        if not randomisable_layers(model.net):
+            raise RobenchError("the sanity suite found no layer to randomise (modules with parameters and "
+                               "reset_parameters()); TorchScript and torch.export models cannot be re-initialised")
         original = explain(model)
         randomised = copy.deepcopy(model)  # the user's model is never modified
         layers = randomisable_layers(randomised.net)
-        if not layers:
-            raise RobenchError("the sanity suite found no layer to randomise (modules with parameters and "
-                               "reset_parameters()); TorchScript and torch.export models cannot be re-initialised")
         columns = {column_name("mprt", step_label(0, layers), "gini"): gini(original).double().cpu().numpy()}
         reference = _normalised(original)
         for group in np.array_split(np.arange(len(layers)), min(cfg.mprt_steps, len(layers))):
