@@ -150,24 +150,33 @@ def suite_configs(suites: str | Iterable[str], options: dict[str, Any],
                   label: Callable[[str], str] = str) -> dict[str, dict[str, Any]]:
     """``make_suites`` options for the named suites from config field values (e.g. ``attribution="smoothgrad"``,
     ``eps="2/255,8/255"`` or ``(2/255, 8/255)``); a RobenchError names an unknown or unselected setting
-    (``label(name)``: the CLI passes its flag)."""
-    from robench.suites import SUITE_CONFIGS
+    (``label(name)``: the CLI passes its flag). A setting several suites share (``attribution`` of
+    inequality and sanity) goes to each selected one."""
+    from robench.settings import SUITE_CONFIGS, setting_owners
 
     names = suites if isinstance(suites, str) else ",".join(suites)
-    wanted = {n.strip() for n in names.split(",")}
-    if "full" in wanted:
-        wanted |= set(SUITE_CONFIGS)
-    owner = {f.name: suite for suite, cls in SUITE_CONFIGS.items() for f in dataclasses.fields(cls)}
+    wanted = selected_suites(names)
+    owners = setting_owners()
     given: dict[str, dict[str, Any]] = {}
     for key, value in options.items():
-        if key not in owner:
-            raise RobenchError(f"unknown evaluation option {key!r}; options: {', '.join(sorted(owner))}")
-        if owner[key] not in wanted:
-            raise RobenchError(f"{label(key)} is an option of the {owner[key]} suite, which suites={names!r} does not "
-                               f"run; add {owner[key]} to the suites or leave the option out")
-        given.setdefault(owner[key], {})[key] = value
+        if key not in owners:
+            raise RobenchError(f"unknown evaluation option {key!r}; options: {', '.join(sorted(owners))}")
+        selected = [suite for suite in owners[key] if suite in wanted]
+        if not selected:
+            raise RobenchError(f"{label(key)} is an option of the {' and '.join(owners[key])} suite, which "
+                               f"suites={names!r} does not run; add it to the suites or leave the option out")
+        for suite in selected:
+            given.setdefault(suite, {})[key] = value
     return {suite: {"config": config_from_values(SUITE_CONFIGS[suite], fields, label)}
             for suite, fields in given.items()}
+
+
+def selected_suites(names: str) -> set[str]:
+    """The suites a comma-separated ``suites`` value runs (``full`` expanded)."""
+    from robench.suites import FULL
+
+    wanted = {n.strip() for n in names.split(",") if n.strip()}
+    return wanted | set(FULL) if "full" in wanted else wanted
 
 
 def evaluate(model: ModelLike, data: DataLike = "sample", suites: str | Iterable[str] = "inequality", *,

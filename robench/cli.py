@@ -7,7 +7,6 @@ exits with status 2, without a traceback.
 from __future__ import annotations
 
 import inspect
-import re
 import shutil
 import sys
 from pathlib import Path
@@ -22,7 +21,7 @@ from robench.cli_options import dataclass_options, with_options
 from robench.errors import RobenchError, SettingError
 from robench.io import check_writable
 from robench.options import flag, parse_floats, parse_size
-from robench.settings import AdversarialConfig, CorruptionsConfig, InequalityConfig
+from robench.settings import AdversarialConfig, CorruptionsConfig, InequalityConfig, SanityConfig, setting_owners
 from robench.train.config import TrainConfig
 
 # typer ≥ 0.20 ships its own copy of click: catch the exceptions of whichever one parses the command line.
@@ -70,12 +69,12 @@ def evaluate(
     batch_size: int = typer.Option(128, help="Images per batch."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     overwrite: bool = typer.Option(False, help="Replace results of a different run in --out."),
-    ig_steps: Optional[int] = typer.Option(None, help="\\[inequality] Integrated-gradients steps (default 50)."),
-    ig_method: Optional[str] = typer.Option(None, help="\\[inequality] gausslegendre or riemann_{trapezoid,left,right,middle}."),
-    ig_baseline: Optional[str] = typer.Option(None, help="\\[inequality] zero (black) or mean (the model's normalisation mean)."),
-    internal_batch_size: Optional[int] = typer.Option(None, help="\\[inequality] Max inputs per forward pass inside IG/smoothgrad."),
-    smoothgrad_samples: Optional[int] = typer.Option(None, help="\\[inequality] Smoothgrad noise samples (default 20)."),
-    smoothgrad_sigma: Optional[float] = typer.Option(None, help="\\[inequality] Smoothgrad noise std in [0,1] units (default 0.2)."),
+    ig_steps: Optional[int] = typer.Option(None, help="\\[inequality, sanity] Integrated-gradients steps (default 50)."),
+    ig_method: Optional[str] = typer.Option(None, help="\\[inequality, sanity] gausslegendre or riemann_{trapezoid,left,right,middle}."),
+    ig_baseline: Optional[str] = typer.Option(None, help="\\[inequality, sanity] zero (black) or mean (the model's normalisation mean)."),
+    internal_batch_size: Optional[int] = typer.Option(None, help="\\[inequality, sanity] Max inputs per forward pass inside IG/smoothgrad."),
+    smoothgrad_samples: Optional[int] = typer.Option(None, help="\\[inequality, sanity] Smoothgrad noise samples (default 20)."),
+    smoothgrad_sigma: Optional[float] = typer.Option(None, help="\\[inequality, sanity] Smoothgrad noise std in [0,1] units (default 0.2)."),
     **settings: object,
 ) -> None:
     """Evaluate a model with one or more suites and print the results table."""
@@ -96,9 +95,11 @@ def evaluate(
         check_writable(out)  # a read-only or full --out fails now, not after loading the model and data
     _refuse_unselected_suite_options(ctx, suite)
     given = {k: v for k, v in settings.items() if _given(ctx, k)}
-    chosen = attribution_settings(str(settings["attribution"]), steps=ig_steps, method=ig_method, baseline=ig_baseline,
-                                  internal_batch_size=internal_batch_size, samples=smoothgrad_samples,
-                                  sigma=smoothgrad_sigma)
+    given_flags = {"ig_steps": ig_steps, "ig_method": ig_method, "ig_baseline": ig_baseline,
+                   "internal_batch_size": internal_batch_size, "smoothgrad_samples": smoothgrad_samples,
+                   "smoothgrad_sigma": smoothgrad_sigma}
+    chosen = attribution_settings(str(settings["attribution"]),
+                                  **{ATTRIBUTION_FLAGS[k]: v for k, v in given_flags.items()})
     if chosen:
         given["attribution_options"] = chosen
     configs = suite_configs(suite, given, label=flag)
@@ -141,10 +142,15 @@ def evaluate(
 
 
 # The suites' options are the fields of their settings dataclasses, declared once there (robench.settings).
+def _owners(name: str) -> str:
+    return ", ".join(setting_owners()[name])
+
+
 app.command("evaluate")(with_options(evaluate, settings=[
-    *dataclass_options(InequalityConfig, skip=("attribution_options",), tag="inequality"),
-    *dataclass_options(AdversarialConfig, tag="adversarial"),
-    *dataclass_options(CorruptionsConfig, tag="corruptions")]))
+    *dataclass_options(InequalityConfig, skip=("attribution_options",), tag=_owners),
+    *dataclass_options(AdversarialConfig, tag=_owners),
+    *dataclass_options(CorruptionsConfig, tag=_owners),
+    *dataclass_options(SanityConfig, skip=("attribution", "attribution_options"), tag=_owners)]))
 
 
 def _warn_near_chance(results, classes: int, model: str, arch: str | None, arch_path: str | None,  # type: ignore[no-untyped-def]
@@ -205,16 +211,24 @@ def _given(ctx: typer.Context, name: str) -> bool:
     return source is not None and source.name == "COMMANDLINE"
 
 
+#: The attribution options of the command line (keyword arguments of the attribution: robench.attribution).
+ATTRIBUTION_FLAGS = {"ig_steps": "steps", "ig_method": "method", "ig_baseline": "baseline",
+                     "internal_batch_size": "internal_batch_size", "smoothgrad_samples": "samples",
+                     "smoothgrad_sigma": "sigma"}
+
+
 def _refuse_unselected_suite_options(ctx: typer.Context, suite: str) -> None:
-    """An option given for a suite that does not run (its help starts with ``[suite]``) is a mistake."""
-    selected = {n.strip() for n in suite.split(",")}
-    if "full" in selected:
-        selected |= {"inequality", "adversarial", "corruptions"}
+    """An option given for a suite that does not run is a mistake (the suites' settings and the attribution options)."""
+    from robench.api import selected_suites
+
+    owners = setting_owners()
+    selected = selected_suites(suite)
     for param in ctx.command.params:
-        tag = re.match(r"\\?\[(\w+)\]", getattr(param, "help", None) or "")
-        if tag and tag.group(1) not in selected and param.name and _given(ctx, param.name):
-            raise RobenchError(f"{param.opts[0]} is an option of the {tag.group(1)} suite, which --suite {suite} does "
-                               f"not run; add {tag.group(1)} to --suite or leave the option out")
+        name = param.name or ""
+        owner = owners.get(ATTRIBUTION_FLAGS.get(name) and "attribution_options" or name, [])
+        if owner and not selected & set(owner) and _given(ctx, name):
+            raise RobenchError(f"{param.opts[0]} is an option of the {' and '.join(owner)} suite, which --suite {suite} "
+                               f"does not run; add {owner[0]} to --suite or leave the option out")
 
 
 def _check_counts(shape: tuple[int, int, int], config: InequalityConfig) -> None:

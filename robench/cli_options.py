@@ -20,9 +20,10 @@ import typer
 from rich.markup import escape  # typer renders help as rich markup: [inequality] would vanish
 
 
-def dataclass_options(cls: type, skip: tuple[str, ...] = (), tag: str | None = None) -> list[inspect.Parameter]:
+def dataclass_options(cls: type, skip: tuple[str, ...] = (),
+                      tag: Callable[[str], str] | None = None) -> list[inspect.Parameter]:
     """Keyword-only typer parameters for the fields of dataclass ``cls`` (except ``skip``), in field order;
-    ``tag`` starts each help text as ``[tag]`` (a suite's options)."""
+    ``tag(field)`` starts each help text as ``[tag]`` (the suites a setting belongs to)."""
     hints = typing.get_type_hints(cls)
     params = []
     for f in dataclasses.fields(cls):
@@ -33,7 +34,7 @@ def dataclass_options(cls: type, skip: tuple[str, ...] = (), tag: str | None = N
         optional = type(None) in args
         base = next(a for a in args if a is not type(None)) if optional else hint
         default = ... if f.default is dataclasses.MISSING else f.default
-        help_text = f"[{tag}] {f.metadata.get('help')}" if tag else f.metadata.get("help")
+        help_text = f"[{tag(f.name)}] {f.metadata.get('help')}" if tag else f.metadata.get("help")
         if "parse" in f.metadata:  # a sequence, given as text; None keeps the default
             base, optional = str, True
             help_text = f"{help_text} (default {f.metadata.get('shown', _as_text(default))})"

@@ -24,7 +24,9 @@ class PerImageColumn:
     changed a correct prediction), ``robust`` (1 = still correct under the attack), ``correct`` (1 =
     still correct on the corrupted image), ``area`` / ``queries`` (of a successful occlusion),
     ``all_zero`` (1 = the attribution map is all zero), ``sanity`` (a gradient-masking check's own flag:
-    still correct under PGD at ε = 0.5). NaN: the image was not attacked.
+    still correct under PGD at ε = 0.5), ``spearman`` / ``ssim`` (similarity of the attribution map before
+    and after a model-randomisation step) and ``gini`` (pixel Gini of the map at that step). NaN: the image
+    was not attacked (or its similarity is undefined).
     """
 
     name: str
@@ -39,6 +41,7 @@ class PerImageColumn:
 
 #: (pattern, test, param, part) for every suite column; the only place that reads column names.
 _COLUMN_PATTERNS = [
+    (r"mprt\[(.+)\]_(spearman|ssim|gini)", "mprt", "{0}", "{1}"),
     (r"gini_(.+)", "gini", "{0}", "value"),
     (r"(entropy|participation)", "concentration", "{0}", "value"),
     (r"(top_mass@.+)", "concentration", "{0}", "value"),
@@ -88,4 +91,6 @@ def column_name(test: str, param: str, part: str) -> str:
         return param
     if test == "sanity":
         return "pgd_large_eps"
+    if test == "mprt":
+        return f"mprt[{param}]_{part}"
     raise ValueError(f"no per-image column for test {test!r}")

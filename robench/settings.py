@@ -9,7 +9,7 @@ torch. Settings that a run recorded under earlier names are read through :func:`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from robench.errors import SettingError
@@ -117,9 +117,45 @@ class CorruptionsConfig:
             raise SettingError("workers", f"must be ≥ 0, got {self.workers}")
 
 
+@dataclass
+class SanityConfig:
+    """``sanity`` suite settings: the attribution under test (shared with the inequality suite: one
+    ``attribution`` setting serves both), how many randomisation steps, the flagging threshold."""
+
+    attribution: str = setting("saliency", "saliency, integrated_gradients, input_x_gradient or smoothgrad.")
+    attribution_options: dict[str, Any] = field(default_factory=dict)
+    mprt_steps: int = setting(16, "At most this many randomisation steps: the layers, output first, split into "
+                                  "that many consecutive groups.")
+    mprt_threshold: float = setting(0.5, "Flag the attribution when the mean Spearman correlation stays above this "
+                                         "at the verdict step.")
+    mprt_verdict_share: float = setting(1.0, "The verdict step: the first that has randomised at least this share "
+                                             "of the layers.")
+
+    def validate(self) -> None:
+        """One-line errors, naming the setting, for values out of range."""
+        from robench.attribution import get_attribution
+
+        get_attribution(self.attribution)
+        if self.mprt_steps < 1:
+            raise SettingError("mprt_steps", f"must be at least 1, got {self.mprt_steps}")
+        if not -1.0 <= self.mprt_threshold <= 1.0:
+            raise SettingError("mprt_threshold", f"must lie in [-1, 1], got {self.mprt_threshold}")
+        if not 0.0 < self.mprt_verdict_share <= 1.0:
+            raise SettingError("mprt_verdict_share", f"must lie in (0, 1], got {self.mprt_verdict_share}")
+
+
 #: Each configurable suite's settings.
 SUITE_CONFIGS: dict[str, type] = {"inequality": InequalityConfig, "adversarial": AdversarialConfig,
-                                  "corruptions": CorruptionsConfig}
+                                  "corruptions": CorruptionsConfig, "sanity": SanityConfig}
+
+
+def setting_owners() -> dict[str, list[str]]:
+    """Each setting's suites: one for most, inequality and sanity for ``attribution`` and ``attribution_options``."""
+    owners: dict[str, list[str]] = {}
+    for suite, cls in SUITE_CONFIGS.items():
+        for f in fields(cls):
+            owners.setdefault(f.name, []).append(suite)
+    return owners
 
 #: Names under which earlier runs recorded settings (meta.json ``suites``), by their names now.
 LEGACY_NAMES: dict[str, str] = {"epsilons": "eps", "steps": "pgd_steps", "rel_stepsize": "pgd_rel_stepsize",

@@ -1,4 +1,5 @@
-"""End to end on a CUDA GPU: every suite through the CLI, and every training method.
+"""End to end on a CUDA GPU: every suite (through the CLI; the sanity suite through the Python API), and every
+training method.
 
 Skipped without CUDA (CI has no GPU); run on a GPU machine with ``python -m pytest tests/test_cuda.py``.
 These catch what CPU runs cannot: tensors, generators or draws left on the wrong device.
@@ -46,3 +47,18 @@ def test_igd_training_runs_on_cuda(cli, small_npz: Path, tiny_checkpoint: Path, 
             "--device", "cuda", "--out", out)
     assert r.code == 0, r.err
     assert out.exists()
+
+
+def test_sanity_suite_on_cuda_randomises_like_the_cpu() -> None:
+    """The re-initialisation draws on the CPU and is copied to the device: CUDA and CPU runs see the same
+    randomised weights (their correlations agree); smoothgrad's per-step noise generator lives on the device."""
+    import robench
+
+    runs = {device: robench.evaluate("zoo:standard", "sample", suites="sanity", limit=16, device=device)
+            for device in ("cpu", "cuda")}
+    columns = [c for c in runs["cpu"].per_image.columns if c.startswith("mprt[")]
+    pd.testing.assert_frame_equal(runs["cpu"].per_image[columns], runs["cuda"].per_image[columns], atol=1e-4,
+                                  check_exact=False)
+    run = robench.evaluate("zoo:standard", "sample", suites="sanity", limit=16, device="cuda",
+                           attribution="smoothgrad", attribution_options={"samples": 2})
+    assert len(run.rows("mprt", "flagged")) == 1

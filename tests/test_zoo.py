@@ -16,7 +16,7 @@ from robench.zoo import zoo_names
 def test_zoo_model_loads_with_metadata(name: str) -> None:
     assert name in zoo_names()
     model = load_model(f"zoo:{name}")
-    assert model.info.arch == "cnn_small" and model.info.input_size == (3, 32, 32) and model.info.num_classes == 10
+    assert model.info.arch == "airbench_s" and model.info.input_size == (3, 32, 32) and model.info.num_classes == 10
     assert model.info.training["config"]["method"] == name and model.info.training["log"]
     assert len(model.info.sha256 or "") == 64
 

@@ -62,6 +62,8 @@ def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, title: str
     plots_dir = out / "plots"
     report = Report(out, out / "report.md", out / "report.html", out / "comparison.csv")
     report.notes += [f"warning: {w}" for w in (r.all_zero_warning() for r in runs) if w]
+    sanity = _sanity(runs, labels)
+    report.notes += [f"warning: {line}" for flag, line in sanity[1] if flag == 1]
     figures = {"noise": noise_curves(runs, labels, mask), "occlusion": occlusion_curves(runs, labels, mask),
                "gini": gini_and_lorenz(runs, labels, mask), "corruptions": corruption_heatmaps(runs, labels)}
     if examples:
@@ -75,8 +77,8 @@ def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, title: str
     write_atomic(report.table, lambda tmp: table.to_csv(tmp, index=False, float_format="%.6g"))
     title = title or ("robench comparison: " + ", ".join(labels) if len(runs) > 1 else f"robench report: {labels[0]}")
     overview = _overview(runs, labels)
-    write_text_atomic(report.markdown, _markdown(title, runs, overview, table, mask, report))
-    write_text_atomic(report.html, _html(title, runs, overview, table, mask, report))
+    write_text_atomic(report.markdown, _markdown(title, runs, overview, table, mask, report, sanity))
+    write_text_atomic(report.html, _html(title, runs, overview, table, mask, report, sanity))
     return report
 
 
@@ -103,6 +105,27 @@ def _training_text(params: dict[str, object]) -> str:
     return ", ".join(parts)
 
 
+Sanity = tuple[pd.DataFrame | None, list[tuple[float, str]]]
+
+
+def _sanity(runs: Sequence[Run], labels: Sequence[str]) -> Sanity:
+    """The sanity suite's table (mean Spearman and SSIM per randomisation step, two columns per model) and
+    each run's verdict (flag, line); (None, []) when no run has the suite."""
+    columns: dict[str, dict[str, float]] = {}
+    for run, label in zip(runs, labels):
+        for metric in ("spearman", "ssim"):
+            rows = run.rows("mprt", metric)
+            if len(rows):
+                columns[f"{label} {metric}"] = dict(zip(rows["param"], rows["value"]))
+    verdicts = [v for v in (run.mprt_verdict() for run in runs) if v is not None]
+    if not columns:
+        return None, verdicts
+    steps = list(dict.fromkeys(step for values in columns.values() for step in values))
+    table = pd.DataFrame({name: [values.get(step, np.nan) for step in steps] for name, values in columns.items()},
+                         index=pd.Index(steps, name="layers randomised"))
+    return table.map(lambda v: "–" if pd.isna(v) else f"{v:.3f}"), verdicts
+
+
 def _display(table: pd.DataFrame, scope: str) -> pd.DataFrame:
     shown = table[table["scope"] == scope].drop(columns=["scope", "test", "param"]).set_index("measure")
     return shown.map(lambda v: "–" if pd.isna(v) else (f"{v:.0f}" if float(v).is_integer() and v > 1 else f"{v:.3f}"))
@@ -117,12 +140,20 @@ def _intro(runs: Sequence[Run], mask: np.ndarray) -> str:
             f"Written by robench {__version__}.")
 
 
+SANITY_TITLE = "Attribution sanity check (model-parameter randomisation)"
+SANITY_INTRO = ("Mean similarity of each image's |attribution| on the model and on a copy whose layers are re-initialised "
+                "from the output down (all images); an attribution that explains the model falls towards 0.")
+
+
 def _markdown(title: str, runs: Sequence[Run], overview: pd.DataFrame, table: pd.DataFrame, mask: np.ndarray,
-              report: Report) -> str:
+              report: Report, sanity: Sanity) -> str:
     parts = [f"# {title}", "", _intro(runs, mask), "", "## Models", "", overview.to_markdown(index=False, disable_numparse=True), "",
              "## On the common-correct images", "", _display(table, "common").to_markdown(disable_numparse=True), "",
-             "## Each model on its own correctly classified images", "", _display(table, "own").to_markdown(disable_numparse=True), "",
-             "## Plots", ""]
+             "## Each model on its own correctly classified images", "", _display(table, "own").to_markdown(disable_numparse=True), ""]
+    if sanity[0] is not None:
+        parts += [f"## {SANITY_TITLE}", "", SANITY_INTRO, "", sanity[0].to_markdown(disable_numparse=True), ""]
+        parts += [f"**{line}**" if flag == 1 else line for flag, line in sanity[1]] + [""]
+    parts += ["## Plots", ""]
     for name, paths in report.plots.items():
         parts += [f"**{PLOT_CAPTIONS[name]}**", "", f"![{name}](plots/{paths[0].name}) ([SVG](plots/{paths[1].name}))",
                   ""]
@@ -137,7 +168,7 @@ figcaption{font-weight:600;margin-bottom:0.4em}"""
 
 
 def _html(title: str, runs: Sequence[Run], overview: pd.DataFrame, table: pd.DataFrame, mask: np.ndarray,
-          report: Report) -> str:
+          report: Report, sanity: Sanity) -> str:
     figures = []
     for name, paths in report.plots.items():
         data = base64.b64encode(paths[0].read_bytes()).decode()
@@ -145,12 +176,18 @@ def _html(title: str, runs: Sequence[Run], overview: pd.DataFrame, table: pd.Dat
                        f'<img alt="{name} plot" src="data:image/png;base64,{data}"></figure>')
     notes = "".join(f"<p><em>{html.escape(n)}</em></p>" for n in report.notes)
     intro = html.escape(_intro(runs, mask)).replace("**common-correct**", "<strong>common-correct</strong>")
+    checks = ""
+    if sanity[0] is not None:
+        lines = "".join(f"<p><strong>{html.escape(line)}</strong></p>" if flag == 1 else f"<p>{html.escape(line)}</p>"
+                        for flag, line in sanity[1])
+        checks = (f"<h2>{SANITY_TITLE}</h2><p>{html.escape(SANITY_INTRO)}</p>"
+                  f"{sanity[0].to_html(table_id='sanity')}{lines}")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{CSS}</style></head>
 <body><h1>{html.escape(title)}</h1><p>{intro}</p>
 <h2>Models</h2>{overview.to_html(index=False, table_id="models")}
 <h2>On the common-correct images</h2>{_display(table, "common").to_html(table_id="common")}
 <h2>Each model on its own correctly classified images</h2>{_display(table, "own").to_html(table_id="own")}
-<h2>Plots</h2>{"".join(figures)}{notes}
+{checks}<h2>Plots</h2>{"".join(figures)}{notes}
 </body></html>
 """

@@ -75,6 +75,23 @@ class Run:
         return (f"{100 * share:.1f}% of {self.name}'s attribution maps are all zero (scored Gini 0 by convention): "
                 f"pixel Gini mean {with_zero:.3f} with them, {without:.3f} without them (correct images)")
 
+    def mprt_verdict(self) -> tuple[float, str] | None:
+        """The sanity suite's verdict (1 flagged, 0 passed, NaN undecided) and a line saying it; None without one."""
+        rows = self.rows("mprt", "flagged")
+        if not len(rows):
+            return None
+        flag, attribution, step = float(rows["value"].iloc[0]), rows["variant"].iloc[0], rows["param"].iloc[0]
+        spearman = self.value("mprt", "spearman", attribution, step)
+        threshold = self.meta["suites"]["sanity"]["mprt_threshold"]
+        done, _, deepest = step.partition(":")
+        where = f"after randomising {done} layers (down to {deepest})"
+        if flag == 1:
+            return flag, (f"attribution {attribution} of {self.name} FAILS the model-randomisation sanity check: its maps "
+                          f"keep a mean Spearman correlation of {spearman:.3f} > {threshold:g} with the original {where}")
+        verdict = "passes" if flag == 0 else "is undecided by (no defined correlation)"
+        return flag, (f"attribution {attribution} of {self.name} {verdict} the model-randomisation sanity check: mean "
+                      f"Spearman correlation {spearman:.3f} (threshold {threshold:g}) {where}")
+
     def rows(self, test: str, metric: str, variant: str | None = None, param: str | None = None) -> pd.DataFrame:
         """Rows of ``results.csv`` for ``test`` and ``metric``; ``variant`` matches a prefix, ``param`` exactly."""
         r = self.results

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from robench.errors import RobenchError
-from robench.settings import SUITE_CONFIGS, AdversarialConfig, CorruptionsConfig, InequalityConfig
+from robench.settings import SUITE_CONFIGS, AdversarialConfig, CorruptionsConfig, InequalityConfig, SanityConfig
 from robench.suites.base import SUITES, Batch, Suite, result_row
 
 # Importing a suite's module registers it; this order is the order `robench list` shows.
@@ -14,6 +14,7 @@ from robench.suites.clean import CleanSuite  # noqa: F401
 from robench.suites.inequality import InequalitySuite  # noqa: F401
 from robench.suites.adversarial import AdversarialSuite  # noqa: F401
 from robench.suites.corruptions import CorruptionsSuite  # noqa: F401
+from robench.suites.sanity import SanitySuite  # noqa: F401
 # isort: on
 
 FULL = ("clean", "inequality", "corruptions", "adversarial")
@@ -34,4 +35,5 @@ def make_suites(names: str, seed: int = 0, suite_options: dict[str, dict[str, An
     return [SUITES[n](seed=seed, **(suite_options or {}).get(n, {})) for n in ordered]
 
 
-__all__ = ["FULL", "SUITES", "SUITE_CONFIGS", "AdversarialConfig", "Batch", "CorruptionsConfig", "InequalityConfig", "Suite", "make_suites", "result_row"]
+__all__ = ["FULL", "SUITES", "SUITE_CONFIGS", "AdversarialConfig", "Batch", "CorruptionsConfig", "InequalityConfig",
+           "SanityConfig", "Suite", "make_suites", "result_row"]
