@@ -38,15 +38,12 @@ console = Console(width=None if sys.stdout.isatty() else 140)
 ZOO_DEFAULT = "zoo:standard"
 
 
-def attribution_settings(name: str, **given: object) -> dict[str, object]:
-    """The options the user gave that attribution ``name`` accepts; an error for those it does not."""
-    from robench.attribution import attribution_options
+def attribution_settings(names: str, **given: object) -> dict[str, object]:
+    """The options the user gave; an error for one that none of the comma-separated attributions ``names`` accepts."""
+    from robench.attribution import attribution_names, options_per_method
 
-    accepted = set(attribution_options(name))
     chosen = {k: v for k, v in given.items() if v is not None}
-    wrong = sorted(set(chosen) - accepted)
-    if wrong:
-        raise RobenchError(f"option(s) {', '.join(wrong)} do not apply to attribution {name!r}")
+    options_per_method(attribution_names(names), chosen)
     return chosen
 
 
@@ -73,7 +70,7 @@ def evaluate(
     batch_size: int = typer.Option(128, help="Images per batch."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     overwrite: bool = typer.Option(False, help="Replace results of a different run in --out."),
-    attribution: str = typer.Option("saliency", help="[inequality] saliency, integrated_gradients, input_x_gradient or smoothgrad."),
+    attribution: str = typer.Option("saliency", help="[inequality] saliency, integrated_gradients, input_x_gradient or smoothgrad; several comma-separated (the attacks use the first)."),
     ig_steps: Optional[int] = typer.Option(None, help="[inequality] Integrated-gradients steps (default 50)."),
     ig_method: Optional[str] = typer.Option(None, help="[inequality] gausslegendre or riemann_{trapezoid,left,right,middle}."),
     ig_baseline: Optional[str] = typer.Option(None, help="[inequality] zero (black) or mean (the model's normalisation mean)."),
