@@ -238,6 +238,14 @@ def compare(runs: Sequence[Run | str | Path], out: str | Path | None = None, *, 
     return comparison_table(loaded)
 
 
+def rankings(runs: Sequence[Run | str | Path]) -> Any:
+    """The models ranked by each attribution measure of each attribution method on the common-correct images,
+    with Kendall's τ against the headline ranking (pixel Gini of the first method): the report's rankings.csv."""
+    from robench.reports.compare import ranking_table
+
+    return ranking_table([r if isinstance(r, Run) else load_run(r) for r in runs])
+
+
 def report(run: Run | str | Path, out: str | Path | None = None, *, title: str | None = None,
            examples: bool = True) -> Any:
     """One model's report (:func:`compare` with one run)."""

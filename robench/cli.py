@@ -291,7 +291,7 @@ def _write_report(runs: list[Path], out: Path, title: str | None, examples: bool
     from robench.reports.report import build_report
 
     written = build_report(runs, out, title=title, examples=examples)
-    for note in written.notes:
+    for note in [*written.notes, *written.agreement]:
         console.print(note)
     console.print(f"report written to {written.html} (and report.md, comparison.csv, "
                   f"{sum(len(p) for p in written.plots.values())} plot files)")
