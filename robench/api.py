@@ -228,7 +228,8 @@ def _run_dirs(runs: Run | str | Path | Sequence[Run | str | Path]) -> list[Path]
 def compare(runs: Sequence[Run | str | Path], out: str | Path | None = None, *, title: str | None = None,
             examples: bool = True) -> Any:
     """Compare evaluated runs (Run objects or run directories): the comparison table as a DataFrame, and with
-    ``out`` the full report there (report.md, report.html, comparison.csv, plots), as ``robench compare``."""
+    ``out`` the full report there (report.md, report.html, comparison.csv, rankings.csv, plots), as
+    ``robench compare``; the rankings table alone is :func:`rankings`."""
     from robench.reports.compare import comparison_table
     from robench.reports.report import build_report
 
