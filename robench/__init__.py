@@ -1,7 +1,7 @@
 """robench: measure the inequality phenomenon of adversarially trained image classifiers.
 
 The Python API (docs/python-api.md) is importable from here: ``robench.evaluate``, ``robench.load_model``,
-``robench.wrap``, ``robench.load_data``, ``robench.load_run``, ``robench.compare``, ``robench.report``,
+``robench.wrap``, ``robench.load_data``, ``robench.load_run``, ``robench.compare``, ``robench.rankings``, ``robench.report``,
 ``robench.train``, ``robench.leaderboard`` and the :class:`Run` they return. They are imported on first
 use, so ``import robench`` stays light.
 """
@@ -18,7 +18,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+src"
 
 _API = {"evaluate": "robench.api", "load_model": "robench.api", "wrap": "robench.api", "load_data": "robench.api",
-        "compare": "robench.api", "report": "robench.api", "train": "robench.train",
+        "compare": "robench.api", "rankings": "robench.api", "report": "robench.api", "train": "robench.train",
         "load_run": "robench.reports.runs", "Run": "robench.reports.runs", "leaderboard": "robench.reports.leaderboard"}
 
 __all__ = ["__version__", *_API]

@@ -231,7 +231,8 @@ def _run_dirs(runs: Run | str | Path | Sequence[Run | str | Path]) -> list[Path]
 def compare(runs: Sequence[Run | str | Path], out: str | Path | None = None, *, title: str | None = None,
             examples: bool = True) -> Any:
     """Compare evaluated runs (Run objects or run directories): the comparison table as a DataFrame, and with
-    ``out`` the full report there (report.md, report.html, comparison.csv, plots), as ``robench compare``."""
+    ``out`` the full report there (report.md, report.html, comparison.csv, rankings.csv, plots), as
+    ``robench compare``; the rankings table alone is :func:`rankings`."""
     from robench.reports.compare import comparison_table
     from robench.reports.report import build_report
 
@@ -239,6 +240,14 @@ def compare(runs: Sequence[Run | str | Path], out: str | Path | None = None, *, 
     if out is not None:
         build_report(_run_dirs(loaded), out, title=title, examples=examples)
     return comparison_table(loaded)
+
+
+def rankings(runs: Sequence[Run | str | Path]) -> Any:
+    """The models ranked by each attribution measure of each attribution method on the common-correct images,
+    with Kendall's τ against the headline ranking (pixel Gini of the first method): the report's rankings.csv."""
+    from robench.reports.compare import ranking_table
+
+    return ranking_table([r if isinstance(r, Run) else load_run(r) for r in runs])
 
 
 def report(run: Run | str | Path, out: str | Path | None = None, *, title: str | None = None,

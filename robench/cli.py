@@ -35,15 +35,12 @@ console = Console(width=None if sys.stdout.isatty() else 140)
 ZOO_DEFAULT = "zoo:standard"
 
 
-def attribution_settings(name: str, **given: object) -> dict[str, object]:
-    """The options the user gave that attribution ``name`` accepts; an error for those it does not."""
-    from robench.attribution import attribution_options
+def attribution_settings(names: str, **given: object) -> dict[str, object]:
+    """The options the user gave; an error for one that none of the comma-separated attributions ``names`` accepts."""
+    from robench.attribution import attribution_names, options_per_method
 
-    accepted = set(attribution_options(name))
     chosen = {k: v for k, v in given.items() if v is not None}
-    wrong = sorted(set(chosen) - accepted)
-    if wrong:
-        raise RobenchError(f"option(s) {', '.join(wrong)} do not apply to attribution {name!r}")
+    options_per_method(attribution_names(names), chosen)
     return chosen
 
 
@@ -293,7 +290,7 @@ def _write_report(runs: list[Path], out: Path, title: str | None, examples: bool
     from robench.reports.report import build_report
 
     written = build_report(runs, out, title=title, examples=examples)
-    for note in written.notes:
+    for note in [*written.notes, *written.agreement]:
         console.print(note)
     console.print(f"report written to {written.html} (and report.md, comparison.csv, "
                   f"{sum(len(p) for p in written.plots.values())} plot files)")

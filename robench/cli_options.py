@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import types
 import typing
 from collections.abc import Callable
 from typing import Any, Optional
@@ -31,8 +32,9 @@ def dataclass_options(cls: type, skip: tuple[str, ...] = (),
             continue
         hint = hints[f.name]
         args = typing.get_args(hint)
+        union = typing.get_origin(hint) in (typing.Union, types.UnionType)
         optional = type(None) in args
-        base = next(a for a in args if a is not type(None)) if optional else hint
+        base = next(a for a in args if a is not type(None)) if union else hint  # str | Sequence[str]: str
         default = ... if f.default is dataclasses.MISSING else f.default
         help_text = f"[{tag(f.name)}] {f.metadata.get('help')}" if tag else f.metadata.get("help")
         if "parse" in f.metadata:  # a sequence, given as text; None keeps the default

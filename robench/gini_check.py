@@ -68,9 +68,9 @@ def check_run(run_dir: Path, images: int, batch: int, mad_limit: int) -> dict[st
     run = load_run(run_dir)
     if "gini_pixel" not in run.per_image:
         raise SystemExit(f"{run_dir}: no gini_pixel column (run the inequality suite)")
-    attribution = run.meta["suites"].get("inequality", {}).get("attribution")
-    if attribution != "saliency":
-        raise SystemExit(f"{run_dir}: evaluated with attribution {attribution!r}; this check recomputes saliency")
+    if run.attributions[:1] != ("saliency",):
+        raise SystemExit(f"{run_dir}: evaluated with attribution {','.join(run.attributions)!r}; this check recomputes "
+                         "saliency (listed first)")
     rows = np.flatnonzero(run.per_image["correct"].astype(bool).to_numpy())[:images]
     model = reload_model(run).eval()
     independent, formula = [], ""

@@ -27,37 +27,60 @@ class PerImageColumn:
     still correct under PGD at ε = 0.5), ``spearman`` / ``ssim`` (similarity of the attribution map before
     and after a model-randomisation step) and ``gini`` (pixel Gini of the map at that step). NaN: the image
     was not attacked (or its similarity is undefined).
+    ``attribution``: for a measure of an attribution map, the method when it is not the run's first one
+    (the first, whose map the attacks use, has the plain names: ``gini_pixel``; a further method
+    ``gini_pixel[integrated_gradients]``); None otherwise.
     """
 
     name: str
     test: str
     param: str
     part: str
+    attribution: str | None = None
 
     def errors(self, values: Any) -> Any:
         """Per-image error flags (1 = fooled or wrong) from this column's values; ``fooled`` columns as they are."""
         return 1.0 - values if self.part in ("robust", "correct") else values
 
+    @property
+    def inequality_sign(self) -> int:
+        """+1 when a larger value means a more unequal map (Gini, top-k mass), -1 when a smaller one does
+        (normalised entropy, participation ratio): multiply by it to rank by inequality."""
+        return -1 if self.test == "concentration" and self.param in LOWER_IS_MORE_UNEQUAL else 1
 
-#: (pattern, test, param, part) for every suite column; the only place that reads column names.
+
+#: Concentration measures that fall as a map gets more unequal (docs/metrics.md).
+LOWER_IS_MORE_UNEQUAL = ("entropy", "participation")
+
+#: (pattern, test, param, part) of the measures of an attribution map: each may carry a ``[method]`` qualifier.
+_ATTRIBUTION_PATTERNS = [
+    (r"gini_([^\[\]]+)", "gini", "{0}", "value"),
+    (r"(entropy|participation)", "concentration", "{0}", "value"),
+    (r"(top_mass@[^\[\]]+)", "concentration", "{0}", "value"),
+    (r"lorenz@([^\[\]]+)", "lorenz", "{0}", "share"),
+    (r"attribution_all_zero", "gini", "pixel", "all_zero"),
+]
+_QUALIFIER = r"(?:\[(\w+)\])?"
+
+#: (pattern, test, param, part) of the other suite columns; with the above, the only place that reads column names.
 _COLUMN_PATTERNS = [
     (r"mprt\[(.+)\]_(spearman|ssim|gini)", "mprt", "{0}", "{1}"),
-    (r"gini_(.+)", "gini", "{0}", "value"),
-    (r"(entropy|participation)", "concentration", "{0}", "value"),
-    (r"(top_mass@.+)", "concentration", "{0}", "value"),
-    (r"lorenz@(.+)", "lorenz", "{0}", "share"),
     (r"ina@(.+)", "inductive_noise", "{0}", "fooled"),
     (r"rn@(.+)", "random_noise", "{0}", "fooled"),
     (r"ioa\[(.+)\]_(fooled|area|queries)", "inductive_occlusion", "{0}", "{1}"),
     (r"(pgd|fgsm|autoattack)@(.+)", "{0}", "{1}", "robust"),
     (r"corr\[(.+)\]", "corruption", "{0}", "correct"),
-    (r"attribution_all_zero", "gini", "pixel", "all_zero"),
     (r"pgd_large_eps", "sanity", "large_eps_accuracy", "sanity"),
 ]
 
 
 def describe_column(name: str) -> PerImageColumn | None:
     """What per-image column ``name`` holds, or None for the base columns (index, label, prediction, ...)."""
+    for pattern, test, param, part in _ATTRIBUTION_PATTERNS:
+        match = re.fullmatch(pattern + _QUALIFIER, name)
+        if match:
+            *groups, method = match.groups()
+            return PerImageColumn(name, test.format(*groups), param.format(*groups), part.format(*groups), method)
     for pattern, test, param, part in _COLUMN_PATTERNS:
         match = re.fullmatch(pattern, name)
         if match:
@@ -72,8 +95,8 @@ def per_image_columns(names: Iterable[str], test: str | None = None, part: str |
     return [c for c in found if c is not None and (test is None or c.test == test) and (part is None or c.part == part)]
 
 
-def column_name(test: str, param: str, part: str) -> str:
-    """The per-image column of (test, param, part): the inverse of :func:`describe_column`."""
+def column_name(test: str, param: str, part: str, attribution: str | None = None) -> str:
+    """The per-image column of (test, param, part[, further attribution method]): the inverse of :func:`describe_column`."""
     prefix = {"inductive_noise": "ina", "random_noise": "rn"}
     if test in prefix:
         return f"{prefix[test]}@{param}"
@@ -83,14 +106,22 @@ def column_name(test: str, param: str, part: str) -> str:
         return f"{test}@{param}"
     if test == "corruption":
         return f"corr[{param}]"
-    if test == "lorenz":
-        return f"lorenz@{param}"
-    if test == "gini":
-        return "attribution_all_zero" if part == "all_zero" else f"gini_{param}"
-    if test == "concentration":
-        return param
     if test == "sanity":
         return "pgd_large_eps"
     if test == "mprt":
         return f"mprt[{param}]_{part}"
+    qualifier = f"[{attribution}]" if attribution else ""
+    if test == "lorenz":
+        return f"lorenz@{param}{qualifier}"
+    if test == "gini":
+        return ("attribution_all_zero" if part == "all_zero" else f"gini_{param}") + qualifier
+    if test == "concentration":
+        return param + qualifier
     raise ValueError(f"no per-image column for test {test!r}")
+
+
+def attribution_variant(variant: str, attribution: str | None = None) -> str:
+    """The ``results.csv`` variant of an attribution measure's rows: as it is for the run's first method
+    (``pixel:abs``), prefixed by a further method (``integrated_gradients/pixel:abs``), so that readers
+    matching the variant's start (``Run.value``) keep reading the first method."""
+    return f"{attribution}/{variant}" if attribution else variant

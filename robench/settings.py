@@ -9,6 +9,7 @@ torch. Settings that a run recorded under earlier names are read through :func:`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -30,8 +31,9 @@ class InequalityConfig:
     gradients, ``samples`` of SmoothGrad, ...; the CLI's ``--ig-steps``, ``--smoothgrad-samples``, ...).
     """
 
-    attribution: str = setting("saliency", "saliency, integrated_gradients, input_x_gradient or smoothgrad.")
-    attribution_options: dict[str, Any] = field(default_factory=dict)
+    attribution: str | Sequence[str] = setting("saliency", "saliency, integrated_gradients, input_x_gradient or "
+                                                           "smoothgrad; several comma-separated (the attacks use the first).")
+    attribution_options: dict[str, Any] = field(default_factory=dict)  # each goes to the listed methods accepting it
     gini_value: str = setting("abs", "Attribution values for Gini: abs or positive.")
     ina_budgets: tuple[float | int, ...] = setting(INA_DEFAULT_FRACTIONS, "Inductive-noise budgets: fractions "
                                                    "(0.002,0.004) or counts (5000).", parse=parse_budgets)
@@ -47,12 +49,23 @@ class InequalityConfig:
     occlusion_radius: int | None = setting(None, "Max patch radius R (default max(2, round(20·H/224))).")
     attack_batch: int = setting(256, "Max images per attack forward pass.")
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.attribution, str):  # recorded as on the command line: "saliency,smoothgrad"
+            self.attribution = ",".join(self.attribution)
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The attribution methods in order; the attacks use the first."""
+        from robench.attribution import attribution_names
+
+        return attribution_names(self.attribution)
+
     def validate(self) -> None:
         """One-line errors, naming the setting, for values out of range."""
         from robench.attacks import NOISE_KINDS, NOISE_MODES, ORDERS
-        from robench.attribution import get_attribution
+        from robench.attribution import options_per_method
 
-        get_attribution(self.attribution)
+        options_per_method(self.methods, self.attribution_options)
         for name, allowed in (("gini_value", ("abs", "positive")), ("noise_mode", NOISE_MODES), ("noise", NOISE_KINDS),
                               ("occlusion_order", ORDERS)):
             if getattr(self, name) not in allowed:
@@ -135,6 +148,8 @@ class SanityConfig:
         """One-line errors, naming the setting, for values out of range."""
         from robench.attribution import get_attribution
 
+        if "," in self.attribution:
+            raise SettingError("attribution", f"the sanity suite checks one attribution per run, got {self.attribution!r}")
         get_attribution(self.attribution)
         if self.mprt_steps < 1:
             raise SettingError("mprt_steps", f"must be at least 1, got {self.mprt_steps}")

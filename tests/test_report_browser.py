@@ -57,7 +57,7 @@ def report(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
 def test_report_renders_with_every_plot(report, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     assert set(report.plots) == {"noise", "occlusion", "gini", "corruptions", "examples"}
     loaded, total, tables = browser_check(report.html)
-    assert (loaded, total, tables) == (5, 5, 3)
+    assert (loaded, total, tables) == (5, 5, 4)  # models, common, rankings, own
     shot = Path(os.environ.get("ROBENCH_SCREENSHOT_DIR", tmp_path)) / "report.png"
     shot.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run([BROWSER, *FLAGS, f"--screenshot={shot}", "--window-size=1280,3000", report.html.as_uri()],

@@ -18,8 +18,10 @@ from robench.attribution.registry import (
     ATTRIBUTIONS,
     DEFAULT_ATTRIBUTION,
     attribute,
+    attribution_names,
     attribution_options,
     get_attribution,
+    options_per_method,
 )
 from robench.attribution.smoothgrad import smoothgrad
 
@@ -29,12 +31,14 @@ __all__ = [
     "DEFAULT_ATTRIBUTION",
     "IG_METHODS",
     "attribute",
+    "attribution_names",
     "attribution_options",
     "completeness_gap",
     "get_attribution",
     "ig_steps",
     "input_x_gradient",
     "integrated_gradients",
+    "options_per_method",
     "resolve_baseline",
     "saliency",
     "smoothgrad",

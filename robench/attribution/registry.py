@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from torch import Tensor, nn
@@ -35,6 +35,34 @@ def get_attribution(name: str) -> AttributionFn:
     except (KeyError, TypeError):  # kept as the CLI's message (docs/errors.md)
         raise RobenchError(f"unknown attribution {name!r}; choose one of: "
                            f"{', '.join(sorted(ATTRIBUTIONS))}") from None
+
+
+def attribution_names(spec: str | Sequence[str]) -> tuple[str, ...]:
+    """The methods of ``spec`` in order: ``"saliency,integrated_gradients"`` or a list of names.
+
+    RobenchError for an unknown, repeated or missing name. The first method is the one the attacks use.
+    """
+    names = tuple(n.strip() for n in (spec.split(",") if isinstance(spec, str) else spec))
+    if not names or not all(names):
+        raise RobenchError(f"attribution takes method names, comma-separated (e.g. saliency,smoothgrad); got {spec!r}")
+    for name in names:
+        get_attribution(name)
+    if len(set(names)) != len(names):
+        raise RobenchError(f"attribution lists a method twice: {','.join(names)}")
+    return names
+
+
+def options_per_method(names: Sequence[str], options: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each method's share of the flat ``options`` (the keys it accepts, e.g. ``steps`` for integrated gradients).
+
+    RobenchError naming an option that no listed method accepts.
+    """
+    accepted = {name: set(attribution_options(name)) for name in names}
+    wrong = sorted(k for k in options if not any(k in keys for keys in accepted.values()))
+    if wrong:
+        raise RobenchError(f"option(s) {', '.join(wrong)} do not apply to attribution "
+                           f"{' or '.join(repr(n) for n in names)}")
+    return {name: {k: v for k, v in options.items() if k in keys} for name, keys in accepted.items()}
 
 
 def attribute(name: str, model: nn.Module, x: Tensor, target: Tensor, **options: Any) -> Tensor:

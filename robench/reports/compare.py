@@ -7,6 +7,11 @@ gives both, side by side, one column per model:
 - scope ``own``: read from each run's ``results.csv`` (attacks on the images *that* model gets right);
 - scope ``common``: recomputed from ``per_image.csv`` on :func:`common_correct` (the images all of
   them get right), so that differences between models are not differences between image sets.
+
+:func:`ranking_table` ranks the models by every attribution measure of every attribution method on the
+common-correct images (1 = the most unequal maps) and gives Kendall's τ of each ranking against the
+headline one, the pixel Gini of the first attribution method; :func:`ranking_notes` says in words where
+rankings disagree.
 """
 
 from __future__ import annotations
@@ -15,10 +20,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.stats import kendalltau
 
 from robench.errors import RobenchError
 from robench.reports.runs import Run
-from robench.schema import per_image_columns
+from robench.schema import PerImageColumn, per_image_columns
 
 SCOPES = ("own", "common")
 
@@ -80,8 +86,8 @@ def common_values(run: Run, mask: np.ndarray) -> pd.DataFrame:
         param = f"fill={column.param}" if test == "inductive_occlusion" else column.param
         metric = {"value": "mean", "fooled": "error_rate", "robust": "robust_accuracy", "correct": "error_rate"}[part]
         rows.append({"test": test, "param": param, "metric": metric, "value": float(values.mean()),
-                     "n": int(values.notna().sum())})
-    return pd.DataFrame(rows, columns=["test", "param", "metric", "value", "n"])
+                     "n": int(values.notna().sum()), "attribution": column.attribution})
+    return pd.DataFrame(rows, columns=["test", "param", "metric", "value", "n", "attribution"])
 
 
 #: (label, test, variant prefix, param, metric) of the ``own``-scope rows, in reading order.
@@ -129,7 +135,9 @@ def comparison_table(runs: Sequence[Run]) -> pd.DataFrame:
         for _, row in common.iterrows():
             if row["test"] == "corruption":
                 continue  # per corruption and severity: the heatmap shows them; the mean follows
-            put("common", f"{_common_label(row['test'], row['param'])}", row["test"], row["param"], label, row["value"])
+            method = f" [{row['attribution']}]" if row["attribution"] else ""  # a further attribution method's measure
+            put("common", f"{_common_label(row['test'], row['param'])}{method}", row["test"], row["param"], label,
+                row["value"])
         corr = common[common["test"] == "corruption"]
         if len(corr):
             put("common", "corruption error, all (mean)", "corruption_all", "mean", label, float(corr["value"].mean()))
@@ -157,3 +165,93 @@ def _common_label(test: str, param: str) -> str:
     if test == "inductive_occlusion":
         return f"occlusion error, {param}"
     return f"{names[test]} @ {_fmt_param(test, param)}"
+
+
+# ---------------------------------------------------------------------------------------------- rankings
+
+#: The tests whose per-image values measure how unequal an attribution map is.
+ATTRIBUTION_TESTS = ("gini", "concentration")
+MIN_MODELS_FOR_TAU = 3
+
+
+def attribution_means(run: Run, mask: np.ndarray) -> dict[tuple[str, str, str], tuple[PerImageColumn, float]]:
+    """Each attribution measure's mean over the images ``mask`` selects (NaN maps left out), keyed by
+    (method, test, param) in the run's column order: the first method's measures first."""
+    found = {}
+    for column in per_image_columns(run.per_image.columns, part="value"):
+        if column.test in ATTRIBUTION_TESTS:
+            method = column.attribution or run.attributions[0]
+            values = pd.to_numeric(run.per_image.loc[mask, column.name], errors="coerce").astype(float)
+            found[(method, column.test, column.param)] = (column, float(values.mean()))
+    return found
+
+
+def ranking_table(runs: Sequence[Run]) -> pd.DataFrame:
+    """The models ranked by each attribution measure of each attribution method all runs have, on the
+    common-correct images; Kendall's τ of each ranking against the headline ranking.
+
+    Columns: ``attribution``, ``measure``, ``test``, ``param``, ``more_unequal`` (``higher`` or
+    ``lower``: entropy and participation fall as maps concentrate), one column per model holding its
+    rank (1 = the most unequal maps; ties share the best rank), ``kendall_tau``. The first row is the
+    headline ranking (pixel Gini of the first run's first attribution method that every run has);
+    τ is τ-b of the inequality-aligned means (a ranking's τ against itself is 1), NaN with fewer than
+    :data:`MIN_MODELS_FOR_TAU` models or when a model has no value.
+    """
+    check_comparable(runs)
+    labels = model_labels(runs)
+    mask = common_correct(runs)
+    means = [attribution_means(run, mask) for run in runs]
+    keys = [k for k in means[0] if all(k in m for m in means[1:])]
+    columns = ["attribution", "measure", "test", "param", "more_unequal", *labels, "kendall_tau"]
+    first = next((k for k in keys if k[1:] == ("gini", "pixel")), None)  # the headline: first method's pixel Gini
+    if first is None:
+        return pd.DataFrame(columns=columns)
+    keys = [first, *(k for k in keys if k != first)]
+    scores = {k: np.array([m[k][0].inequality_sign * m[k][1] for m in means]) for k in keys}
+    headline = scores[keys[0]]
+    rows = []
+    for key in keys:
+        method, test, param = key
+        score = scores[key]
+        ranks = pd.Series(-score).rank(method="min").to_numpy()
+        defined = len(runs) >= MIN_MODELS_FOR_TAU and not np.isnan(score).any() and not np.isnan(headline).any()
+        tau = float(kendalltau(score, headline).statistic) if defined else np.nan
+        rows.append({"attribution": method, "measure": _common_label(test, param), "test": test, "param": param,
+                     "more_unequal": "higher" if means[0][key][0].inequality_sign > 0 else "lower",
+                     **dict(zip(labels, ranks)), "kendall_tau": tau})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def ranking_notes(table: pd.DataFrame, labels: Sequence[str], max_pairs: int = 3) -> list[str]:
+    """Plain sentences on :func:`ranking_table`: which rankings disagree with the headline one, and how."""
+    if table.empty:
+        return ["no attribution measure is common to every run: nothing to rank"]
+    head = table.iloc[0]
+    head_name = f"{head['measure']} ({head['attribution']})"
+    if len(labels) < MIN_MODELS_FOR_TAU:
+        return [f"with fewer than {MIN_MODELS_FOR_TAU} models Kendall's τ is uninformative: the rankings are shown "
+                "without it"]
+    notes = []
+    for _, row in table.iloc[1:].iterrows():
+        name = f"{row['measure']} ({row['attribution']})"
+        if np.isnan(row["kendall_tau"]):
+            notes.append(f"no τ for {name}: a model has no value, or every model ties in one of the rankings")
+        elif row["kendall_tau"] < 1:
+            pairs = _differing_pairs([row[m] for m in labels], [head[m] for m in labels], labels)
+            more = f", and {len(pairs) - max_pairs} more pair(s)" if len(pairs) > max_pairs else ""
+            notes.append(f"rankings by {name} and {head_name} disagree: τ = {row['kendall_tau']:.2f}; "
+                         f"{'; '.join(pairs[:max_pairs])}{more}")
+    return notes or [f"every ranking agrees with the one by {head_name} (τ = 1)"]
+
+
+def _differing_pairs(ranks: Sequence[float], head: Sequence[float], labels: Sequence[str]) -> list[str]:
+    """The model pairs two rankings order differently: swapped, or tied in one of them only."""
+    pairs = []
+    for i in range(len(labels)):
+        for j in range(i + 1, len(labels)):
+            a, b = np.sign(ranks[i] - ranks[j]), np.sign(head[i] - head[j])
+            if a * b < 0:
+                pairs.append(f"models {labels[i]} and {labels[j]} swap")
+            elif a != b:
+                pairs.append(f"models {labels[i]} and {labels[j]} tie in one ranking only")
+    return pairs

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from robench.attacks.occlusion import attribution_map, occlusion_mask, occlusion_steps
-from robench.attribution import attribute
+from robench.attribution import attribute, options_per_method
 from robench.data import load_dataset
 from robench.errors import RobenchError
 from robench.models.loading import LoadOptions, load_model
@@ -93,7 +93,9 @@ def example_grid(runs: Sequence[Run], labels: Sequence[str], mask: np.ndarray, n
         axes[j][0].set_title(f"#{int(runs[0].per_image['index'].iloc[row])}: "
                              f"{classes[int(y[j])] if classes else int(y[j])}", fontsize=8)
     for m, (run, model, label, cfg) in enumerate(zip(runs, models, labels, settings)):
-        attr = attribute(cfg["attribution"], model, x, y, **cfg.get("attribution_options", {})).detach()
+        first = run.attributions[0]  # the attacks' map
+        options = options_per_method(run.attributions, cfg.get("attribution_options", {}))[first]
+        attr = attribute(first, model, x, y, **options).detach()
         k = int(cfg["ina_k"][-1]) if cfg.get("ina_k") else 0
         fills = [f"{f:g}" for f in cfg.get("occlusion_fill", [])]
         fill = "0.5" if "0.5" in fills else (fills[0] if fills else None)

@@ -6,6 +6,7 @@ and writes into ``out_dir``::
     report.md         the tables and links to the plots
     report.html       the same, with every plot embedded (base64 PNG): one file to share
     comparison.csv    the comparison table (scope, measure, test, param, one column per model)
+    rankings.csv      several runs: the models ranked by each attribution measure, Kendall's τ per ranking
     plots/NAME.png, plots/NAME.svg
 
 Every file is written atomically; a failure leaves the previous report in place.
@@ -25,7 +26,7 @@ import pandas as pd
 
 from robench import __version__
 from robench.io import check_writable, write_atomic, write_text_atomic
-from robench.reports.compare import common_correct, comparison_table, model_labels
+from robench.reports.compare import common_correct, comparison_table, model_labels, ranking_notes, ranking_table
 from robench.reports.plots import corruption_heatmaps, gini_and_lorenz, noise_curves, occlusion_curves, save_figure
 from robench.reports.runs import Run, headline, load_run
 
@@ -48,6 +49,8 @@ class Report:
     table: Path
     plots: dict[str, list[Path]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    rankings: Path | None = None  # rankings.csv, when several runs are compared
+    agreement: list[str] = field(default_factory=list)  # where the rankings by attribution measure disagree
 
 
 def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, title: str | None = None,
@@ -75,10 +78,15 @@ def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, title: str
         if fig is not None:
             report.plots[name] = save_figure(fig, plots_dir, name)
     write_atomic(report.table, lambda tmp: table.to_csv(tmp, index=False, float_format="%.6g"))
+    rankings = ranking_table(runs) if len(runs) > 1 else None
+    if rankings is not None:
+        report.rankings = out / "rankings.csv"
+        report.agreement = ranking_notes(rankings, labels)
+        write_atomic(report.rankings, lambda tmp: rankings.to_csv(tmp, index=False, float_format="%.6g"))
     title = title or ("robench comparison: " + ", ".join(labels) if len(runs) > 1 else f"robench report: {labels[0]}")
     overview = _overview(runs, labels)
-    write_text_atomic(report.markdown, _markdown(title, runs, overview, table, mask, report, sanity))
-    write_text_atomic(report.html, _html(title, runs, overview, table, mask, report, sanity))
+    write_text_atomic(report.markdown, _markdown(title, runs, overview, table, rankings, mask, report, sanity))
+    write_text_atomic(report.html, _html(title, runs, overview, table, rankings, mask, report, sanity))
     return report
 
 
@@ -131,6 +139,17 @@ def _display(table: pd.DataFrame, scope: str) -> pd.DataFrame:
     return shown.map(lambda v: "–" if pd.isna(v) else (f"{v:.0f}" if float(v).is_integer() and v > 1 else f"{v:.3f}"))
 
 
+RANKINGS_INTRO = ("Models ranked by each attribution measure on the common-correct images, 1 = the most unequal "
+                  "maps (a higher Gini or top-k mass, a lower entropy or participation ratio); Kendall's τ compares "
+                  "each ranking with the first one.")
+
+
+def _display_rankings(rankings: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
+    shown = rankings[list(labels)].map(lambda v: "–" if pd.isna(v) else f"{v:.0f}")
+    shown["Kendall τ"] = rankings["kendall_tau"].map(lambda v: "–" if pd.isna(v) else f"{v:.2f}")
+    return shown.set_axis(rankings["measure"] + " (" + rankings["attribution"] + ")").rename_axis("ranking by")
+
+
 def _intro(runs: Sequence[Run], mask: np.ndarray) -> str:
     data = runs[0].meta["dataset"]
     return (f"{len(runs)} model(s) evaluated on {runs[0].meta['n_images']} images of "
@@ -145,11 +164,17 @@ SANITY_INTRO = ("Mean similarity of each image's |attribution| on the model and 
                 "from the output down (all images); an attribution that explains the model falls towards 0.")
 
 
-def _markdown(title: str, runs: Sequence[Run], overview: pd.DataFrame, table: pd.DataFrame, mask: np.ndarray,
-              report: Report, sanity: Sanity) -> str:
+def _markdown(title: str, runs: Sequence[Run], overview: pd.DataFrame, table: pd.DataFrame,
+              rankings: pd.DataFrame | None, mask: np.ndarray, report: Report, sanity: Sanity) -> str:
     parts = [f"# {title}", "", _intro(runs, mask), "", "## Models", "", overview.to_markdown(index=False, disable_numparse=True), "",
-             "## On the common-correct images", "", _display(table, "common").to_markdown(disable_numparse=True), "",
-             "## Each model on its own correctly classified images", "", _display(table, "own").to_markdown(disable_numparse=True), ""]
+             "## On the common-correct images", "", _display(table, "common").to_markdown(disable_numparse=True), ""]
+    if rankings is not None:
+        parts += ["## Rankings by attribution measure", "", RANKINGS_INTRO, ""]
+        if not rankings.empty:
+            parts += [_display_rankings(rankings, overview["model"]).to_markdown(disable_numparse=True), ""]
+        parts += [f"- {note}" for note in report.agreement] + [""]
+    parts += ["## Each model on its own correctly classified images", "",
+              _display(table, "own").to_markdown(disable_numparse=True), ""]
     if sanity[0] is not None:
         parts += [f"## {SANITY_TITLE}", "", SANITY_INTRO, "", sanity[0].to_markdown(disable_numparse=True), ""]
         parts += [f"**{line}**" if flag == 1 else line for flag, line in sanity[1]] + [""]
@@ -167,8 +192,8 @@ th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}figure{margi
 figcaption{font-weight:600;margin-bottom:0.4em}"""
 
 
-def _html(title: str, runs: Sequence[Run], overview: pd.DataFrame, table: pd.DataFrame, mask: np.ndarray,
-          report: Report, sanity: Sanity) -> str:
+def _html(title: str, runs: Sequence[Run], overview: pd.DataFrame, table: pd.DataFrame,
+          rankings: pd.DataFrame | None, mask: np.ndarray, report: Report, sanity: Sanity) -> str:
     figures = []
     for name, paths in report.plots.items():
         data = base64.b64encode(paths[0].read_bytes()).decode()
@@ -182,11 +207,16 @@ def _html(title: str, runs: Sequence[Run], overview: pd.DataFrame, table: pd.Dat
                         for flag, line in sanity[1])
         checks = (f"<h2>{SANITY_TITLE}</h2><p>{html.escape(SANITY_INTRO)}</p>"
                   f"{sanity[0].to_html(table_id='sanity')}{lines}")
+    ranked = ""
+    if rankings is not None:
+        shown = "" if rankings.empty else _display_rankings(rankings, overview["model"]).to_html(table_id="rankings")
+        agreement = "".join(f"<li>{html.escape(note)}</li>" for note in report.agreement)
+        ranked = f"<h2>Rankings by attribution measure</h2><p>{html.escape(RANKINGS_INTRO)}</p>{shown}<ul>{agreement}</ul>"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{CSS}</style></head>
 <body><h1>{html.escape(title)}</h1><p>{intro}</p>
 <h2>Models</h2>{overview.to_html(index=False, table_id="models")}
-<h2>On the common-correct images</h2>{_display(table, "common").to_html(table_id="common")}
+<h2>On the common-correct images</h2>{_display(table, "common").to_html(table_id="common")}{ranked}
 <h2>Each model on its own correctly classified images</h2>{_display(table, "own").to_html(table_id="own")}
 {checks}<h2>Plots</h2>{"".join(figures)}{notes}
 </body></html>

@@ -61,6 +61,13 @@ class Run:
         self.path = path
         return path
 
+    @property
+    def attributions(self) -> tuple[str, ...]:
+        """The inequality suite's attribution methods in order (the first: the plain per-image columns, the
+        headline Gini and the attacks' map); empty without that suite."""
+        recorded = self.meta["suites"].get("inequality", {}).get("attribution", "")
+        return tuple(recorded.split(",")) if recorded else ()
+
     def headline(self) -> dict[str, Any]:
         """The run as one leaderboard row (:func:`headline`)."""
         return headline(self)

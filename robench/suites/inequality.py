@@ -5,10 +5,15 @@ Per batch: one attribution of the true class for every image, reused by the Gini
 inductive noise attack and the occlusion attack. Attacks run on the images the model classifies
 correctly (both papers' protocol); other images get NaN in the attack columns, so a comparison
 can later restrict to images that every compared model gets right.
+
+Several methods (``attribution="saliency,integrated_gradients"``): each is computed once per batch
+and gets its own Gini and concentration columns and rows (named by :mod:`robench.schema`: the first
+method's under the plain names, the others qualified by the method); the attacks use the first.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import asdict
 from typing import Any
 
@@ -22,7 +27,7 @@ from robench.attacks import (
     noise_attack,
     resolve_budgets,
 )
-from robench.attribution import attribute, attribution_options
+from robench.attribution import attribute, attribution_options, options_per_method
 from robench.data.imageset import ImageSet
 from robench.metrics import (
     bootstrap_ci,
@@ -34,7 +39,7 @@ from robench.metrics import (
 )
 from robench.metrics.concentration import TOP_FRACTIONS, concentration_columns
 from robench.models.wrapper import RobenchModel
-from robench.schema import per_image_columns
+from robench.schema import attribution_variant, column_name, per_image_columns
 from robench.settings import InequalityConfig
 from robench.suites.base import SUITES, Batch, result_row
 
@@ -56,6 +61,8 @@ class InequalitySuite:
         self.seed = seed
         self.config = config or InequalityConfig()
         self.config.validate()
+        self.methods = self.config.methods
+        self._method_options = options_per_method(self.methods, self.config.attribution_options)
         self._resolved: dict[str, Any] = {}
 
     def options(self) -> dict[str, Any]:
@@ -72,15 +79,16 @@ class InequalitySuite:
             "ina_k": resolve_budgets(self.config.ina_budgets, numel),
             "rn_k": resolve_budgets(self.config.rn_budgets, numel),
         }
+        if len(self.methods) > 1:
+            self._resolved["attack_attribution"] = self.methods[0]
 
     def run_batch(self, model: RobenchModel, batch: Batch) -> dict[str, np.ndarray]:
         cfg, res = self.config, self._resolved
-        options = dict(cfg.attribution_options)
-        if "generator" in attribution_options(cfg.attribution):  # stochastic attributions draw from the batch's generator
-            options.setdefault("generator", batch.generator)
-        with torch.enable_grad():
-            attr = attribute(cfg.attribution, model, batch.x, batch.y, **options)
-        columns = self._gini_columns(attr)
+        first, *further = self.methods
+        attr = self._attribute(first, model, batch, batch.generator)  # the attacks' map
+        columns = self._gini_columns(attr, None)
+        for name in further:  # each with its own generator: the first method's map and the attacks stay as alone
+            columns.update(self._gini_columns(self._attribute(name, model, batch, _method_generator(batch, name)), name))
         correct = batch.correct
         keep = correct.nonzero().flatten()
         n = len(batch.y)
@@ -110,61 +118,51 @@ class InequalitySuite:
                     columns[f"ioa[{fill:g}]_{part}"] = np.full(n, np.nan)
         return columns
 
-    def _gini_columns(self, attr: torch.Tensor) -> dict[str, np.ndarray]:
+    def _attribute(self, name: str, model: RobenchModel, batch: Batch, generator: torch.Generator) -> torch.Tensor:
+        """Attribution ``name`` of the batch's true classes (N×C×H×W); stochastic methods draw from ``generator``."""
+        options = dict(self._method_options[name])
+        if "generator" in attribution_options(name):
+            options.setdefault("generator", generator)
+        with torch.enable_grad():
+            return attribute(name, model, batch.x, batch.y, **options)
+
+    def _gini_columns(self, attr: torch.Tensor, further: str | None) -> dict[str, np.ndarray]:
+        """The per-image measures of N attribution maps ``attr`` (N×C×H×W): Gini, all-zero flag, concentration,
+        and the Lorenz points of the first method; ``further``: the method's name unless it is the first."""
         cfg, res = self.config, self._resolved
         values = transform_attribution(attr, cfg.gini_value)
         pixel, all_zero = gini_with_flags(values)
-        _, shares = lorenz_on_grid(values.flatten(1), grid_size=LORENZ_GRID)
         columns = {
-            "gini_pixel": pixel.double().cpu().numpy(),
-            "gini_region_sum": regional_gini(attr, region="sum", block=res["block_sum"], value=cfg.gini_value).double().cpu().numpy(),
-            "gini_region_avgpool": regional_gini(attr, region="avgpool", block=res["block_avgpool"],
-                                                 value=cfg.gini_value).double().cpu().numpy(),
-            "attribution_all_zero": all_zero.cpu().numpy(),
+            "pixel": pixel.double().cpu().numpy(),
+            "region_sum": regional_gini(attr, region="sum", block=res["block_sum"], value=cfg.gini_value).double().cpu().numpy(),
+            "region_avgpool": regional_gini(attr, region="avgpool", block=res["block_avgpool"],
+                                            value=cfg.gini_value).double().cpu().numpy(),
         }
-        shares_np = torch.as_tensor(shares).double().cpu().numpy()
-        for i in range(1, LORENZ_GRID - 1):
-            columns[f"lorenz@{i / (LORENZ_GRID - 1):.2f}"] = shares_np[:, i]
-        columns.update(concentration_columns(values))
-        return columns
+        named = {column_name("gini", param, "value", further): v for param, v in columns.items()}
+        named[column_name("gini", "pixel", "all_zero", further)] = all_zero.cpu().numpy()
+        if further is None:
+            _, shares = lorenz_on_grid(values.flatten(1), grid_size=LORENZ_GRID)
+            shares_np = torch.as_tensor(shares).double().cpu().numpy()
+            for i in range(1, LORENZ_GRID - 1):
+                named[column_name("lorenz", f"{i / (LORENZ_GRID - 1):.2f}", "share")] = shares_np[:, i]
+        for param, v in concentration_columns(values).items():
+            named[column_name("concentration", param, "value", further)] = v
+        return named
 
     def summarize(self, per_image: pd.DataFrame, classes: list[str]) -> list[dict[str, Any]]:
         cfg, res = self.config, self._resolved
         correct = per_image["correct"].to_numpy(dtype=bool)
         rows: list[dict[str, Any]] = []
-        variants = {"gini_pixel": f"pixel:{cfg.gini_value}",
-                    "gini_region_sum": f"region_sum:b{res['block_sum']}",
-                    "gini_region_avgpool": f"region_avgpool:b{res['block_avgpool']}"}
-        for column, variant in variants.items():
-            for subset, mask in (("correct", correct), ("all", np.ones_like(correct))):
-                values = per_image.loc[mask, column].to_numpy(dtype=float)
-                if len(values):
-                    ci = bootstrap_ci(values, seed=self.seed)
-                    rows.append(result_row(self.name, "gini", variant, subset, "mean", values.mean(), len(values), ci))
-                    rows.append(result_row(self.name, "gini", variant, subset, "std", values.std(ddof=0), len(values)))
-        rows.append(result_row(self.name, "gini", variants["gini_pixel"], "all", "all_zero_maps",
-                               per_image["attribution_all_zero"].sum(), len(per_image)))
-        rows.append(result_row(self.name, "gini", variants["gini_pixel"], "all", "all_zero_share",
-                               per_image["attribution_all_zero"].mean() if len(per_image) else np.nan, len(per_image)))
-        nonzero = ~per_image["attribution_all_zero"].to_numpy(dtype=bool)
-        for subset, mask in (("correct_nonzero", correct & nonzero), ("all_nonzero", nonzero)):
-            values = per_image.loc[mask, "gini_pixel"].to_numpy(dtype=float)
-            if len(values):  # the Gini mean without the convention-0 all-zero maps
-                rows.append(result_row(self.name, "gini", variants["gini_pixel"], subset, "mean", values.mean(),
-                                       len(values), bootstrap_ci(values, seed=self.seed)))
-        for column in CONCENTRATION_COLUMNS:
-            for subset, mask in (("correct", correct), ("all", np.ones_like(correct))):
-                values = per_image.loc[mask, column].to_numpy(dtype=float)
-                values = values[~np.isnan(values)]  # all-zero maps have no distribution
-                if len(values):
-                    rows.append(result_row(self.name, "concentration", f"{column}:{cfg.gini_value}", subset, "mean",
-                                           values.mean(), len(values), bootstrap_ci(values, seed=self.seed)))
+        for name in self.methods:
+            rows += self._attribution_rows(per_image, correct, name if name != self.methods[0] else None)
         for col in per_image_columns(per_image.columns, "lorenz"):
             values = per_image.loc[correct, col.name].to_numpy(dtype=float)
             if len(values):
-                rows.append(result_row(self.name, "lorenz", variants["gini_pixel"], col.param, "mean_share",
+                rows.append(result_row(self.name, "lorenz", f"pixel:{cfg.gini_value}", col.param, "mean_share",
                                        values.mean(), len(values)))
-        noise_variant = f"{cfg.noise_mode}/{cfg.noise}/trials={cfg.trials}"
+        # the attacks' map: named in the variant when the run lists several methods (one method: as always)
+        used = f"/attribution={self.methods[0]}" if len(self.methods) > 1 else ""
+        noise_variant = f"{cfg.noise_mode}/{cfg.noise}/trials={cfg.trials}{used}"
         for prefix, test, budgets, ks in (("ina", "inductive_noise", cfg.ina_budgets, res["ina_k"]),
                                           ("rn", "random_noise", cfg.rn_budgets, res["rn_k"])):
             for budget, k in zip(budgets, ks):
@@ -180,7 +178,7 @@ class InequalitySuite:
             attacked = ~np.isnan(fooled)
             if not attacked.any():
                 continue
-            variant = f"fill={fill:g}/{cfg.occlusion_order}"
+            variant = f"fill={fill:g}/{cfg.occlusion_order}{used}"
             param = f"N={cfg.occlusion_count},R={res['occlusion_radius']}"
             flags = fooled[attacked]
             rows.append(result_row(self.name, "inductive_occlusion", variant, param, "error_rate", flags.mean(),
@@ -191,6 +189,46 @@ class InequalitySuite:
                 rows.append(result_row(self.name, "inductive_occlusion", variant, param, f"mean_{part}",
                                        values.mean() if len(values) else np.nan, len(values)))
         return rows
+
+    def _attribution_rows(self, per_image: pd.DataFrame, correct: np.ndarray, further: str | None) -> list[dict[str, Any]]:
+        """Gini and concentration rows of one attribution method (``further``: its name unless it is the first)."""
+        cfg, res = self.config, self._resolved
+        rows: list[dict[str, Any]] = []
+        variants = {"pixel": f"pixel:{cfg.gini_value}", "region_sum": f"region_sum:b{res['block_sum']}",
+                    "region_avgpool": f"region_avgpool:b{res['block_avgpool']}"}
+        variants = {param: attribution_variant(v, further) for param, v in variants.items()}
+        for param, variant in variants.items():
+            for subset, mask in (("correct", correct), ("all", np.ones_like(correct))):
+                values = per_image.loc[mask, column_name("gini", param, "value", further)].to_numpy(dtype=float)
+                if len(values):
+                    ci = bootstrap_ci(values, seed=self.seed)
+                    rows.append(result_row(self.name, "gini", variant, subset, "mean", values.mean(), len(values), ci))
+                    rows.append(result_row(self.name, "gini", variant, subset, "std", values.std(ddof=0), len(values)))
+        all_zero = per_image[column_name("gini", "pixel", "all_zero", further)]
+        rows.append(result_row(self.name, "gini", variants["pixel"], "all", "all_zero_maps", all_zero.sum(), len(per_image)))
+        rows.append(result_row(self.name, "gini", variants["pixel"], "all", "all_zero_share",
+                               all_zero.mean() if len(per_image) else np.nan, len(per_image)))
+        nonzero = ~all_zero.to_numpy(dtype=bool)
+        for subset, mask in (("correct_nonzero", correct & nonzero), ("all_nonzero", nonzero)):
+            values = per_image.loc[mask, column_name("gini", "pixel", "value", further)].to_numpy(dtype=float)
+            if len(values):  # the Gini mean without the convention-0 all-zero maps
+                rows.append(result_row(self.name, "gini", variants["pixel"], subset, "mean", values.mean(),
+                                       len(values), bootstrap_ci(values, seed=self.seed)))
+        for measure in CONCENTRATION_COLUMNS:
+            for subset, mask in (("correct", correct), ("all", np.ones_like(correct))):
+                values = per_image.loc[mask, column_name("concentration", measure, "value", further)].to_numpy(dtype=float)
+                values = values[~np.isnan(values)]  # all-zero maps have no distribution
+                if len(values):
+                    rows.append(result_row(self.name, "concentration", attribution_variant(f"{measure}:{cfg.gini_value}",
+                                                                                           further),
+                                           subset, "mean", values.mean(), len(values), bootstrap_ci(values, seed=self.seed)))
+        return rows
+
+
+def _method_generator(batch: Batch, name: str) -> torch.Generator:
+    """A generator for a further attribution method, seeded from the batch's seed and the method's name."""
+    seed = zlib.crc32(f"{batch.generator.initial_seed()}/{name}".encode())
+    return torch.Generator(device=batch.generator.device).manual_seed(seed)
 
 
 def _scatter(values: np.ndarray, positions: np.ndarray, n: int) -> np.ndarray:
