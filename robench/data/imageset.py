@@ -66,7 +66,8 @@ class ImageSet:
 
     def batch(self, start: int, stop: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
         """Images ``start:stop`` as float32 N×C×H×W in [0, 1] and their int64 labels."""
-        raw = torch.from_numpy(np.ascontiguousarray(self.images[start:stop])).to(device)
+        raw = torch.from_numpy(np.array(self.images[start:stop], order="C"))  # a copy: cached images are read-only maps
+        raw = raw.to(device)
         x = raw.permute(0, 3, 1, 2).float().div_(255.0).contiguous()
         y = torch.from_numpy(np.asarray(self.labels[start:stop], dtype=np.int64)).to(device)
         return x, y
