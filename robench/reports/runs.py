@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from robench.errors import RobenchError
@@ -108,6 +109,19 @@ class Run:
         if param is not None:
             keep &= r["param"] == param
         return r[keep]
+
+    def summary(self, mask: np.ndarray | None = None) -> pd.DataFrame:
+        """Result rows recomputed from the per-image table and the recorded settings alone (no model, no
+        images), on the images ``mask`` selects: with none, the run's own ``results``; with the images
+        every compared model gets right, the common-correct summary (N bool over ``per_image`` rows)."""
+        from robench.suites import restore_suites
+
+        per_image = self.per_image if mask is None else self.per_image[np.asarray(mask, dtype=bool)]
+        order = list(dict.fromkeys(self.results["suite"]))  # meta.json keeps the suites sorted by name
+        suites = sorted(restore_suites(self.meta), key=lambda s: order.index(s.name) if s.name in order else len(order))
+        classes = self.meta["dataset"].get("classes") or []
+        rows = [row for suite in suites for row in suite.summarize(per_image.reset_index(drop=True), classes)]
+        return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
     def value(self, test: str, metric: str, variant: str | None = None, param: str | None = None) -> float:
         """The first matching value, NaN when the run has none."""

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from robench.errors import RobenchError
-from robench.settings import SUITE_CONFIGS, AdversarialConfig, CorruptionsConfig, InequalityConfig, SanityConfig
+from robench.options import config_from_values
+from robench.settings import (
+    SUITE_CONFIGS,
+    AdversarialConfig,
+    CorruptionsConfig,
+    InequalityConfig,
+    SanityConfig,
+    recorded_settings,
+)
 from robench.suites.base import SUITES, Batch, Suite, result_row
 
 # Importing a suite's module registers it; this order is the order `robench list` shows.
@@ -35,5 +44,22 @@ def make_suites(names: str, seed: int = 0, suite_options: dict[str, dict[str, An
     return [SUITES[n](seed=seed, **(suite_options or {}).get(n, {})) for n in ordered]
 
 
+def restore_suites(meta: dict[str, Any]) -> list[Suite]:
+    """A finished run's suites, rebuilt from its recorded settings (``meta["suites"]``, earlier names read
+    through :func:`robench.settings.recorded_settings`): ``summarize`` on them needs only the per-image table."""
+    suites = []
+    for name, recorded in meta["suites"].items():
+        settings = recorded_settings(recorded)
+        cls = SUITE_CONFIGS.get(name)
+        options = {}
+        if cls is not None:
+            names = {f.name for f in dataclasses.fields(cls)}
+            options["config"] = config_from_values(cls, {k: v for k, v in settings.items() if k in names})
+        suite = SUITES[name](seed=int(meta["seed"]), **options)
+        suite.restore(settings)
+        suites.append(suite)
+    return suites
+
+
 __all__ = ["FULL", "SUITES", "SUITE_CONFIGS", "AdversarialConfig", "Batch", "CorruptionsConfig", "InequalityConfig",
-           "SanityConfig", "Suite", "make_suites", "result_row"]
+           "SanityConfig", "Suite", "make_suites", "restore_suites", "result_row"]

@@ -43,6 +43,9 @@ class AdversarialSuite:
     def options(self) -> dict[str, Any]:
         return {**asdict(self.config), "large_eps": LARGE_EPS, "attack_library": "foolbox LinfPGD / FGSM"}
 
+    def restore(self, recorded: dict[str, Any]) -> None:
+        return None  # nothing depends on the data
+
     def prepare(self, data: ImageSet) -> None:
         return None
 

@@ -81,6 +81,11 @@ class Suite(Protocol):
         """Resolve settings that depend on the data (image size, content), before any batch runs."""
         ...
 
+    def restore(self, recorded: dict[str, Any]) -> None:
+        """Take the data-dependent settings from what :meth:`options` recorded (instead of :meth:`prepare`),
+        so that a finished run's table can be summarized again without its images."""
+        ...
+
     def run_batch(self, model: RobenchModel, batch: Batch) -> dict[str, np.ndarray]:
         """Per-image columns for ``batch`` (each an array of length N)."""
         ...

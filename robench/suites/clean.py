@@ -25,6 +25,9 @@ class CleanSuite:
     def options(self) -> dict[str, Any]:
         return {"bootstrap": 1000, "confidence": 0.95}
 
+    def restore(self, recorded: dict[str, Any]) -> None:
+        return None  # nothing depends on the data
+
     def prepare(self, data: ImageSet) -> None:
         return None
 

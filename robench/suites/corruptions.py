@@ -74,6 +74,9 @@ class CorruptionsSuite:
         self._positions = {int(i): p for p, i in enumerate(data.index)}
         self._library = {}
 
+    def restore(self, recorded: dict[str, Any]) -> None:
+        self._table = recorded["corruption_table"]
+
     def _library_images(self) -> dict[tuple[str, int], np.ndarray]:
         """The library corruptions of the whole set, built or loaded from the cache once per run."""
         data = self._data

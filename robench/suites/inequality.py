@@ -82,6 +82,9 @@ class InequalitySuite:
         if len(self.methods) > 1:
             self._resolved["attack_attribution"] = self.methods[0]
 
+    def restore(self, recorded: dict[str, Any]) -> None:
+        self._resolved = {key: recorded[key] for key in ("block_sum", "block_avgpool", "occlusion_radius", "ina_k", "rn_k")}
+
     def run_batch(self, model: RobenchModel, batch: Batch) -> dict[str, np.ndarray]:
         cfg, res = self.config, self._resolved
         first, *further = self.methods
@@ -204,6 +207,8 @@ class InequalitySuite:
                     ci = bootstrap_ci(values, seed=self.seed)
                     rows.append(result_row(self.name, "gini", variant, subset, "mean", values.mean(), len(values), ci))
                     rows.append(result_row(self.name, "gini", variant, subset, "std", values.std(ddof=0), len(values)))
+        if column_name("gini", "pixel", "all_zero", further) not in per_image:
+            return rows  # a run recorded before the all-zero flag (and the concentration measures) has no more
         all_zero = per_image[column_name("gini", "pixel", "all_zero", further)]
         rows.append(result_row(self.name, "gini", variants["pixel"], "all", "all_zero_maps", all_zero.sum(), len(per_image)))
         rows.append(result_row(self.name, "gini", variants["pixel"], "all", "all_zero_share",
@@ -215,6 +220,8 @@ class InequalitySuite:
                 rows.append(result_row(self.name, "gini", variants["pixel"], subset, "mean", values.mean(),
                                        len(values), bootstrap_ci(values, seed=self.seed)))
         for measure in CONCENTRATION_COLUMNS:
+            if column_name("concentration", measure, "value", further) not in per_image:
+                continue  # a run recorded before the concentration measures
             for subset, mask in (("correct", correct), ("all", np.ones_like(correct))):
                 values = per_image.loc[mask, column_name("concentration", measure, "value", further)].to_numpy(dtype=float)
                 values = values[~np.isnan(values)]  # all-zero maps have no distribution

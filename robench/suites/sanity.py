@@ -96,6 +96,9 @@ class SanitySuite:
         return {**asdict(self.config), "map": "abs",
                 "ssim": {"window": SSIM_WINDOW, "sigma": SSIM_SIGMA, "data_range": 1.0, "normalise": "max"}}
 
+    def restore(self, recorded: dict[str, Any]) -> None:
+        return None  # nothing depends on the data
+
     def prepare(self, data: ImageSet) -> None:
         if min(data.image_shape[1:]) < SSIM_WINDOW:
             raise RobenchError(f"the sanity suite's SSIM needs images of at least {SSIM_WINDOW}×{SSIM_WINDOW} "
