@@ -62,8 +62,8 @@ def test_headline_reads_results(zoo_runs: list[Path]) -> None:
     row = headline(load_run(zoo_runs[2]))
     assert row["name"] == "igd" and row["method"] == "igd"
     assert json.loads(row["method_params"])["lam"] == 1.0
-    assert row["clean_accuracy"] == pytest.approx(0.448)
-    assert row["pgd_accuracy"] == pytest.approx(0.275)
+    assert row["clean_accuracy"] == pytest.approx(0.705)
+    assert row["pgd_accuracy"] == pytest.approx(0.395)
     assert row["ina_budget"] == pytest.approx(0.02) and row["ioa_fill"] == 0.5
     assert np.isnan(row["autoattack_accuracy"]) and np.isnan(row["corruption_error"])
 
@@ -117,7 +117,7 @@ def _rewrite(path: Path, edit) -> None:  # type: ignore[no-untyped-def]
     (lambda d: (d / "meta.json").write_text('{"model": {}}'), "lacks dataset"),
     (lambda d: (d / "results.csv").unlink(), "results.csv is missing"),
     (lambda d: _rewrite(d / "results.csv", lambda t: t.replace("suite,test", "suite,tst", 1)), "expected suite,test"),
-    (lambda d: _rewrite(d / "results.csv", lambda t: t.replace(",0.819,", ",zero,", 1)), "line 2: column 'value'"),
+    (lambda d: _rewrite(d / "results.csv", lambda t: t.replace(",0.891,", ",zero,", 1)), "line 2: column 'value'"),
     (lambda d: _rewrite(d / "per_image.csv", lambda t: "\n".join(t.splitlines()[:-5]) + "\n"), "has 995 rows"),
     (lambda d: (d / "per_image.csv").write_bytes(b"\xff\xfe\x00garbage"), "cannot be parsed"),
 ])
