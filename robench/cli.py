@@ -35,6 +35,14 @@ console = Console(width=None if sys.stdout.isatty() else 140)
 ZOO_DEFAULT = "zoo:standard"
 
 
+#: Options that several commands take, declared once.
+ARCH = typer.Option(None, help="Architecture for a bare state dict: robench name, timm name or pkg.module:callable.")
+ARCH_PATH = typer.Option(None, help="Directory to import --arch pkg.module from.")
+TRUST_CHECKPOINT = typer.Option(False, help="Allow checkpoints that run pickled code when loaded.")
+DATA_DIR = typer.Option(None, help="Where to look for datasets (default $ROBENCH_DATA).")
+SPLIT = typer.Option("test", help="Dataset split: test, train or val.")
+
+
 def attribution_settings(names: str, **given: object) -> dict[str, object]:
     """The options the user gave; an error for one that none of the comma-separated attributions ``names`` accepts."""
     from robench.attribution import attribution_names, options_per_method
@@ -50,16 +58,16 @@ def evaluate(
     data: str = typer.Option("sample", "--data", "-d", help="cifar10, imagefolder:PATH, mnist:DIR, npz:PATH or sample (bundled)."),
     suite: str = typer.Option("clean", "--suite", "-s", help="Suite name(s), comma-separated."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory for results.csv, per_image.csv, meta.json."),
-    arch: Optional[str] = typer.Option(None, help="Architecture for a bare state dict: robench name, timm name or pkg.module:callable."),
-    arch_path: Optional[str] = typer.Option(None, help="Directory to import --arch pkg.module from."),
+    arch: Optional[str] = ARCH,
+    arch_path: Optional[str] = ARCH_PATH,
     weights: Optional[str] = typer.Option(None, help="Local weights file for a timm:NAME model."),
     mean: Optional[str] = typer.Option(None, help="Per-channel normalisation mean, e.g. 0.485,0.456,0.406."),
     std: Optional[str] = typer.Option(None, help="Per-channel normalisation std, e.g. 0.229,0.224,0.225."),
     num_classes: Optional[int] = typer.Option(None, help="Override the model's class count."),
     input_size: Optional[str] = typer.Option(None, help="Override the model's input size: C,H,W."),
-    trust_checkpoint: bool = typer.Option(False, help="Allow checkpoints that run pickled code when loaded."),
-    data_dir: Optional[str] = typer.Option(None, help="Where to look for datasets (default $ROBENCH_DATA)."),
-    split: str = typer.Option("test", help="Dataset split: test, train or val."),
+    trust_checkpoint: bool = TRUST_CHECKPOINT,
+    data_dir: Optional[str] = DATA_DIR,
+    split: str = SPLIT,
     limit: Optional[int] = typer.Option(None, help="Evaluate a seeded random subset of this many images."),
     image_size: Optional[str] = typer.Option(None, help="Resize image-folder images to H,W (shorter side/0.875, centre crop)."),
     seed: int = typer.Option(0, min=0, help="Seed for subsets and every random draw."),
@@ -168,13 +176,13 @@ def _warn_near_chance(results, classes: int, model: str, arch: str | None, arch_
 def probe_normalization_command(
     model: str = typer.Option(..., "--model", "-m", help="Checkpoint path, timm:NAME, or zoo:NAME."),
     data: str = typer.Option("sample", "--data", "-d", help="Labelled images the model should classify."),
-    arch: Optional[str] = typer.Option(None, help="Architecture for a bare state dict (as for evaluate)."),
-    arch_path: Optional[str] = typer.Option(None, help="Directory to import --arch pkg.module from."),
+    arch: Optional[str] = ARCH,
+    arch_path: Optional[str] = ARCH_PATH,
     mean: Optional[str] = typer.Option(None, help="Also try this mean (with --std)."),
     std: Optional[str] = typer.Option(None, help="Also try this std (with --mean)."),
-    trust_checkpoint: bool = typer.Option(False, help="Allow checkpoints that run pickled code when loaded."),
-    data_dir: Optional[str] = typer.Option(None, help="Where to look for datasets (default $ROBENCH_DATA)."),
-    split: str = typer.Option("test", help="Dataset split: test, train or val."),
+    trust_checkpoint: bool = TRUST_CHECKPOINT,
+    data_dir: Optional[str] = DATA_DIR,
+    split: str = SPLIT,
     limit: int = typer.Option(300, help="Probe on the first N images."),
 ) -> None:
     """Clean accuracy under candidate input normalisations, to find a checkpoint's undocumented mean/std."""
