@@ -28,6 +28,8 @@ import pandas as pd
 from claims_cifar10 import ORDER  # beside this script
 
 import robench
+from robench.reports.compare import common_correct
+from robench.schema import per_image_columns
 
 METHODS = ("saliency", "integrated_gradients", "smoothgrad")
 #: (claim, more unequal model, less unequal model): the study's inequality claims as pairwise orders.
@@ -92,6 +94,13 @@ def main() -> int:
                              "spearman, last step": float(spearman["value"].iloc[-1]) if len(spearman) else float("nan"),
                              "flagged": int(flagged["value"].iloc[0]) if len(flagged) else -1})
     shown = rankings.drop(columns=["test", "param"]).round(3)
+    loaded = [robench.load_run(r) for r in runs]
+    mask = common_correct(loaded)
+    means = pd.DataFrame({name: {f"{column.param} ({column.attribution or METHODS[0]})":
+                                 float(run.per_image.loc[mask, column.name].mean())
+                                 for column in per_image_columns(run.per_image.columns)
+                                 if column.test in ("gini", "concentration") and column.part == "value"}
+                          for name, run in zip(names, loaded)}).round(3)
     lines = ["# Do the conclusions survive the choice of attribution and measure?", "",
              f"Produced by `python experiments/attribution_agreement.py --study {args.study}` (robench "
              f"{robench.__version__}): each model of the study on the 1,000 lossless sample images with "
@@ -99,9 +108,10 @@ def main() -> int:
              "image; SmoothGrad: 20 samples, σ = 0.2), ranked on the images every model classifies correctly. "
              "Rank 1 = the most unequal maps; τ = Kendall's τ-b against the headline ranking (pixel Gini of "
              "saliency). Full report: [`report/report.md`](report/report.md).", "",
+             f"## Means on the {int(mask.sum())} common-correct images", "", means.to_markdown(), "",
              "## Rankings", "", shown.to_markdown(index=False), "",
              "## The study's pairwise claims under every method and measure", "",
-             signs.T.to_markdown(header=False) if len(signs) else "(no claim pair among the trained models yet)", "",
+             signs.set_index("claim").T.to_markdown() if len(signs) else "(no claim pair among the trained models yet)", "",
              f"## Sanity check (model-parameter randomisation, first {args.sanity_limit} images)", "",
              "Mean Spearman correlation between the original |attribution| and the one after every layer is "
              "re-initialised; flagged = above 0.5 (the attribution does not depend on the weights).", "",
