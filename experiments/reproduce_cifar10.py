@@ -31,7 +31,7 @@ import shlex
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -203,8 +203,14 @@ def main() -> int:
                         "verify: re-evaluate the checkpoints and compare with the committed results.")
     p.add_argument("--leaderboard", default="reports/leaderboard.csv", help="Leaderboard CSV the models are added to.")
     p.add_argument("--only", default=None, help="Comma-separated subset of the study's models.")
+    p.add_argument("--evaluations", default="sample,autoattack,jpeg",
+                   help="Which evaluations to run (comma-separated): sample (the main one), autoattack, jpeg; "
+                        "the others are left for a later run of the same command.")
     p.add_argument("--device", default="auto")
     args = p.parse_args()
+    wanted = set(args.evaluations.split(","))
+    if not wanted <= set(KINDS):
+        raise SystemExit(f"--evaluations takes {', '.join(KINDS)}; got {args.evaluations!r}")
     preset = PRESETS[args.preset]
     names = args.only.split(",") if args.only else list(preset.models)
     models, runs = args.out / "models", args.out / "runs"
@@ -219,7 +225,7 @@ def main() -> int:
                 train(name, preset, models, study_data, args.device, log)
             if args.stage == "train":
                 continue
-            for run, options in evaluations(name, preset, runs):
+            for run, options in evaluations(name, preset, runs, wanted):
                 if not (run / "meta.json").exists():
                     evaluate(ckpt, options, study_data, args.device, run, log)
         if args.stage in ("all", "report"):
@@ -253,12 +259,15 @@ def report(args: argparse.Namespace, preset: StudyPreset, runs: Path, log: list[
     print(f"claims: {write_claims(args.out)}")
 
 
-def evaluations(name: str, preset: StudyPreset, runs: Path) -> list[tuple[Path, Options]]:
-    """(run directory, evaluation options) of every evaluation of model ``name``."""
-    out = [(runs / name, preset.evaluate)]
-    if preset.autoattack and name in preset.autoattack_models:
+KINDS = ("sample", "autoattack", "jpeg")
+
+
+def evaluations(name: str, preset: StudyPreset, runs: Path, kinds: Collection[str] = KINDS) -> list[tuple[Path, Options]]:
+    """(run directory, evaluation options) of every evaluation of model ``name`` (of the ``kinds`` given)."""
+    out = [(runs / name, preset.evaluate)] if "sample" in kinds else []
+    if preset.autoattack and name in preset.autoattack_models and "autoattack" in kinds:
         out.append((runs / f"{name}-autoattack", preset.autoattack))
-    if preset.jpeg:
+    if preset.jpeg and "jpeg" in kinds:
         out.append((runs / f"{name}-jpeg", preset.jpeg))
     return out
 
