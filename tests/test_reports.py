@@ -81,7 +81,7 @@ def test_report_writes_tables_and_plots(zoo_runs: list[Path], tmp_path: Path) ->
         assert [p.suffix for p in paths] == [".png", ".svg"]
         assert paths[0].read_bytes().startswith(b"\x89PNG") and b"<svg" in paths[1].read_bytes()[:2000]
     md = report.markdown.read_text()
-    assert "348 are classified correctly by every model" in md
+    assert "632 are classified correctly by every model" in md
     assert "| pixel Gini " in md and "![noise](plots/noise.png)" in md
     page = report.html.read_text()
     assert page.count("data:image/png;base64,") == 3 and 'id="common"' in page
