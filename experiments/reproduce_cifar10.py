@@ -217,7 +217,7 @@ def main() -> int:
     models.mkdir(parents=True, exist_ok=True)
     study_data = {"data": args.data, **({"data_dir": args.data_dir} if args.data_dir else {})}
     log_path = args.out / "commands.json"
-    log = json.loads(log_path.read_text()) if log_path.exists() else []
+    log: list[dict] = []  # this invocation's calls, appended to the file's at the end (another invocation may run)
     try:
         for name in names if args.stage in ("all", "train") else []:  # each model: train, then evaluate
             ckpt = models / f"{name}.pt"
@@ -231,8 +231,9 @@ def main() -> int:
         if args.stage in ("all", "report"):
             report(args, preset, runs, log)
     finally:
-        if args.stage != "verify":
-            log_path.write_text(json.dumps(log, indent=1) + "\n")
+        if args.stage != "verify" and log:
+            earlier = json.loads(log_path.read_text()) if log_path.exists() else []
+            log_path.write_text(json.dumps(earlier + log, indent=1) + "\n")
     return verify(names, preset, models, runs, args.out / "verify", study_data, args.device) if args.stage == "verify" else 0
 
 
