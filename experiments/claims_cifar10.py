@@ -73,7 +73,9 @@ def write_claims(out: Path) -> Path:
               "|---|---|---|---|"]
     lines += [f"| {n} | {PAPER_GINI[n]} | {g:.3f} | {common('gini', 'region_sum', n):.3f} |" for n, g in zip(ladder, gini)]
     lines += ["", f"Verdict: {_verdict(rising)} — pixel Gini {' < '.join(f'{g:.3f}' for g in gini)} "
-              f"{'rises strictly' if rising else 'is not monotone'} along standard → ε = 2 → 4 → 8/255.", ""]
+              f"{'rises strictly' if rising else 'is not monotone'} along "
+              f"{' → '.join('standard' if n == 'standard' else 'ε = ' + n.removeprefix('pgd-at-eps') for n in ladder)}"
+              f"{'/255' if len(ladder) > 1 else ''}.", ""]
     # 2. AT fooled more than standard, and more by INA than by RN
     at, std = "pgd-at-eps8", "standard"
     if at in runs and std in runs:
