@@ -153,9 +153,10 @@ def suite_configs(suites: str | Iterable[str], options: dict[str, Any],
     (``label(name)``: the CLI passes its flag). A setting several suites share (``attribution`` of
     inequality and sanity) goes to each selected one."""
     from robench.settings import SUITE_CONFIGS, setting_owners
+    from robench.suites import suite_names
 
     names = suites if isinstance(suites, str) else ",".join(suites)
-    wanted = selected_suites(names)
+    wanted = suite_names(names)
     owners = setting_owners()
     given: dict[str, dict[str, Any]] = {}
     for key, value in options.items():
@@ -163,20 +164,13 @@ def suite_configs(suites: str | Iterable[str], options: dict[str, Any],
             raise RobenchError(f"unknown evaluation option {key!r}; options: {', '.join(sorted(owners))}")
         selected = [suite for suite in owners[key] if suite in wanted]
         if not selected:
-            raise RobenchError(f"{label(key)} is an option of the {' and '.join(owners[key])} suite, which "
-                               f"suites={names!r} does not run; add it to the suites or leave the option out")
+            raise RobenchError(f"{label(key)} is an option of the {' and '.join(owners[key])} suite, which the "
+                               f"suites run ({', '.join(wanted)}) do not include; add {owners[key][0]} to the "
+                               "suites or leave the option out")
         for suite in selected:
             given.setdefault(suite, {})[key] = value
     return {suite: {"config": config_from_values(SUITE_CONFIGS[suite], fields, label)}
             for suite, fields in given.items()}
-
-
-def selected_suites(names: str) -> set[str]:
-    """The suites a comma-separated ``suites`` value runs (``full`` expanded)."""
-    from robench.suites import FULL
-
-    wanted = {n.strip() for n in names.split(",") if n.strip()}
-    return wanted | set(FULL) if "full" in wanted else wanted
 
 
 def evaluate(model: ModelLike, data: DataLike = "sample", suites: str | Iterable[str] = "inequality", *,
@@ -187,8 +181,8 @@ def evaluate(model: ModelLike, data: DataLike = "sample", suites: str | Iterable
 
     ``model`` and ``data`` take every form of :func:`load_model` / :func:`load_data` (their keyword
     options through ``model_options`` / ``data_options``). ``suite_options`` are the suites' config
-    fields (``attribution``, ``ina_budgets``, ``epsilons``, ``autoattack``, ``corruptions``, ...; see
-    ``robench.suites``). Defaults are the CLI's. With ``out`` the run is written there (and resumed
+    fields (``attribution``, ``ina_budgets``, ``eps``, ``autoattack``, ``corruptions``, ...; see
+    ``robench.settings``). Defaults are the CLI's. With ``out`` the run is written there (and resumed
     there when interrupted), as ``robench evaluate --out``.
     """
     from robench.devices import resolve_device

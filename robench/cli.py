@@ -15,6 +15,7 @@ from typing import Optional
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape  # typer renders help as rich markup: [inequality] would vanish
 from rich.table import Table
 
 from robench.cli_options import dataclass_options, with_options
@@ -43,15 +44,6 @@ DATA_DIR = typer.Option(None, help="Where to look for datasets (default $ROBENCH
 SPLIT = typer.Option("test", help="Dataset split: test, train or val.")
 
 
-def attribution_settings(names: str, **given: object) -> dict[str, object]:
-    """The options the user gave; an error for one that none of the comma-separated attributions ``names`` accepts."""
-    from robench.attribution import attribution_names, options_per_method
-
-    chosen = {k: v for k, v in given.items() if v is not None}
-    options_per_method(attribution_names(names), chosen)
-    return chosen
-
-
 def evaluate(
     ctx: typer.Context,
     model: str = typer.Option(ZOO_DEFAULT, "--model", "-m", help="Checkpoint path, timm:NAME, or zoo:NAME (bundled)."),
@@ -74,18 +66,12 @@ def evaluate(
     batch_size: int = typer.Option(128, help="Images per batch."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     overwrite: bool = typer.Option(False, help="Replace results of a different run in --out."),
-    ig_steps: Optional[int] = typer.Option(None, help="\\[inequality, sanity] Integrated-gradients steps (default 50)."),
-    ig_method: Optional[str] = typer.Option(None, help="\\[inequality, sanity] gausslegendre or riemann_{trapezoid,left,right,middle}."),
-    ig_baseline: Optional[str] = typer.Option(None, help="\\[inequality, sanity] zero (black) or mean (the model's normalisation mean)."),
-    internal_batch_size: Optional[int] = typer.Option(None, help="\\[inequality, sanity] Max inputs per forward pass inside IG/smoothgrad."),
-    smoothgrad_samples: Optional[int] = typer.Option(None, help="\\[inequality, sanity] Smoothgrad noise samples (default 20)."),
-    smoothgrad_sigma: Optional[float] = typer.Option(None, help="\\[inequality, sanity] Smoothgrad noise std in [0,1] units (default 0.2)."),
     **settings: object,
 ) -> None:
-    """Evaluate a model with one or more suites and print the results table."""
     """Evaluate a model with one or more suites and print the results table.
 
-    The suites' options are their config fields (robench.suites.SUITE_CONFIGS), generated below.
+    The suites' options are their config fields (robench.settings), generated below with the
+    attribution options (ATTRIBUTION_FLAGS).
     """
     options = {**{k: v for k, v in locals().items() if k not in ("ctx", "settings")}, **settings,
                "out": str(out) if out else None}  # every option, recorded in meta.json
@@ -98,16 +84,12 @@ def evaluate(
 
     if out is not None:
         check_writable(out)  # a read-only or full --out fails now, not after loading the model and data
-    _refuse_unselected_suite_options(ctx, suite)
-    given = {k: v for k, v in settings.items() if _given(ctx, k)}
-    given_flags = {"ig_steps": ig_steps, "ig_method": ig_method, "ig_baseline": ig_baseline,
-                   "internal_batch_size": internal_batch_size, "smoothgrad_samples": smoothgrad_samples,
-                   "smoothgrad_sigma": smoothgrad_sigma}
-    chosen = attribution_settings(str(settings["attribution"]),
-                                  **{ATTRIBUTION_FLAGS[k]: v for k, v in given_flags.items()})
-    if chosen:
+    typed = [k for k in settings if _given(ctx, k)]  # the options typed on the command line
+    given = {k: settings[k] for k in typed if k not in ATTRIBUTION_FLAGS}
+    if chosen := {ATTRIBUTION_FLAGS[k][0]: settings[k] for k in typed if k in ATTRIBUTION_FLAGS}:
         given["attribution_options"] = chosen
-    configs = suite_configs(suite, given, label=flag)
+    first_attribution_flag = next((flag(k) for k in typed if k in ATTRIBUTION_FLAGS), "")
+    configs = suite_configs(suite, given, label=lambda k: first_attribution_flag if k == "attribution_options" else flag(k))
     suites = make_suites(suite, seed=seed, suite_options=configs)
     dist = DistContext.from_env(device)  # under torchrun: this rank, its device, the process group
     size = parse_size(input_size, "--input-size")
@@ -151,7 +133,27 @@ def _owners(name: str) -> str:
     return ", ".join(setting_owners()[name])
 
 
+#: The attribution options of the command line: option → (keyword of the attribution methods accepting it, type,
+#: help). They reach the suites as ``attribution_options`` (robench.attribution's keyword arguments).
+ATTRIBUTION_FLAGS: dict[str, tuple[str, type, str]] = {
+    "ig_steps": ("steps", int, "Integrated-gradients steps (default 50)."),
+    "ig_method": ("method", str, "gausslegendre or riemann_{trapezoid,left,right,middle}."),
+    "ig_baseline": ("baseline", str, "zero (black) or mean (the model's normalisation mean)."),
+    "internal_batch_size": ("internal_batch_size", int, "Max inputs per forward pass inside IG/smoothgrad."),
+    "smoothgrad_samples": ("samples", int, "Smoothgrad noise samples (default 20)."),
+    "smoothgrad_sigma": ("sigma", float, "Smoothgrad noise std in [0,1] units (default 0.2)."),
+}
+
+
+def _attribution_options() -> list[inspect.Parameter]:
+    """The typer parameters of ATTRIBUTION_FLAGS (each optional: unset leaves the method's default)."""
+    return [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[kind],  # noqa: UP045 (typer reads it)
+                              default=typer.Option(None, help=escape(f"[{_owners('attribution_options')}] {text}")))
+            for name, (_, kind, text) in ATTRIBUTION_FLAGS.items()]
+
+
 app.command("evaluate")(with_options(evaluate, settings=[
+    *_attribution_options(),
     *dataclass_options(InequalityConfig, skip=("attribution_options",), tag=_owners),
     *dataclass_options(AdversarialConfig, tag=_owners),
     *dataclass_options(CorruptionsConfig, tag=_owners),
@@ -214,26 +216,6 @@ def _given(ctx: typer.Context, name: str) -> bool:
     """Whether option ``name`` was typed on the command line (not left at its default)."""
     source = ctx.get_parameter_source(name)
     return source is not None and source.name == "COMMANDLINE"
-
-
-#: The attribution options of the command line (keyword arguments of the attribution: robench.attribution).
-ATTRIBUTION_FLAGS = {"ig_steps": "steps", "ig_method": "method", "ig_baseline": "baseline",
-                     "internal_batch_size": "internal_batch_size", "smoothgrad_samples": "samples",
-                     "smoothgrad_sigma": "sigma"}
-
-
-def _refuse_unselected_suite_options(ctx: typer.Context, suite: str) -> None:
-    """An option given for a suite that does not run is a mistake (the suites' settings and the attribution options)."""
-    from robench.api import selected_suites
-
-    owners = setting_owners()
-    selected = selected_suites(suite)
-    for param in ctx.command.params:
-        name = param.name or ""
-        owner = owners.get(ATTRIBUTION_FLAGS.get(name) and "attribution_options" or name, [])
-        if owner and not selected & set(owner) and _given(ctx, name):
-            raise RobenchError(f"{param.opts[0]} is an option of the {' and '.join(owner)} suite, which --suite {suite} "
-                               f"does not run; add {owner[0]} to --suite or leave the option out")
 
 
 def _check_counts(shape: tuple[int, int, int], config: InequalityConfig) -> None:

@@ -126,5 +126,7 @@ def test_integrated_gradients_options(cli, tiny_checkpoint: Path, tmp_path: Path
     assert '"steps": 8' in (tmp_path / "ig" / "meta.json").read_text()
     bad = cli("evaluate", "--model", tiny_checkpoint, "--suite", "inequality", "--ig-steps", "8", "--out", tmp_path / "x")
     assert bad.code == 2 and "do not apply to attribution 'saliency'" in bad.err
+    bad = cli("evaluate", "--model", tiny_checkpoint, "--suite", "clean", "--ig-steps", "8", "--out", tmp_path / "z")
+    assert bad.code == 2 and "--ig-steps is an option of the inequality and sanity suite" in bad.err
     bad = cli("evaluate", "--model", tiny_checkpoint, "--suite", "inequality", "--noise", "pink", "--out", tmp_path / "y")
     assert bad.code == 2 and "--noise" in bad.err and not (tmp_path / "y").exists()

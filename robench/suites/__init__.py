@@ -29,19 +29,24 @@ from robench.suites.sanity import SanitySuite  # noqa: F401
 FULL = ("clean", "inequality", "corruptions", "adversarial")
 
 
-def make_suites(names: str, seed: int = 0, suite_options: dict[str, dict[str, Any]] | None = None) -> list[Suite]:
-    """Suites for a comma-separated list of names; ``clean`` always runs first (others depend on it).
-
-    ``suite_options[name]`` holds keyword arguments for that suite's constructor.
-    """
+def suite_names(names: str) -> list[str]:
+    """The suites a comma-separated list runs, in running order: ``clean`` first (the others depend on it),
+    ``full`` expanded (the whole benchmark); a RobenchError for an unknown name."""
     wanted = [n.strip() for n in names.split(",") if n.strip()]
-    if "full" in wanted:  # the whole benchmark
+    if "full" in wanted:
         wanted = [n for n in wanted if n != "full"] + list(FULL)
     unknown = [n for n in wanted if n not in SUITES]
     if unknown or not wanted:
         raise RobenchError(f"unknown suite {', '.join(unknown) or repr(names)}; choose from {', '.join(SUITES)} or full")
-    ordered = ["clean"] + [n for n in dict.fromkeys(wanted) if n != "clean"]
-    return [SUITES[n](seed=seed, **(suite_options or {}).get(n, {})) for n in ordered]
+    return ["clean"] + [n for n in dict.fromkeys(wanted) if n != "clean"]
+
+
+def make_suites(names: str, seed: int = 0, suite_options: dict[str, dict[str, Any]] | None = None) -> list[Suite]:
+    """Suites for a comma-separated list of names (:func:`suite_names`).
+
+    ``suite_options[name]`` holds keyword arguments for that suite's constructor.
+    """
+    return [SUITES[n](seed=seed, **(suite_options or {}).get(n, {})) for n in suite_names(names)]
 
 
 def restore_suites(meta: dict[str, Any]) -> list[Suite]:
@@ -62,4 +67,4 @@ def restore_suites(meta: dict[str, Any]) -> list[Suite]:
 
 
 __all__ = ["FULL", "SUITES", "SUITE_CONFIGS", "AdversarialConfig", "Batch", "CorruptionsConfig", "InequalityConfig",
-           "SanityConfig", "Suite", "make_suites", "restore_suites", "result_row"]
+           "SanityConfig", "Suite", "make_suites", "restore_suites", "result_row", "suite_names"]
