@@ -31,11 +31,12 @@ DataLike = str | Path | ImageSet | torch.Tensor | np.ndarray | torch.utils.data.
 
 def wrap(module: nn.Module, *, mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
          num_classes: int | None = None, input_size: tuple[int, int, int] | None = None, name: str | None = None,
-         classes: list[str] | None = None) -> RobenchModel:
+         classes: list[str] | None = None, test_time_flip: bool = False) -> RobenchModel:
     """Wrap any ``nn.Module`` mapping normalised N×C×H×W images to N×K logits as a robench model.
 
     ``mean``/``std`` are per-channel values in [0, 1] units applied inside the wrapper (default: 0 and 1,
-    one value that broadcasts to any channel count); robench feeds images in [0, 1].
+    one value that broadcasts to any channel count); robench feeds images in [0, 1]. ``test_time_flip``
+    averages the logits of each image and its left-right mirror.
     """
     if isinstance(module, RobenchModel):
         return module
@@ -46,28 +47,29 @@ def wrap(module: nn.Module, *, mean: Sequence[float] | None = None, std: Sequenc
         raise RobenchError(f"mean and std need the same length and positive std; got {list(mean_t)}, {list(std_t)}")
     info = ModelInfo(name=name or type(module).__name__, arch=None, num_classes=num_classes,
                      input_size=tuple(input_size) if input_size else None,  # type: ignore[arg-type]
-                     mean=mean_t, std=std_t, classes=classes, source="python")
+                     mean=mean_t, std=std_t, classes=classes, source="python", test_time_flip=test_time_flip)
     return RobenchModel(module.eval(), info)
 
 
 def load_model(spec: ModelLike, *, arch: str | None = None, arch_path: str | None = None, weights: str | None = None,
                mean: Sequence[float] | str | None = None, std: Sequence[float] | str | None = None,
                num_classes: int | None = None, input_size: Sequence[int] | None = None,
-               trust_checkpoint: bool = False) -> RobenchModel:
+               trust_checkpoint: bool = False, test_time_flip: bool = False) -> RobenchModel:
     """A model from any ``--model`` form (path, ``timm:NAME``, ``zoo:NAME``) or an ``nn.Module`` (see :func:`wrap`).
 
     The keyword options are the CLI's (``arch="pkg.module:callable"``, ``mean=(0.485, 0.456, 0.406)``, ...).
     """
     if isinstance(spec, nn.Module):
         return wrap(spec, mean=_floats(mean, "mean"), std=_floats(std, "std"), num_classes=num_classes,
-                    input_size=tuple(input_size) if input_size else None)  # type: ignore[arg-type]
+                    input_size=tuple(input_size) if input_size else None,  # type: ignore[arg-type]
+                    test_time_flip=test_time_flip)
     from robench.models.loading import LoadOptions
     from robench.models.loading import load_model as load
 
     options = LoadOptions(arch=arch, arch_path=arch_path, weights=weights, mean=_floats(mean, "mean"),
                           std=_floats(std, "std"), num_classes=num_classes,
                           input_size=tuple(input_size) if input_size else None,  # type: ignore[arg-type]
-                          trust_checkpoint=trust_checkpoint)
+                          trust_checkpoint=trust_checkpoint, test_time_flip=test_time_flip)
     return load(str(spec), options)
 
 

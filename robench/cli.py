@@ -58,6 +58,8 @@ def evaluate(
     num_classes: Optional[int] = typer.Option(None, help="Override the model's class count."),
     input_size: Optional[str] = typer.Option(None, help="Override the model's input size: C,H,W."),
     trust_checkpoint: bool = TRUST_CHECKPOINT,
+    test_time_flip: bool = typer.Option(False, help="Average each image's logits with its left-right mirror's "
+                                        "(airbench's test-time augmentation; attacks and attributions see the average)."),
     data_dir: Optional[str] = DATA_DIR,
     split: str = SPLIT,
     limit: Optional[int] = typer.Option(None, help="Evaluate a seeded random subset of this many images."),
@@ -97,7 +99,7 @@ def evaluate(
         raise RobenchError("--input-size takes C,H,W, e.g. 3,32,32")
     load_opts = LoadOptions(arch=arch, arch_path=arch_path, weights=weights, mean=parse_floats(mean, "--mean"),
                             std=parse_floats(std, "--std"), num_classes=num_classes, input_size=size,  # type: ignore[arg-type]
-                            trust_checkpoint=trust_checkpoint)
+                            trust_checkpoint=trust_checkpoint, test_time_flip=test_time_flip)
     if num_classes is not None and num_classes < 1:
         raise RobenchError("--num-classes must be at least 1")
     net = load_model(model, load_opts)

@@ -48,6 +48,7 @@ class LoadOptions:
     num_classes: int | None = None
     input_size: tuple[int, int, int] | None = None
     trust_checkpoint: bool = False
+    test_time_flip: bool = False  # average the logits of each image and its mirror (ModelInfo.test_time_flip)
     # a package.module:callable this command named itself (train --arch): checkpoint metadata may name it too
     allow_arch: str | None = None
 
@@ -75,6 +76,8 @@ def load_model(spec: str, options: LoadOptions | None = None, **overrides: Any) 
         model = _load_file(path, opts)
         model.info.path = str(path)
         model.info.sha256 = sha256_file(path)
+    if opts.test_time_flip:
+        model.info.test_time_flip = True
     return model.eval()
 
 

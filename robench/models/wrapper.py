@@ -14,7 +14,8 @@ class ModelInfo:
     """What robench knows about a model; recorded with every result.
 
     ``input_size`` is (C, H, W) or None when the format does not say; ``mean``/``std`` are
-    per-channel values in [0, 1] space applied inside :class:`RobenchModel`.
+    per-channel values in [0, 1] space applied inside :class:`RobenchModel`. ``test_time_flip``: the
+    logits are the mean of the image's and its left-right mirror's (airbench's test-time augmentation).
     """
 
     name: str
@@ -28,6 +29,7 @@ class ModelInfo:
     path: str | None = None
     sha256: str | None = None
     training: dict[str, Any] = field(default_factory=dict)
+    test_time_flip: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON- and ``weights_only``-safe dict (tuples become lists)."""
@@ -38,7 +40,8 @@ class ModelInfo:
 
 
 class RobenchModel(nn.Module):
-    """``net((x - mean) / std)`` for x in [0, 1], N×C×H×W → logits N×K.
+    """``net((x - mean) / std)`` for x in [0, 1], N×C×H×W → logits N×K; with ``info.test_time_flip`` the mean
+    of that and of ``net`` on the left-right mirror (differentiable: attacks and attributions see the average).
 
     ``mean`` and ``std`` are buffers of shape 1×C×1×1 (IG's ``baseline="mean"`` reads ``mean``).
     Networks that cannot switch modes (``torch.export`` programs) are left alone by ``train()``.
@@ -54,7 +57,10 @@ class RobenchModel(nn.Module):
         self.register_buffer("std", torch.tensor(info.std, dtype=torch.float32).view(1, channels, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net((x - self.mean) / self.std)
+        z = (x - self.mean) / self.std
+        if self.info.test_time_flip:
+            return (self.net(z) + self.net(z.flip(-1))) / 2
+        return self.net(z)
 
     def train(self, mode: bool = True) -> RobenchModel:
         self.training = mode
