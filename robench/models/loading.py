@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from robench.errors import RobenchError
+from robench.errors import RobenchError, SettingError
 from robench.io import sha256_file
 from robench.models.architecture_spec import build_net, build_timm
 from robench.models.checkpoint import (
@@ -67,7 +67,7 @@ def load_model(spec: str, options: LoadOptions | None = None, **overrides: Any) 
         model = _load_timm(spec[len("timm:"):], opts)
     else:
         if opts.weights:
-            raise RobenchError("--weights applies to timm:NAME models only; pass the checkpoint itself as --model")
+            raise SettingError("weights", "applies to timm:NAME models only; pass the checkpoint itself as the model")
         path = Path(spec).expanduser()
         if not path.exists():
             raise RobenchError(f"checkpoint {spec} not found")
@@ -249,10 +249,8 @@ def _load_timm(name: str, opts: LoadOptions) -> RobenchModel:
         probe = timm.create_model(name, pretrained=False, in_chans=in_chans)
         file_classes = _classifier_outputs(probe, state)
         if opts.num_classes and file_classes and opts.num_classes != file_classes:
-            raise RobenchError(
-                f"--num-classes {opts.num_classes} but the weights' classifier has {file_classes} outputs; "
-                "loading would re-initialise the classifier"
-            )
+            raise SettingError("num_classes", f"{opts.num_classes}, but the weights' classifier has {file_classes} "
+                               "outputs; loading would re-initialise the classifier")
         built = build_timm(name, opts.num_classes or file_classes, in_chans)
         load_weights_strict(built.net, state, f"timm:{name}")
         check_finite(built.net, wpath)
@@ -309,7 +307,7 @@ def _finish(net: nn.Module, name: str, arch: str | None, info: ModelInfo | None,
     if opts.std:
         info.std = opts.std
     if len(info.mean) != len(info.std):
-        raise RobenchError(f"--mean has {len(info.mean)} values but --std has {len(info.std)}")
+        raise SettingError("mean", f"{len(info.mean)} values, but the std has {len(info.std)}")
     if any(s <= 0 for s in info.std):
         raise RobenchError(f"std values must be positive, got {list(info.std)}")
     if info.input_size and len(info.mean) not in (1, info.input_size[0]):
