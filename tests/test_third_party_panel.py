@@ -17,7 +17,7 @@ from tests.conftest import ROOT
 sys.path.insert(0, str(ROOT / "experiments" / "third_party"))
 from evaluate_panel import evaluations, main, model_card  # noqa: E402
 from panel import PANEL, read_manifest  # noqa: E402
-from report_panel import family_verdicts, render  # noqa: E402
+from report_panel import autoattack_section, family_verdicts, render  # noqa: E402
 
 ROWS = {Path(r["file"]).stem: r for r in read_manifest()}
 PAIR = ("oval-cifar_sgd_8px", "oval-cifar_madry_8px")  # same family and architecture: standard, adversarial
@@ -70,7 +70,8 @@ def synthetic(rows: list[tuple[str, str, float, float, float]]) -> pd.DataFrame:
     for i, (family, kind, gini, ina, rn) in enumerate(rows):
         out.append({"name": f"m{i}", "family": family, "kind": kind, "arch_family": "2-conv CNN", "dataset": "cifar10",
                     "n": 1000, "clean": 0.7, "eps_small": 2 / 255, "eps_large": 8 / 255, "pgd_small": 0.1 * i,
-                    "pgd_large": 0.05 * i, "aa_small": math.nan, "aa_large": math.nan, "aa_n": 0, "gini_pixel": gini,
+                    "pgd_large": 0.05 * i, "aa_small": math.nan, "aa_large": math.nan, "aa_n": 0,
+                    "aa_pgd_small": math.nan, "aa_pgd_large": math.nan, "gini_pixel": gini,
                     "gini_half_width": 0.004, "gini_region": gini / 2, "budget": 0.02, "ina": ina, "rn": rn,
                     "ina_rn": math.inf if rn == 0 else ina / rn, "noise_corruption": 0.3, "stated_clean": math.nan,
                     "stated_robust": math.nan, "gini_common": gini + 0.01, "gini_common_half_width": 0.004,
@@ -99,3 +100,16 @@ def test_family_verdicts_and_report_text() -> None:
     assert "**standard → certified.** Gini (common images) rises in 2 of 3 families (A, C). It does not in B (falls" in text
     assert "C (no clear change: 0.510 → 0.710 → 0.708" in text
     assert "at the same budget in 4 of 6 robust models (and in 1 of 4 standard ones)" in text
+
+
+def test_autoattack_section_names_the_models_pgd_overestimates() -> None:
+    table = synthetic([("A", "standard", 0.5, 0.2, 0.1), ("A", "adversarial", 0.6, 0.3, 0.1),
+                       ("A", "certified", 0.7, 0.1, 0.2)])
+    assert autoattack_section(table) == []  # no AutoAttack run: no section
+    table.loc[1:, "aa_n"] = 200
+    table.loc[1:, ["aa_pgd_small", "aa_small", "aa_pgd_large", "aa_large"]] = [[0.50, 0.49, 0.20, 0.12],
+                                                                              [0.40, 0.39, 0.25, 0.23]]
+    text = "\n".join(autoattack_section(table))
+    assert "| m1 | adversarial | 50.0 | 49.0 | 1.0 | 20.0 | 12.0 | 8.0 |" in text and "| m0 |" not in text
+    assert "At ε₁, AutoAttack is at most 1.0 points below PGD-10 on every model." in text
+    assert "At ε₂, AutoAttack is more than 5 points below PGD-10 on 1 of 2 models (m1)" in text

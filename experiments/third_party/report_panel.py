@@ -69,7 +69,8 @@ def panel_table(runs: Path, rows: list[dict[str, str]] | None = None) -> pd.Data
     """One row per finished manifest row: provenance, accuracies, Gini, INA/RN at their shared budget.
 
     Columns: name, family, kind, arch_family, dataset, n, clean, eps_small, eps_large (pixel units),
-    pgd_small, pgd_large, aa_small, aa_large, aa_n, gini_pixel, gini_half_width (half the width of its 95 %
+    pgd_small, pgd_large, aa_small, aa_large, aa_n, aa_pgd_small, aa_pgd_large (PGD-10 on the AutoAttack run's
+    images), gini_pixel, gini_half_width (half the width of its 95 %
     bootstrap interval over the images), gini_region, gini_common, gini_common_half_width, n_common
     (:func:`common_gini`), budget (the largest
     budget both noise tests share, fraction of entries), ina, rn, ina_rn (INA error / RN error; inf when
@@ -96,6 +97,8 @@ def panel_table(runs: Path, rows: list[dict[str, str]] | None = None) -> pd.Data
             "aa_small": _at(aa, "autoattack", "robust_accuracy", eps[0]) if aa else math.nan,
             "aa_large": _at(aa, "autoattack", "robust_accuracy", eps[-1]) if aa else math.nan,
             "aa_n": int(aa.meta["n_images"]) if aa else 0,
+            "aa_pgd_small": _at(aa, "pgd", "robust_accuracy", eps[0]) if aa else math.nan,
+            "aa_pgd_large": _at(aa, "pgd", "robust_accuracy", eps[-1]) if aa else math.nan,
             "gini_pixel": head["gini_pixel"], "gini_half_width": _half_width(run), "gini_region": head["gini_region"],
             "budget": budget, "ina": ina, "rn": rn,
             "ina_rn": (math.inf if ina > 0 else math.nan) if rn == 0 else ina / rn,
@@ -224,6 +227,7 @@ def render(table: pd.DataFrame, verdicts: pd.DataFrame, plot: str) -> str:
               "largest both share. INA/RN: ∞ when random noise fooled none. Stated figures "
               "as the sources state them (`experiments/third_party/manifest.csv` says what each means); the "
               "**Salman ADV** rows rest on an uncertain preprocessing (docs/third-party.md).", "",
+              *autoattack_section(table),
               "## Gini against PGD accuracy", "", f"![Gini against PGD accuracy]({plot})", ""]
     if len(cifar) > 2:
         rho = [cifar["gini_pixel"].corr(cifar[c], method="spearman") for c in ("pgd_small", "pgd_large")]
@@ -247,6 +251,39 @@ def render(table: pd.DataFrame, verdicts: pd.DataFrame, plot: str) -> str:
         index=False)]
     lines += ["", "\n\n".join(disagreements(table, verdicts)), ""]
     return "\n".join(lines)
+
+
+#: PGD-10 accuracy this many points above AutoAttack's on the same images: PGD overestimates the robustness.
+AUTOATTACK_GAP = 0.05
+
+
+def autoattack_section(table: pd.DataFrame) -> list[str]:
+    """Markdown lines: AutoAttack against PGD-10 on the same images for every model attacked with both,
+    the models whose gap exceeds AUTOATTACK_GAP named, and the sources' robust figures beside them."""
+    attacked = table[table["aa_n"] > 0]
+    if attacked.empty:
+        return []
+    lines = ["## AutoAttack against PGD-10", "",
+             f"On the {'/'.join(str(n) for n in sorted(set(attacked['aa_n'])))} images of each AutoAttack run, "
+             "both attacks (the PGD-10 columns here are those images', not the 1,000 of the table above). "
+             "Gap: PGD-10 − AutoAttack, in points.", "",
+             "| model | kind | PGD ε₁ | AA ε₁ | gap ε₁ | PGD ε₂ | AA ε₂ | gap ε₂ | stated robust |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in attacked.itertuples():
+        lines.append(f"| {r.name} | {r.kind} | {_pct(r.aa_pgd_small)} | {_pct(r.aa_small)} | "
+                     f"{100 * (r.aa_pgd_small - r.aa_small):.1f} | {_pct(r.aa_pgd_large)} | {_pct(r.aa_large)} | "
+                     f"{100 * (r.aa_pgd_large - r.aa_large):.1f} | {_pct(r.stated_robust)} |")
+    lines.append("")
+    for size, label in (("small", "ε₁"), ("large", "ε₂")):
+        gap = attacked[f"aa_pgd_{size}"] - attacked[f"aa_{size}"]
+        wide = attacked[gap > AUTOATTACK_GAP]
+        lines.append(f"At {label}, AutoAttack is at most {100 * gap.max():.1f} points below PGD-10 on every model."
+                     if wide.empty else
+                     f"At {label}, AutoAttack is more than {100 * AUTOATTACK_GAP:.0f} points below PGD-10 on "
+                     f"{len(wide)} of {len(attacked)} models ({', '.join(wide['name'])}): PGD-10 overestimates their "
+                     "robustness there, and the AutoAttack figure is the one to quote.")
+        lines.append("")
+    return lines
 
 
 def disagreements(table: pd.DataFrame, verdicts: pd.DataFrame) -> list[str]:
