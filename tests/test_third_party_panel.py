@@ -113,3 +113,5 @@ def test_autoattack_section_names_the_models_pgd_overestimates() -> None:
     assert "| m1 | adversarial | 50.0 | 49.0 | 1.0 | 20.0 | 12.0 | 8.0 |" in text and "| m0 |" not in text
     assert "At ε₁, AutoAttack is at most 1.0 points below PGD-10 on every model." in text
     assert "At ε₂, AutoAttack is more than 5 points below PGD-10 on 1 of 2 models (m1)" in text
+    table.loc[2, "aa_n"] = 0
+    assert "Not attacked with AutoAttack yet: m2." in "\n".join(autoattack_section(table))

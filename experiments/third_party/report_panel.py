@@ -283,6 +283,8 @@ def autoattack_section(table: pd.DataFrame) -> list[str]:
                      f"{len(wide)} of {len(attacked)} models ({', '.join(wide['name'])}): PGD-10 overestimates their "
                      "robustness there, and the AutoAttack figure is the one to quote.")
         lines.append("")
+    if waiting := [n for n, k, a in zip(table["name"], table["kind"], table["aa_n"]) if k in ROBUST_KINDS and not a]:
+        lines += [f"Not attacked with AutoAttack yet: {', '.join(waiting)}.", ""]
     return lines
 
 
