@@ -1,0 +1,56 @@
+"""The reproduction study's claims (experiments/claims_cifar10.py) on the committed fast-study runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "experiments"))
+from claims_cifar10 import write_claims  # noqa: E402
+
+STUDY = ROOT / "reports" / "reproduction" / "cifar10-fast"
+LADDER = ("standard", "pgd-at-eps2", "pgd-at-eps4", "pgd-at-eps8")
+
+
+def _study(tmp_path: Path, names: tuple[str, ...]) -> Path:
+    if not all((STUDY / "runs" / n / "meta.json").exists() for n in names):
+        pytest.skip("the fast study's runs are not all committed yet")
+    out = tmp_path / "study"
+    (out / "models").mkdir(parents=True)
+    for n in names:
+        shutil.copytree(STUDY / "runs" / n, out / "runs" / n)
+        shutil.copy(STUDY / "models" / f"{n}.pt.log.csv", out / "models" / f"{n}.pt.log.csv")
+    return out
+
+
+def test_gini_ladder_holds_without_a_seed_spread(tmp_path: Path) -> None:
+    out = _study(tmp_path, LADDER)
+    text = write_claims(out).read_text()
+    assert "Verdict: **holds** — pixel Gini" in text and "rises at every step by more than the seed spread" in text
+    assert "One seed per model: no seed spread." in text
+
+
+def test_a_seed_spread_larger_than_a_step_breaks_the_claim(tmp_path: Path) -> None:
+    """A second seed of PGD-AT ε = 8 whose Gini is 0.05 higher (more than the ε-ladder's steps) makes claim 1
+    fail, while claim 2's large differences survive the spread."""
+    out = _study(tmp_path, LADDER)
+    twin = out / "runs" / "pgd-at-eps8-seed1"
+    shutil.copytree(out / "runs" / "pgd-at-eps8", twin)
+    shutil.copy(out / "models" / "pgd-at-eps8.pt.log.csv", out / "models" / "pgd-at-eps8-seed1.pt.log.csv")
+    meta = json.loads((twin / "meta.json").read_text())
+    meta["model"]["name"] = "pgd-at-eps8-seed1"  # the name the comparison knows it by
+    (twin / "meta.json").write_text(json.dumps(meta))
+    table = pd.read_csv(twin / "per_image.csv")
+    table["gini_pixel"] = table["gini_pixel"] + 0.05
+    table.to_csv(twin / "per_image.csv", index=False)
+    text = write_claims(out).read_text()
+    assert "Verdict: **does not hold** — pixel Gini" in text
+    assert "but not always by more than the seed spread (0.050)" in text
+    assert "Seed spread: the largest |seed 0 − seed 1| difference of pgd-at-eps8" in text
+    assert "| inductive / random noise error |" in text
