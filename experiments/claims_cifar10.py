@@ -85,7 +85,7 @@ def write_claims(out: Path) -> Path:
               "|---|---|---|---|"]
     lines += [f"| {n} | {PAPER_GINI[n]} | {g:.3f} | {common('gini', 'region_sum', n):.3f} |" for n, g in zip(ladder, gini)]
     monotone = all(b > a for a, b in zip(gini, gini[1:]))
-    shape = ("rises at every step by more than the seed spread" if rising else
+    shape = ("rises at every step" + (" by more than the seed spread" if twins else "") if rising else
              f"rises at every step, but not always by more than the seed spread ({gini_spread:.3f})" if monotone else
              "is not monotone")
     lines += ["", f"Verdict: {_verdict(rising)} — pixel Gini {' < '.join(f'{g:.3f}' for g in gini)} {shape} along "

@@ -32,7 +32,7 @@ def _study(tmp_path: Path, names: tuple[str, ...]) -> Path:
 def test_gini_ladder_holds_without_a_seed_spread(tmp_path: Path) -> None:
     out = _study(tmp_path, LADDER)
     text = write_claims(out).read_text()
-    assert "Verdict: **holds** — pixel Gini" in text and "rises at every step by more than the seed spread" in text
+    assert "Verdict: **holds** — pixel Gini" in text and "rises at every step along standard → ε = 2" in text
     assert "One seed per model: no seed spread." in text
 
 
