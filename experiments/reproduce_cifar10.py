@@ -61,6 +61,9 @@ class StudyPreset:
     autoattack: Options = field(default_factory=dict)  # the AutoAttack evaluation (empty: none)
     attack_steps: int = 10  # PGD steps of the training adversary (step size step_factor · ε / steps)
     step_factor: float = 2.5  # 2.5 for PGD (Madry), 1.25 for FGSM-RS (Wong et al.), 1 for N-FGSM (de Jorge et al.)
+    # TRADES crafts its examples with its own KL attack (PGD on the KL divergence): its steps, each of ε / steps
+    # (None: attack_steps, step_factor · ε / steps as above)
+    trades_steps: int | None = None
     models: tuple[str, ...] = ("standard", "pgd-at-eps8", "igd-lam1", "igd-lam2", "pgd-at-eps4", "pgd-at-eps2",
                                "trades", "trades-igd")
     autoattack_models: tuple[str, ...] = ("pgd-at-eps8", "igd-lam1")
@@ -91,6 +94,7 @@ PRESETS: dict[str, StudyPreset] = {
         adversarial={},
         attack_steps=1,
         step_factor=1.0,  # N-FGSM: one step of ε (the preset's inner attack)
+        trades_steps=2,  # TRADES' KL attack: two steps of ε/2 (GradAlign's PGD-2 setting), guarded by the PGD-10 check
         evaluate={"data": "sample", "seed": 0, **EVAL_SUITES},
         autoattack={"data": "sample", "limit": 500, "seed": 0, "suites": "adversarial", "eps": "8/255",
                     "pgd_steps": 10, "autoattack": True},
@@ -133,6 +137,9 @@ def method_options(name: str, preset: StudyPreset, models: Path) -> Options:
     attack = {"eps": round(eps, 8), "attack_steps": preset.attack_steps,
               "step_size": round(preset.step_factor * eps / preset.attack_steps, 8), **preset.adversarial, **seeding}
     teacher = {"teacher": str(models / "standard.pt")}
+    if name.startswith("trades") and preset.trades_steps:
+        attack |= {"inner_attack": "pgd", "attack_steps": preset.trades_steps,
+                   "step_size": round(eps / preset.trades_steps, 8)}
     if name.startswith("pgd-at"):
         return {"method": "pgd-at", **attack}
     if name.startswith("igd-lam"):
