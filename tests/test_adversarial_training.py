@@ -97,6 +97,30 @@ def test_adversarial_losses_exceed_clean_loss(batch: tuple[torch.Tensor, torch.T
             assert float(loss) > float(F.cross_entropy(model(x), y))
 
 
+def test_igd_lambda_warmup_scales_the_cosine_term(batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """With lam_warmup w, λ at progress p is λ · min(1, p / w): CE is learned before the cosine term weighs in."""
+    x, y = batch
+    student, teacher = tiny_model(seed=1).train(), tiny_model(seed=2)
+    method = IGD(teacher, AttackSettings(eps=8 / 255, steps=0, step_size=0.0), lam=2.0, lam_warmup=0.5)
+    for progress, lam in ((0.0, 0.0), (0.25, 1.0), (0.75, 2.0)):
+        method.progress = progress
+        loss, parts = method.loss(student, x, y, torch.Generator().manual_seed(0), student)
+        assert parts["lam"] == pytest.approx(lam)
+        assert float(loss.detach()) == pytest.approx(parts["ce"] + lam * parts["igd"], rel=1e-5)
+
+
+def test_trainer_sets_the_warmup_progress(cli, small_npz: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    teacher = save_checkpoint(tiny_model(seed=3), tmp_path / "teacher.pt")
+    base = ["train", "--method", "igd", "--arch", "cnn_tiny", "--data", f"npz:{small_npz}", "--epochs", "2",
+            "--batch-size", "24", "--attack-steps", "1", "--eval-limit", "8", "--teacher", teacher, "--lam", "2"]
+    r = cli(*base, "--lam-warmup", "0.5", "--out", tmp_path / "m.pt")
+    assert r.code == 0, r.err
+    lam = pd.read_csv(tmp_path / "m.pt.log.csv")["lam"].tolist()  # each epoch's mean λ over its steps
+    assert 0 < lam[0] < 1 and lam[1] == pytest.approx(2.0)
+    r = cli(*base, "--lam-warmup", "1", "--out", tmp_path / "bad.pt")
+    assert r.code == 2 and "--lam-warmup must lie in [0, 1)" in r.err
+
+
 @pytest.mark.parametrize("method", [m for m in METHODS if m != "standard"])  # every adversarial method
 def test_train_cli_runs_each_method(cli, small_npz: Path, tmp_path: Path, method: str) -> None:  # type: ignore[no-untyped-def]
     teacher = save_checkpoint(tiny_model(seed=3), tmp_path / "teacher.pt")

@@ -117,13 +117,16 @@ class IGD:
     ``fraction`` < 1 computes the cosine term on the first ⌈fraction·N⌉ images of each batch only
     (the batch is in random order, so a random subset): an unbiased estimate of the batch mean at a
     fraction of the double backprop's cost, which costs 2.4–3 single-step adversarial steps.
+
+    ``lam_warmup`` > 0 raises λ linearly from 0 over that fraction of the training (``progress``, the share
+    of the steps done, set by the trainer before each step), so that the cross-entropy is learned first.
     """
 
     selection = "pgd"
 
     def __init__(self, teacher: RobenchModel, attack: AttackSettings | None = None, lam: float = 1.0,
                  grad_target: str = "logit", student_input: str = "clean", base: str = "pgd-at",
-                 beta: float = 6.0, label_smoothing: float = 0.0, fraction: float = 1.0) -> None:
+                 beta: float = 6.0, label_smoothing: float = 0.0, fraction: float = 1.0, lam_warmup: float = 0.0) -> None:
         if grad_target not in GRAD_TARGETS:
             raise RobenchError(f"--grad-target must be one of {', '.join(GRAD_TARGETS)}, got {grad_target!r}")
         if student_input not in STUDENT_INPUTS:
@@ -138,7 +141,8 @@ class IGD:
         self.attack = attack or AttackSettings()
         self.attack.validate()
         self.lam, self.grad_target, self.student_input, self.base, self.beta = lam, grad_target, student_input, base, beta
-        self.label_smoothing, self.fraction = label_smoothing, fraction
+        self.label_smoothing, self.fraction, self.lam_warmup = label_smoothing, fraction, lam_warmup
+        self.progress = 1.0  # share of the training done (the trainer sets it before each step)
         self.name = "igd" if base == "pgd-at" else "trades-igd"
         if base == "trades" and self.attack.kind != "pgd":
             raise RobenchError(f"TRADES crafts its examples with its own KL attack; --inner-attack {self.attack.kind} "
@@ -165,4 +169,7 @@ class IGD:
             cosine = F.cosine_similarity(student_grad.flatten(1), teacher_grad.flatten(1), dim=1, eps=1e-12)
         igd = (1 - cosine).mean()
         parts.update(igd=float(igd.detach()), cos=float(cosine.mean().detach()))
-        return base + self.lam * igd, parts
+        lam = self.lam * min(1.0, self.progress / self.lam_warmup) if self.lam_warmup else self.lam
+        if self.lam_warmup:
+            parts["lam"] = lam
+        return base + lam * igd, parts

@@ -81,6 +81,8 @@ class TrainConfig:
     step_size: float = setting(2 / 255, "PGD step size in [0,1] units.")
     beta: float = setting(6.0, "TRADES β.")
     lam: float = setting(1.0, "IGD λ (weight of the cosine term).")
+    lam_warmup: float = setting(0.0, "IGD: fraction of the training steps over which λ rises linearly from 0 to "
+                                     "--lam (0: the full λ from the first step).")
     igd_fraction: float = setting(1.0, "IGD: share of each batch on which the cosine term is computed (an unbiased "
                                     "estimate at a fraction of the double backprop's cost).")
     teacher: str | None = setting(None, "IGD teacher checkpoint (standard-trained, same input size and classes).")
@@ -106,6 +108,8 @@ class TrainConfig:
                                f"(got {self.eps:g}, {self.attack_steps}, {self.step_size:g})")
         if self.inner_attack not in INNER_ATTACKS:
             raise RobenchError(f"unknown inner attack {self.inner_attack!r}; choose from {', '.join(INNER_ATTACKS)}")
+        if not 0 <= self.lam_warmup < 1:
+            raise RobenchError(f"--lam-warmup must lie in [0, 1), got {self.lam_warmup:g}")
         if not 0 <= self.label_smoothing < 1 or not 0 <= self.warmup < 1 or self.crop_padding < 0:
             raise RobenchError(f"--label-smoothing and --warmup must lie in [0, 1) and --crop-padding be ≥ 0 (got "
                                f"{self.label_smoothing:g}, {self.warmup:g}, {self.crop_padding})")

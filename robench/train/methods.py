@@ -101,7 +101,7 @@ def _igd(config: TrainConfig, image_shape: tuple[int, int, int], num_classes: in
     base = "trades" if config.method == "trades-igd" else "pgd-at"
     return IGD(_teacher(config, image_shape, num_classes, device), _attack(config), lam=config.lam,  # type: ignore[return-value]
                grad_target=config.grad_target, student_input=config.student_input, base=base, beta=config.beta,
-               label_smoothing=config.label_smoothing, fraction=config.igd_fraction)
+               label_smoothing=config.label_smoothing, fraction=config.igd_fraction, lam_warmup=config.lam_warmup)
 
 
 def make_method(config: TrainConfig, image_shape: tuple[int, int, int], num_classes: int,

@@ -96,7 +96,8 @@ def train(config: TrainConfig) -> RobenchModel:
         task = progress.add_task("training", total=config.epochs, completed=state["epoch"])
         for epoch in range(state["epoch"], config.epochs):
             started = time.time()
-            row = step.epoch(images, labels, generator)
+            row = step.epoch(images, labels, generator, first_step=epoch * steps_per_epoch,
+                             total_steps=config.epochs * steps_per_epoch)
             row.update(epoch=epoch + 1, lr=optimizer.param_groups[0]["lr"],
                        test_acc=evaluate_accuracy(model, test_set, device, dist_ctx))
             if config.robust_eval_steps:
@@ -172,12 +173,18 @@ class TrainStep:
         self.amp_dtype = (torch.float16 if device.type == "cuda" else torch.bfloat16) if config.amp else None
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype is torch.float16 else None
 
-    def epoch(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> dict[str, float]:
-        """One pass over the data in a generator-drawn order; returns mean loss parts per image."""
+    def epoch(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator, first_step: int = 0,
+              total_steps: int | None = None) -> dict[str, float]:
+        """One pass over the data in a generator-drawn order; returns mean loss parts per image.
+
+        A method with a ``progress`` attribute (IGD's λ warm-up) gets the share of the ``total_steps`` done
+        before each step (``first_step``: the steps of the earlier epochs)."""
         self.model.train()
         order = torch.randperm(len(labels), generator=generator)
         totals: dict[str, float] = {}
-        for start in range(0, len(order), self.config.batch_size):
+        for index, start in enumerate(range(0, len(order), self.config.batch_size)):
+            if total_steps and hasattr(self.method, "progress"):
+                self.method.progress = (first_step + index) / total_steps
             idx = order[start:start + self.config.batch_size]
             x = images[idx.to(images.device)].permute(0, 3, 1, 2).float().div_(255.0)
             y = labels[idx.to(labels.device)]
