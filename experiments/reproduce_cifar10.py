@@ -64,6 +64,7 @@ class StudyPreset:
     # TRADES crafts its examples with its own KL attack (PGD on the KL divergence): its steps, each of ε / steps
     # (None: attack_steps, step_factor · ε / steps as above)
     trades_steps: int | None = None
+    lam_warmup_above_1: float = 0.0  # IGD with λ > 1: --lam-warmup (λ = 1 trains without it)
     models: tuple[str, ...] = ("standard", "pgd-at-eps8", "igd-lam1", "igd-lam2", "pgd-at-eps4", "pgd-at-eps2",
                                "trades", "trades-igd")
     autoattack_models: tuple[str, ...] = ("pgd-at-eps8", "igd-lam1")
@@ -94,6 +95,7 @@ PRESETS: dict[str, StudyPreset] = {
         adversarial={},
         attack_steps=1,
         step_factor=1.0,  # N-FGSM: one step of ε (the preset's inner attack)
+        lam_warmup_above_1=0.25,  # igd-lam2 collapsed without it (failed/); the length of the learning-rate warm-up
         trades_steps=2,  # TRADES' KL attack: two steps of ε/2 (GradAlign's PGD-2 setting), guarded by the PGD-10 check
         evaluate={"data": "sample", "seed": 0, **EVAL_SUITES},
         autoattack={"data": "sample", "limit": 500, "seed": 0, "suites": "adversarial", "eps": "8/255",
@@ -143,7 +145,9 @@ def method_options(name: str, preset: StudyPreset, models: Path) -> Options:
     if name.startswith("pgd-at"):
         return {"method": "pgd-at", **attack}
     if name.startswith("igd-lam"):
-        return {"method": "igd", "lam": float(name.removeprefix("igd-lam")), **teacher, **attack}
+        lam = float(name.removeprefix("igd-lam"))
+        warmup = {"lam_warmup": preset.lam_warmup_above_1} if lam > 1 and preset.lam_warmup_above_1 else {}
+        return {"method": "igd", "lam": lam, **warmup, **teacher, **attack}
     if name == "trades":
         return {"method": "trades", "beta": 6.0, **attack}
     if name == "trades-igd":
