@@ -6,12 +6,14 @@ import json
 import shutil
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 
 from robench.errors import RobenchError
 from robench.reports.compare import common_correct, comparison_table, model_labels
+from robench.reports.plots import save_figure
 from robench.reports.report import build_report
 from robench.reports.runs import headline, load_run
 
@@ -88,6 +90,16 @@ def test_report_writes_tables_and_plots(zoo_runs: list[Path], tmp_path: Path) ->
     csv = pd.read_csv(report.table)
     assert list(csv.columns[:4]) == ["scope", "measure", "test", "param"] and list(csv.columns[4:]) == list(NAMES)
     assert not list((tmp_path / "cmp").glob(".*.tmp"))
+
+
+def test_saved_figures_are_byte_identical_when_drawn_again(tmp_path: Path) -> None:
+    """No creation date and no random SVG ids: a regenerated committed report shows no spurious diff."""
+    for out in ("a", "b"):
+        fig, ax = plt.subplots()
+        ax.scatter([0, 1], [1, 0])
+        save_figure(fig, tmp_path / out, "scatter")
+    for ext in ("png", "svg"):
+        assert (tmp_path / "a" / f"scatter.{ext}").read_bytes() == (tmp_path / "b" / f"scatter.{ext}").read_bytes()
 
 
 def test_example_grid_recomputes_attributions(zoo_runs: list[Path], tmp_path: Path) -> None:

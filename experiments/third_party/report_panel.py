@@ -275,9 +275,9 @@ def autoattack_section(table: pd.DataFrame) -> list[str]:
                      f"{100 * (r.aa_pgd_large - r.aa_large):.1f} | {_pct(r.stated_robust)} |")
     lines.append("")
     for size, label in (("small", "ε₁"), ("large", "ε₂")):
-        gap = attacked[f"aa_pgd_{size}"] - attacked[f"aa_{size}"]
-        wide = attacked[gap > AUTOATTACK_GAP]
-        lines.append(f"At {label}, AutoAttack is at most {100 * gap.max():.1f} points below PGD-10 on every model."
+        gap = (100 * (attacked[f"aa_pgd_{size}"] - attacked[f"aa_{size}"])).round(1)  # points, as the table shows
+        wide = attacked[gap > 100 * AUTOATTACK_GAP]  # rounded, so a gap of exactly 5.0 is not "more than 5"
+        lines.append(f"At {label}, AutoAttack is at most {gap.max():.1f} points below PGD-10 on every model."
                      if wide.empty else
                      f"At {label}, AutoAttack is more than {100 * AUTOATTACK_GAP:.0f} points below PGD-10 on "
                      f"{len(wide)} of {len(attacked)} models ({', '.join(wide['name'])}): PGD-10 overestimates their "

@@ -37,16 +37,20 @@ def style(i: int) -> dict[str, object]:
 
 
 def save_figure(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
-    """Write ``stem.png`` (150 dpi) and ``stem.svg`` atomically into ``out_dir``; close the figure."""
+    """Write ``stem.png`` (150 dpi) and ``stem.svg`` atomically into ``out_dir``; close the figure.
+
+    Both files are byte-identical for the same figure: no creation date, and the SVG's element ids come from a
+    fixed salt instead of a random one, so re-generating a committed report only changes what changed."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         plt.close(fig)
         raise RobenchError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
     paths = []
-    for ext, kwargs in (("png", {"dpi": 150}), ("svg", {})):
+    for ext, kwargs in (("png", {"dpi": 150}), ("svg", {"metadata": {"Date": None}})):
         path = out_dir / f"{stem}.{ext}"
-        write_atomic(path, lambda tmp, e=ext, k=kwargs: fig.savefig(tmp, format=e, bbox_inches="tight", **k))
+        with plt.rc_context({"svg.hashsalt": stem}):
+            write_atomic(path, lambda tmp, e=ext, k=kwargs: fig.savefig(tmp, format=e, bbox_inches="tight", **k))
         paths.append(path)
     plt.close(fig)
     return paths
