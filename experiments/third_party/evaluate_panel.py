@@ -21,6 +21,10 @@ Then: the comparison report of the CIFAR-10 runs (``OUT/compare``), one leaderbo
 (``third-party/NAME``, with the manifest's provenance as its model card) and the cross-lab report
 ``OUT/README.md`` (``report_panel.py``). ``--stage report`` does only the last three.
 
+Why the CLI, in this process, rather than ``robench.evaluate``: the panel tests the path a user with their own
+checkpoint takes, which is the command line (``--arch module:callable --arch-path``, the manifest's mean/std as
+flags), and the command recorded in ``OUT/commands.json`` is then exactly the one that ran.
+
 The panel directory: ``--panel``, else ``$ROBENCH_THIRD_PARTY``, else ``../shared/data/third-party``.
 """
 
