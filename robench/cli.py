@@ -6,16 +6,17 @@ exits with status 2, without a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import shutil
 import sys
+from dataclasses import field
 from pathlib import Path
 from typing import Optional
 
 import click
 import typer
 from rich.console import Console
-from rich.markup import escape  # typer renders help as rich markup: [inequality] would vanish
 from rich.table import Table
 
 from robench.cli_options import dataclass_options, with_options
@@ -88,7 +89,7 @@ def evaluate(
         check_writable(out)  # a read-only or full --out fails now, not after loading the model and data
     typed = [k for k in settings if _given(ctx, k)]  # the options typed on the command line
     given = {k: settings[k] for k in typed if k not in ATTRIBUTION_FLAGS}
-    if chosen := {ATTRIBUTION_FLAGS[k][0]: settings[k] for k in typed if k in ATTRIBUTION_FLAGS}:
+    if chosen := {ATTRIBUTION_FLAGS[k]: settings[k] for k in typed if k in ATTRIBUTION_FLAGS}:
         given["attribution_options"] = chosen
     first_attribution_flag = next((flag(k) for k in typed if k in ATTRIBUTION_FLAGS), "")
     configs = suite_configs(suite, given, label=lambda k: first_attribution_flag if k == "attribution_options" else flag(k))
@@ -135,27 +136,30 @@ def _owners(name: str) -> str:
     return ", ".join(setting_owners()[name])
 
 
-#: The attribution options of the command line: option → (keyword of the attribution methods accepting it, type,
-#: help). They reach the suites as ``attribution_options`` (robench.attribution's keyword arguments).
-ATTRIBUTION_FLAGS: dict[str, tuple[str, type, str]] = {
-    "ig_steps": ("steps", int, "Integrated-gradients steps (default 50)."),
-    "ig_method": ("method", str, "gausslegendre or riemann_{trapezoid,left,right,middle}."),
-    "ig_baseline": ("baseline", str, "zero (black) or mean (the model's normalisation mean)."),
-    "internal_batch_size": ("internal_batch_size", int, "Max inputs per forward pass inside IG/smoothgrad."),
-    "smoothgrad_samples": ("samples", int, "Smoothgrad noise samples (default 20)."),
-    "smoothgrad_sigma": ("sigma", float, "Smoothgrad noise std in [0,1] units (default 0.2)."),
-}
+@dataclasses.dataclass(frozen=True)
+class AttributionFlags:
+    """The attribution options of the command line. They reach the suites as ``attribution_options``, under the
+    keyword (metadata ``keyword``) of robench.attribution's methods that accept them; unset leaves its default."""
+
+    ig_steps: int | None = field(default=None, metadata={"keyword": "steps", "help": "Integrated-gradients steps (default 50)."})
+    ig_method: str | None = field(default=None, metadata={
+        "keyword": "method", "help": "gausslegendre or riemann_{trapezoid,left,right,middle}."})
+    ig_baseline: str | None = field(default=None, metadata={
+        "keyword": "baseline", "help": "zero (black) or mean (the model's normalisation mean)."})
+    internal_batch_size: int | None = field(default=None, metadata={
+        "keyword": "internal_batch_size", "help": "Max inputs per forward pass inside IG/smoothgrad."})
+    smoothgrad_samples: int | None = field(default=None, metadata={
+        "keyword": "samples", "help": "Smoothgrad noise samples (default 20)."})
+    smoothgrad_sigma: float | None = field(default=None, metadata={
+        "keyword": "sigma", "help": "Smoothgrad noise std in [0,1] units (default 0.2)."})
 
 
-def _attribution_options() -> list[inspect.Parameter]:
-    """The typer parameters of ATTRIBUTION_FLAGS (each optional: unset leaves the method's default)."""
-    return [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[kind],  # noqa: UP045 (typer reads it)
-                              default=typer.Option(None, help=escape(f"[{_owners('attribution_options')}] {text}")))
-            for name, (_, kind, text) in ATTRIBUTION_FLAGS.items()]
+#: Attribution option → the attribution methods' keyword argument it sets.
+ATTRIBUTION_FLAGS: dict[str, str] = {f.name: f.metadata["keyword"] for f in dataclasses.fields(AttributionFlags)}
 
 
 app.command("evaluate")(with_options(evaluate, settings=[
-    *_attribution_options(),
+    *dataclass_options(AttributionFlags, tag=lambda _: _owners("attribution_options")),
     *dataclass_options(InequalityConfig, skip=("attribution_options",), tag=_owners),
     *dataclass_options(AdversarialConfig, tag=_owners),
     *dataclass_options(CorruptionsConfig, tag=_owners),
