@@ -22,7 +22,7 @@ from robench.reports.runs import Run, load_run
 
 ORDER = ("standard", "pgd-at-eps2", "pgd-at-eps4", "pgd-at-eps8", "igd-lam1", "igd-lam2", "trades", "trades-igd",
          "pgd-at-eps8-seed1", "igd-lam1-seed1")
-CLAIM_MODELS = ORDER[:6]  # the claims concern these; TRADES models are in the report, not in the common set here
+CLAIM_MODELS = ORDER[:8]  # the claims concern these (all in the common set); the seed twins join them below
 #: Second-seed twins: when present, they join the common set and give each IGD-vs-PGD-AT measure its seed spread.
 SEED_TWINS = {"pgd-at-eps8": "pgd-at-eps8-seed1", "igd-lam1": "igd-lam1-seed1"}
 PAPER_GINI = {"standard": "0.58", "pgd-at-eps2": "0.67", "pgd-at-eps4": "0.69", "pgd-at-eps8": "0.73"}
@@ -120,16 +120,13 @@ def write_claims(out: Path) -> Path:
         lines += [f"| random noise error (same budget) | {_pct(rn[std])} | {_pct(rn[at])} | — | — |",
                   f"| inductive / random noise error | {_ratio(ratio_std)} | {_ratio(ratio_at)} | AT ≫ 1, and above standard | "
                   f"{_verdict(ratio_at > 1.5 and ratio_at > ratio_std + ratio_spread)} |", "", spread_note, ""]
-    # 3. IGD
-    igds = [n for n in ("igd-lam1", "igd-lam2") if n in runs]
-    if at in runs and igds:
-        lines += ["## 3. IGD releases the inequality and keeps robustness (vs PGD-AT ε = 8)", "",
-                  "| measure | PGD-AT ε = 8 | " + " | ".join(igds) + (" | seed spread" if twins else "")
-                  + " | paper (IGD abstract) | verdict |",
-                  "|---|---|" + "---|" * len(igds) + ("---|" if twins else "") + "---|---|"]
+    # 3. IGD against its base: PGD-AT (the papers' setting), then TRADES (methods.md: "also trades+igd")
+    def igd_section(title: str, base: str, base_label: str, igds: list[str]) -> list[str]:
+        section = [title, "", f"| measure | {base_label} | " + " | ".join(igds) + (" | seed spread" if twins else "")
+                   + " | paper (IGD abstract) | verdict |",
+                   "|---|---|" + "---|" * len(igds) + ("---|" if twins else "") + "---|---|"]
 
         def row(label: str, values: dict[str, float], paper: str, lower_is_better: bool, fmt=_pct) -> str:  # type: ignore[no-untyped-def]
-            base = values[at]
             measured = spread(lambda m: values.get(m, float("nan")))
             spread_value = beyond(measured)
             cells, held, failed = [], [], []
@@ -137,41 +134,53 @@ def write_claims(out: Path) -> Path:
                 if n not in values:
                     cells.append("–")
                     continue
-                change = (base - values[n]) / base if base else float("nan")
+                change = (values[base] - values[n]) / values[base] if values[base] else float("nan")
                 cells.append(f"{fmt(values[n])} ({'−' if change >= 0 else '+'}{abs(100 * change):.0f}%)")
-                ok = values[n] < base - spread_value if lower_is_better else values[n] >= base - max(0.02, spread_value)
+                ok = (values[n] < values[base] - spread_value if lower_is_better else
+                      values[n] >= values[base] - max(0.02, spread_value))
                 (held if ok else failed).append(n)
             verdict = _verdict(not failed) if not (held and failed) else f"**holds for {', '.join(held)} only**"
             spread_cell = (f" | {fmt(measured)}" if measured == measured else " | – (no second seed measured)") if twins else ""
-            return f"| {label} | {fmt(base)} | " + " | ".join(cells) + f"{spread_cell} | {paper} | {verdict} |"
+            return f"| {label} | {fmt(values[base])} | " + " | ".join(cells) + f"{spread_cell} | {paper} | {verdict} |"
 
-        every = (at, *igds, *twins.values())
-        lines.append(row("pixel Gini", {n: common("gini", "pixel", n) for n in every}, "lower", True,
-                         lambda v: f"{v:.3f}"))
-        lines.append(row(f"inductive noise error @ {_pct(float(ina_budget))}",
-                         {n: common("inductive_noise", ina_budget, n) for n in every}, "up to −60%", True))
+        every = (base, *igds, *twins.values())  # the twins give the seed spread
+        section.append(row("pixel Gini", {n: common("gini", "pixel", n) for n in every}, "lower", True,
+                           lambda v: f"{v:.3f}"))
+        section.append(row(f"inductive noise error @ {_pct(float(ina_budget))}",
+                           {n: common("inductive_noise", ina_budget, n) for n in every}, "up to −60%", True))
         for fill in sorted(table[(table.scope == "common") & (table.test == "inductive_occlusion")]["param"]):
-            lines.append(row(f"occlusion error, {fill}", {n: common("inductive_occlusion", fill, n) for n in every},
-                             "up to −16%", True))
+            section.append(row(f"occlusion error, {fill}", {n: common("inductive_occlusion", fill, n) for n in every},
+                               "up to −16%", True))
         rn_budget = max(table[(table.scope == "common") & (table.test == "random_noise")]["param"], key=float)
-        lines.append(row(f"random noise error @ {_pct(float(rn_budget))}",
-                         {n: common("random_noise", rn_budget, n) for n in every}, "up to −50%", True))
+        section.append(row(f"random noise error @ {_pct(float(rn_budget))}",
+                           {n: common("random_noise", rn_budget, n) for n in every}, "up to −50%", True))
         if all(pd.notna(noise[n]) for n in every):
-            lines.append(row("noise-corruption error (gaussian+shot+impulse, all images)", {n: noise[n] for n in every},
-                             "up to −21%", True))
-        lines.append(row("clean accuracy (all images)", {n: clean[n] for n in every}, "kept", False))
+            section.append(row("noise-corruption error (gaussian+shot+impulse, all images)", {n: noise[n] for n in every},
+                               "up to −21%", True))
+        section.append(row("clean accuracy (all images)", {n: clean[n] for n in every}, "kept", False))
         pgd = {n: runs[n].value("pgd", "robust_accuracy") for n in every}
-        lines.append(row("PGD-10 accuracy, ε = 8/255 (all images)", pgd, "kept", False))
+        section.append(row("PGD-10 accuracy, ε = 8/255 (all images)", pgd, "kept", False))
         aa_runs = {n: out / "runs" / f"{n}-autoattack" for n in every if (out / "runs" / f"{n}-autoattack" / "meta.json").exists()}
-        if at in aa_runs and len(aa_runs) > 1:
+        if base in aa_runs and len(aa_runs) > 1:
             aa = {n: load_run(p).value("autoattack", "robust_accuracy") for n, p in aa_runs.items()}
-            n_aa = load_run(aa_runs[at]).meta["n_images"]
-            lines.append(row(f"AutoAttack accuracy, ε = 8/255 ({n_aa} images)", aa, "kept", False))
-        lines += ["", "Relative changes in brackets are against PGD-AT ε = 8 (− = lower). \"Kept\" accuracies "
-                  "hold when within 2 points of PGD-AT's or above."
-                  + (f" Seed spread: the largest |seed 0 − seed 1| difference of {', '.join(twins)} (each trained "
-                     "twice); a reduction holds only when larger than it, and a kept accuracy may fall by at most "
-                     "the larger of it and 2 points." if twins else " One seed per model: no seed spread."), ""]
+            n_aa = load_run(aa_runs[base]).meta["n_images"]
+            section.append(row(f"AutoAttack accuracy, ε = 8/255 ({n_aa} images)", aa, "kept", False))
+        return section + ["", f"Relative changes in brackets are against {base_label} (− = lower). \"Kept\" accuracies "
+                          f"hold when within 2 points of {base_label}'s or above."
+                          + (f" Seed spread: the largest |seed 0 − seed 1| difference of {', '.join(twins)} (each "
+                             "trained twice); a reduction holds only when larger than it, and a kept accuracy may fall "
+                             "by at most the larger of it and 2 points." if twins else " One seed per model: no seed spread."),
+                          ""]
+
+    if at in runs and (igds := [n for n in ("igd-lam1", "igd-lam2") if n in runs]):
+        lines += igd_section("## 3. IGD releases the inequality and keeps robustness (vs PGD-AT ε = 8)", at,
+                             "PGD-AT ε = 8", igds)
+    if "trades" in runs and "trades-igd" in runs:
+        lines += igd_section("## 3b. The same on TRADES (TRADES + IGD vs TRADES, β = 6, ε = 8)", "trades", "TRADES",
+                             ["trades-igd"])
+        if twins:
+            lines[-2] += (" TRADES is trained once: the spread is PGD-AT's and IGD's, taken as the recipe's seed-to-seed "
+                          "variation.")
     lines += _runs_section(out, [n for n in ORDER if (out / "runs" / n / "meta.json").exists()])
     path = out / "CLAIMS.md"
     path.write_text("\n".join(lines) + "\n")

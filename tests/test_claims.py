@@ -54,3 +54,25 @@ def test_a_seed_spread_larger_than_a_step_breaks_the_claim(tmp_path: Path) -> No
     assert "but not always by more than the seed spread (0.050)" in text
     assert "Seed spread: the largest |seed 0 − seed 1| difference of pgd-at-eps8" in text
     assert "| inductive / random noise error |" in text
+
+
+def test_igd_on_trades_is_judged_against_trades(tmp_path: Path) -> None:
+    """TRADES + IGD gets its own section against TRADES: a copy of TRADES whose Gini is 0.05 lower lowers the Gini
+    (beyond any spread) and keeps every accuracy, and nothing else changes."""
+    out = _study(tmp_path, (*LADDER, "trades"))
+    assert "## 3b." not in write_claims(out).read_text()  # no TRADES + IGD yet: no section
+    twin = out / "runs" / "trades-igd"
+    shutil.copytree(out / "runs" / "trades", twin)
+    shutil.copy(out / "models" / "trades.pt.log.csv", out / "models" / "trades-igd.pt.log.csv")
+    meta = json.loads((twin / "meta.json").read_text())
+    meta["model"]["name"] = "trades-igd"
+    (twin / "meta.json").write_text(json.dumps(meta))
+    table = pd.read_csv(twin / "per_image.csv")
+    table["gini_pixel"] = table["gini_pixel"] - 0.05
+    table.to_csv(twin / "per_image.csv", index=False)
+    section = write_claims(out).read_text().split("## 3b.")[1]
+    assert "| measure | TRADES | trades-igd | paper (IGD abstract) | verdict |" in section
+    assert "| pixel Gini | 0.59" in section and "(−8%) | lower | **holds** |" in section
+    assert "| clean accuracy (all images) | 71.1% | 71.1% (−0%) | kept | **holds** |" in section
+    assert "| inductive noise error @ 2.0% |" in section and "(−0%) | up to −60% | **does not hold** |" in section
+    assert "One seed per model: no seed spread." in section and "TRADES is trained once" not in section
