@@ -21,6 +21,12 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def describe_device(device: torch.device) -> str:
+    """The device a job ran on, for its record: ``cpu`` or ``cuda (NVIDIA H200)``."""
+    device = torch.device(device)
+    return f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else device.type
+
+
 def _tf32_switches() -> list[tuple[object, str, object]]:
     """``(object, attribute, full-float32 value)`` for the settings that let CUDA use TF32 for float32.
 

@@ -70,7 +70,10 @@ def test_igd_on_trades_is_judged_against_trades(tmp_path: Path) -> None:
     table = pd.read_csv(twin / "per_image.csv")
     table["gini_pixel"] = table["gini_pixel"] - 0.05
     table.to_csv(twin / "per_image.csv", index=False)
-    section = write_claims(out).read_text().split("## 3b.")[1]
+    text = write_claims(out).read_text()
+    assert "| trades | trades | PGD-2, step 4/255 | cpu* | 44.1 | 10 | 71.1% / 40.5% |" in text  # the models table
+    assert "| pgd-at-eps8 | pgd-at | N-FGSM | cpu* |" in text and "| standard | standard | – | cpu* |" in text
+    section = text.split("## 3b.")[1]
     assert "| measure | TRADES | trades-igd | paper (IGD abstract) | verdict |" in section
     assert "| pixel Gini | 0.59" in section and "(−8%) | lower | **holds** |" in section
     assert "| clean accuracy (all images) | 71.1% | 71.1% (−0%) | kept | **holds** |" in section

@@ -13,6 +13,7 @@ import torch
 
 import robench.train.trainer as trainer
 from robench.data import load_dataset
+from robench.devices import describe_device, resolve_device
 from robench.models.loading import load_model
 from robench.train.augment import random_crop_flip
 
@@ -98,7 +99,8 @@ def test_train_writes_checkpoints_log_and_metadata(cli, npz128: Path, tmp_path: 
     assert cfg["method"] == "standard" and cfg["arch"] == "cnn_tiny" and cfg["epochs"] == 2 and cfg["seed"] == 0
     assert cfg["batch_size"] == 32 and cfg["eval_limit"] == 32 and cfg["data"] == f"npz:{npz128}"
     assert info.training["dataset"]["name"] == "s128" and info.training["dataset"]["n"] == 128
-    assert {"robench", "torch"} <= set(info.training)
+    assert {"robench", "torch"} <= set(info.training) 
+    assert info.training["device"] == describe_device(resolve_device("auto"))  # cpu here; "cuda (NAME)" on a GPU
     selected = info.training["selected_epoch"]
     assert selected == int(np.argmax(log["test_acc"].to_numpy())) + 1  # the first epoch with the best accuracy
     last_model = load_model(str(last))

@@ -29,6 +29,7 @@ from robench import __version__
 from robench.attacks.pgd import pgd_linf
 from robench.data import load_dataset
 from robench.data.imageset import ImageSet
+from robench.devices import describe_device
 from robench.distributed import DistContext
 from robench.errors import RobenchError
 from robench.io import write_atomic
@@ -71,7 +72,8 @@ def train(config: TrainConfig) -> RobenchModel:
         name=config.name or Path(config.out).stem, arch=config.arch, num_classes=len(train_set.classes),
         input_size=(c, h, w), mean=(0.0,) * c, std=(1.0,) * c, classes=train_set.classes,
         training={"config": asdict(config), "method": method.name, "dataset": train_set.identity,
-                  "robench": __version__, "torch": str(torch.__version__), "world_size": dist_ctx.world},
+                  "robench": __version__, "torch": str(torch.__version__), "world_size": dist_ctx.world,
+                  "device": describe_device(device)},
     )
     model = RobenchModel(built.net, info).to(device)
     if config.channels_last:
