@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "experiments"))
-from claims_cifar10 import write_claims  # noqa: E402
+from claims_cifar10 import verdicts, write_claims, write_verdicts_beside  # noqa: E402
 
 STUDY = ROOT / "reports" / "reproduction" / "cifar10-fast"
 LADDER = ("standard", "pgd-at-eps2", "pgd-at-eps4", "pgd-at-eps8")
@@ -79,3 +79,19 @@ def test_igd_on_trades_is_judged_against_trades(tmp_path: Path) -> None:
     assert "| clean accuracy (all images) | 71.1% | 71.1% (−0%) | kept | **holds** |" in section
     assert "| inductive noise error @ 2.0% |" in section and "(−0%) | up to −60% | **does not hold** |" in section
     assert "One seed per model: no seed spread." in section and "TRADES is trained once" not in section
+
+
+def test_verdicts_are_read_back_and_set_beside_another_studys(tmp_path: Path) -> None:
+    out = _study(tmp_path, (*LADDER, "igd-lam1"))
+    found = verdicts(write_claims(out).read_text())
+    assert found["1. Gini rises with the training ε"].startswith("**holds** — pixel Gini 0.5")
+    assert found["2. inductive noise error"].startswith("**does not hold** (") and " vs " in found["2. inductive noise error"]
+    assert found["3. pixel Gini"].startswith("**holds** (0.6") and " → 0.6" in found["3. pixel Gini"]
+    other = tmp_path / "other"
+    shutil.copytree(out, other)
+    (other / "CLAIMS.md").write_text((other / "CLAIMS.md").read_text().replace("| AT > standard | **does not hold** |",
+                                                                              "| AT > standard | **holds** |"))
+    text = write_verdicts_beside(out, {"this": out, "that": other}).read_text()
+    assert "| claim: measure | [this](CLAIMS.md) | [that](../other/CLAIMS.md) |" in text
+    row = next(line for line in text.splitlines() if line.startswith("| 2. inductive noise error |"))
+    assert row.count("**does not hold**") == 1 and row.count("**holds**") == 1
