@@ -63,7 +63,8 @@ def test_comparison_table_matches_independent_computation(zoo_runs: list[Path]) 
 def test_headline_reads_results(zoo_runs: list[Path]) -> None:
     row = headline(load_run(zoo_runs[2]))
     assert row["name"] == "igd" and row["method"] == "igd"
-    assert json.loads(row["method_params"])["lam"] == 1.0
+    params = json.loads(row["method_params"])
+    assert params["lam"] == 1.0 and params["inner_attack"] == "n-fgsm"  # the zoo's fast recipe
     assert row["clean_accuracy"] == pytest.approx(0.705)
     assert row["pgd_accuracy"] == pytest.approx(0.395)
     assert row["ina_budget"] == pytest.approx(0.02) and row["ioa_fill"] == 0.5

@@ -194,10 +194,10 @@ ATTRIBUTION_COLUMNS = ["gini_pixel_nonzero", "all_zero_share", "entropy", "parti
 #: The training settings recorded in ``method_params`` for each training method.
 METHOD_PARAMS = {
     "standard": ("epochs",),
-    "pgd-at": ("eps", "attack_steps", "step_size", "epochs"),
-    "trades": ("eps", "attack_steps", "step_size", "beta", "epochs"),
-    "igd": ("eps", "attack_steps", "step_size", "lam", "teacher", "epochs"),
-    "trades-igd": ("eps", "attack_steps", "step_size", "beta", "lam", "teacher", "epochs"),
+    "pgd-at": ("eps", "inner_attack", "attack_steps", "step_size", "epochs"),
+    "trades": ("eps", "inner_attack", "attack_steps", "step_size", "beta", "epochs"),
+    "igd": ("eps", "inner_attack", "attack_steps", "step_size", "lam", "teacher", "epochs"),
+    "trades-igd": ("eps", "inner_attack", "attack_steps", "step_size", "beta", "lam", "teacher", "epochs"),
 }
 
 
