@@ -6,6 +6,11 @@
 Reads the evaluated runs in OUT/runs (written by reproduce_cifar10.py), compares all of them on
 the images every model classifies correctly (robench.reports.compare), and writes OUT/CLAIMS.md.
 Every number is read from the runs' result files; every verdict is computed, not typed.
+
+    .venv/bin/python experiments/claims_cifar10.py --out reports/reproduction/cifar10-fast \
+        --beside reports/reproduction/cifar10
+
+also writes OUT/VERDICTS.md: each study's verdicts (read back from its CLAIMS.md) side by side.
 """
 
 from __future__ import annotations
