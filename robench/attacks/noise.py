@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from robench.attacks.budgets import Budget, resolve_budgets
+from robench.attacks.results import concat_batches
 from robench.errors import RobenchError
 from robench.models.modes import eval_mode
 
@@ -337,28 +338,7 @@ class NoiseResult:
     @staticmethod
     def merge(results: Iterable[NoiseResult]) -> NoiseResult:
         """Concatenate results of several batches (same settings) along the image axis."""
-        rs = list(results)
-        if not rs:
-            raise RobenchError("nothing to merge: no noise results")
-        first = rs[0]
-        for r in rs[1:]:
-            same = (r.ks, r.selection, r.mode, r.noise, r.trials, r.numel) == (
-                first.ks, first.selection, first.mode, first.noise, first.trials, first.numel
-            )
-            if not same:
-                raise RobenchError("cannot merge noise results with different settings")
-        return NoiseResult(
-            budgets=first.budgets,
-            ks=first.ks,
-            fooled=torch.cat([r.fooled for r in rs], dim=2),
-            predictions=torch.cat([r.predictions for r in rs], dim=2),
-            selection=first.selection,
-            mode=first.mode,
-            noise=first.noise,
-            trials=first.trials,
-            numel=first.numel,
-            forward_passes=sum(r.forward_passes for r in rs),
-        )
+        return concat_batches(results, "noise", dim=2)
 
 
 def noise_attack(

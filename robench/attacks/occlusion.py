@@ -38,6 +38,7 @@ from robench.attacks.noise import (
     _check_max_batch,
     _predict,
 )
+from robench.attacks.results import concat_batches
 from robench.errors import RobenchError
 from robench.models.modes import eval_mode
 
@@ -204,25 +205,7 @@ class OcclusionResult:
     @staticmethod
     def merge(results: Iterable[OcclusionResult]) -> OcclusionResult:
         """Concatenate results of several batches (same settings) along the image axis."""
-        rs = list(results)
-        if not rs:
-            raise RobenchError("nothing to merge: no occlusion results")
-        first = rs[0]
-        key = (first.max_count, first.max_radius, first.fill, first.order)
-        if any((r.max_count, r.max_radius, r.fill, r.order) != key for r in rs):
-            raise RobenchError("cannot merge occlusion results with different settings")
-        return OcclusionResult(
-            fooled=torch.cat([r.fooled for r in rs]),
-            count=torch.cat([r.count for r in rs]),
-            radius=torch.cat([r.radius for r in rs]),
-            area=torch.cat([r.area for r in rs]),
-            queries=torch.cat([r.queries for r in rs]),
-            max_count=first.max_count,
-            max_radius=first.max_radius,
-            fill=first.fill,
-            order=first.order,
-            forward_passes=sum(r.forward_passes for r in rs),
-        )
+        return concat_batches(results, "occlusion")
 
 
 def inductive_occlusion(
