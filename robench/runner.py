@@ -9,7 +9,9 @@ Layout of an output directory::
 
 A run interrupted at any point and started again with the same settings skips the batches it
 had finished; per-batch random generators are seeded from (seed, batch start), so the resumed
-run computes exactly what an uninterrupted one would.
+run computes exactly what an uninterrupted one would. Each saved batch keeps the seconds it took,
+so ``duration_s`` in meta.json is the whole evaluation's time across attempts (batches saved by
+robench versions before this record count 0).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from robench.schema import RESULT_COLUMNS
 from robench.suites.base import Batch, Suite
 
 PARTIAL = ".partial"
+BATCH_SECONDS = "_batch_seconds"  # key of a partial batch file holding the seconds the batch took
 
 
 def check_compatible(model: RobenchModel, data: ImageSet, device: torch.device) -> None:
@@ -143,10 +146,11 @@ def evaluate(model: RobenchModel, data: ImageSet, suites: list[Suite], *, out_di
     if not ctx.is_main:
         return Run.empty(meta)
     ordered = sorted((item for rank_parts in parts or [] for item in rank_parts), key=lambda item: item[0])
-    per_image = pd.concat([part for _, part in ordered], ignore_index=True)
+    per_image = pd.concat([part for _, part, _ in ordered], ignore_index=True)
+    earlier_s = sum(seconds for _, _, seconds in ordered)  # batches finished by interrupted earlier attempts
     rows = [row for suite in suites for row in suite.summarize(per_image, data.classes)]
     results = pd.DataFrame(rows, columns=RESULT_COLUMNS)
-    meta.update(duration_s=round(time.time() - started, 3), finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    meta.update(duration_s=round(time.time() - started + earlier_s, 3), finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 n_images=len(per_image))
     meta = json.loads(json_text(meta))  # as meta.json holds it (tuples as lists): the same Run whether saved or not
     if out_dir is not None:
@@ -199,9 +203,14 @@ def _join_out_dir(out_dir: Path, signature: str) -> Path:
 
 
 def _run_batches(model: RobenchModel, data: ImageSet, suites: list[Suite], partial: Path | None, seed: int,
-                 batch_size: int, starts: list[int], device: torch.device) -> list[tuple[int, pd.DataFrame]]:
-    """Per-image rows of the batches starting at ``starts``, as (start, frame) pairs; finished batches are read back."""
-    parts: list[tuple[int, pd.DataFrame]] = []
+                 batch_size: int, starts: list[int], device: torch.device) -> list[tuple[int, pd.DataFrame, float]]:
+    """Per-image rows of the batches starting at ``starts``, as (start, frame, seconds) triples.
+
+    Finished batches of an interrupted run are read back from ``partial`` with the seconds they took
+    then (0 for batches saved before robench recorded them); batches run now count 0 here, since
+    this process's wall time covers them.
+    """
+    parts: list[tuple[int, pd.DataFrame, float]] = []
     with make_progress() as progress, eval_mode(model):
         task = progress.add_task("evaluating", total=sum(min(batch_size, len(data) - s) for s in starts))
         for start in starts:
@@ -209,20 +218,24 @@ def _run_batches(model: RobenchModel, data: ImageSet, suites: list[Suite], parti
             part_path = partial / f"batch-{start:09d}.npz" if partial is not None else None
             if part_path is not None and part_path.exists():
                 with np.load(part_path, allow_pickle=False) as arrays:
-                    parts.append((start, pd.DataFrame({k: arrays[k] for k in arrays.files})))
+                    seconds = float(arrays[BATCH_SECONDS]) if BATCH_SECONDS in arrays.files else 0.0
+                    frame = pd.DataFrame({k: arrays[k] for k in arrays.files if k != BATCH_SECONDS})
+                parts.append((start, frame, seconds))
                 progress.advance(task, stop - start)
                 continue
+            batch_started = time.time()
             part = _run_batch(model, data, suites, start, stop, seed, device)
             if part_path is not None:
-                write_atomic(part_path, lambda tmp, df=part: _save_part(tmp, df))
-            parts.append((start, part))
+                seconds = time.time() - batch_started
+                write_atomic(part_path, lambda tmp, df=part, sec=seconds: _save_part(tmp, df, sec))
+            parts.append((start, part, 0.0))
             progress.advance(task, stop - start)
     return parts
 
 
-def _save_part(path: Path, part: pd.DataFrame) -> None:
+def _save_part(path: Path, part: pd.DataFrame, seconds: float) -> None:
     with open(path, "wb") as f:  # an open file keeps np.savez from appending ".npz" to the temp name
-        np.savez(f, **{k: part[k].to_numpy() for k in part.columns})
+        np.savez(f, **{k: part[k].to_numpy() for k in part.columns}, **{BATCH_SECONDS: np.float64(seconds)})
 
 
 def _run_batch(model: RobenchModel, data: ImageSet, suites: list[Suite], start: int, stop: int, seed: int,

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from robench.models.checkpoint import save_checkpoint
-from robench.runner import _run_batch
+from robench.runner import BATCH_SECONDS, _run_batch
 from tests.conftest import tiny_model
 
 
@@ -55,6 +55,36 @@ def test_interrupted_run_resumes_to_identical_results(cli, tiny_checkpoint: Path
     assert calls["n"] == 3  # 5 batches, 2 done before the interruption
     for name in ("results.csv", "per_image.csv"):
         assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "resumed" / name).read_bytes()
+
+
+def test_resumed_run_counts_the_time_of_its_earlier_batches(cli, tiny_checkpoint: Path, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """meta.json's duration_s is the whole evaluation's time, not only the attempt that finished it."""
+    args = ["evaluate", "--model", tiny_checkpoint, "--limit", "40", "--batch-size", "8", "--out", tmp_path / "run"]
+    calls = {"n": 0}
+
+    def interrupted(*a, **k):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return _run_batch(*a, **k)
+
+    monkeypatch.setattr("robench.runner._run_batch", interrupted)
+    assert cli(*args).code == 130
+    monkeypatch.setattr("robench.runner._run_batch", _run_batch)
+    batches = sorted((tmp_path / "run" / ".partial").glob("batch-*.npz"))
+    assert len(batches) == 2
+    for path in batches:  # as if each finished batch had taken 1,000 s
+        with np.load(path) as arrays:
+            assert 0 <= float(arrays[BATCH_SECONDS]) < 1000
+            columns = {k: arrays[k] for k in arrays.files}
+        columns[BATCH_SECONDS] = np.float64(1000.0)
+        with open(path, "wb") as f:
+            np.savez(f, **columns)
+    assert cli(*args).code == 0
+    meta = json.loads((tmp_path / "run" / "meta.json").read_text())
+    assert 2000 <= meta["duration_s"] < 2600
+    assert BATCH_SECONDS not in pd.read_csv(tmp_path / "run" / "per_image.csv").columns
 
 
 def test_same_seed_same_bytes_and_other_run_refused(cli, tiny_checkpoint: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
