@@ -151,7 +151,7 @@ def write_claims(out: Path) -> Path:
             spread_cell = (f" | {fmt(measured)}" if measured == measured else " | – (no second seed measured)") if twins else ""
             return f"| {label} | {fmt(values[base])} | " + " | ".join(cells) + f"{spread_cell} | {paper} | {verdict} |"
 
-        every = (base, *igds, *twins.values())  # the twins give the seed spread
+        every = tuple(dict.fromkeys((base, *igds, *twins, *twins.values())))  # both seeds of each twin give the spread
         section.append(row("pixel Gini", {n: common("gini", "pixel", n) for n in every}, "lower", True,
                            lambda v: f"{v:.3f}"))
         section.append(row(f"inductive noise error @ {_pct(float(ina_budget))}",
@@ -226,8 +226,8 @@ def _runs_section(out: Path, names: list[str]) -> list[str]:
                      f"{_pct(run.value('accuracy', 'accuracy', 'all'))} / {_pct(run.value('pgd', 'robust_accuracy'))} | "
                      f"{jpeg} | {aa} | {run.meta['duration_s'] / 60:.1f} | {aa_minutes} |")
     if unrecorded:
-        lines += ["", "\\* trained before robench recorded the device in the checkpoint; every model of this study so far "
-                  "was trained on the 2-core CPU (no GPU was lent)."]
+        lines += ["", "\\* trained before robench recorded the device in the checkpoint; each of these models was trained "
+                  "on the 2-core CPU (no GPU was lent while they were trained)."]
     return lines + [""]
 
 

@@ -81,6 +81,26 @@ def test_igd_on_trades_is_judged_against_trades(tmp_path: Path) -> None:
     assert "One seed per model: no seed spread." in section and "TRADES is trained once" not in section
 
 
+def test_igd_on_trades_is_tested_against_the_recipes_seed_spread(tmp_path: Path) -> None:
+    """TRADES is trained once, so section 3b borrows the seed spread of the PGD-AT and IGD twins: the same numbers
+    as section 3's, and a difference smaller than them does not hold."""
+    twins = ("pgd-at-eps8-seed1", "igd-lam1", "igd-lam1-seed1")
+    out = _study(tmp_path, (*LADDER, *twins, "trades", "trades-igd"))
+    text = write_claims(out).read_text()
+    section3, section3b = text.split("## 3. ")[1].split("## 3b.")
+    section3b = section3b.split("## The models")[0]
+
+    def cells(section: str, measure: str) -> list[str]:
+        line = next(line for line in section.splitlines() if line.startswith(f"| {measure} |"))
+        return [c.strip() for c in line.strip("|").split("|")]
+
+    for measure in ("pixel Gini", "random noise error @ 20.0%", "clean accuracy (all images)"):
+        assert cells(section3b, measure)[3] == cells(section3, measure)[3] != "– (no second seed measured)"
+    base, igd, spread = (float(c.split("%")[0]) for c in cells(section3b, "random noise error @ 20.0%")[1:4])
+    assert base - igd < spread and cells(section3b, "random noise error @ 20.0%")[-1] == "**does not hold**"
+    assert "TRADES is trained once" in section3b
+
+
 def test_verdicts_are_read_back_and_set_beside_another_studys(tmp_path: Path) -> None:
     out = _study(tmp_path, (*LADDER, "igd-lam1"))
     found = verdicts(write_claims(out).read_text())
