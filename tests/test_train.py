@@ -275,6 +275,7 @@ def test_resume_with_another_architecture_is_an_error(cli, npz128: Path, tmp_pat
     ("--epochs", "0", "--epochs must be at least 1"),
     ("--batch-size", "0", "--batch-size must be at least 1"),
     ("--lr", "0", "--lr must be positive"),
+    ("--select-tolerance", "1.5", "--select-tolerance must lie in [0, 1)"),
 ])
 def test_bad_settings_are_one_line_errors(cli, npz128: Path, tmp_path: Path, option: str, value: str,  # type: ignore[no-untyped-def]
                                           message: str) -> None:
@@ -287,6 +288,26 @@ def test_bad_settings_are_one_line_errors(cli, npz128: Path, tmp_path: Path, opt
     assert r.code == 2
     assert message in one_error_line(r.err)
     assert list(tmp_path.iterdir()) == []
+
+
+def _log(*epochs: tuple[float, float]) -> list[dict[str, float]]:
+    """Training-log rows from (clean, PGD) test accuracies, epochs numbered from 1."""
+    return [{"epoch": i + 1, "test_acc": clean, "test_pgd_acc": robust} for i, (clean, robust) in enumerate(epochs)]
+
+
+def test_selection_keeps_the_best_pgd_epoch_or_a_later_cleaner_one_within_the_tolerance() -> None:
+    log = _log((0.60, 0.380), (0.66, 0.398), (0.68, 0.396), (0.69, 0.390), (0.70, 0.3975))
+    assert trainer.select_epoch(log, by_pgd=True) == 2  # the best PGD, whatever the clean accuracy
+    assert trainer.select_epoch(log, by_pgd=False) == 5  # standard training: the best clean accuracy
+    # within half a point of the best PGD (0.398): epochs 3 and 5 qualify, each cleaner than the one kept
+    # before it; epoch 4 (0.8 points below) does not
+    assert trainer.select_epoch(log, by_pgd=True, tolerance=0.005) == 5
+    assert trainer.select_epoch(log[:4], by_pgd=True, tolerance=0.005) == 3
+    # a new best PGD is kept even when it is less clean
+    assert trainer.select_epoch([*log, {"epoch": 6, "test_acc": 0.5, "test_pgd_acc": 0.41}], True, 0.005) == 6
+    # ties: the first best epoch stays without a tolerance, as before the option existed
+    assert trainer.select_epoch(_log((0.6, 0.4), (0.7, 0.4)), by_pgd=True) == 1
+    assert trainer.select_epoch(_log((0.6, 0.4), (0.5, 0.4), (0.7, 0.4)), by_pgd=False) == 3
 
 
 def test_training_on_a_test_only_dataset_is_an_error(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

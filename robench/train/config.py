@@ -48,7 +48,9 @@ class TrainConfig:
     the steps and lowers it linearly to 0 by the last step (stepped per batch). ``eval_pgd_steps``
     is the PGD used for the per-epoch robust test accuracy (0: none; default 10 steps for
     adversarial methods, none for ``standard``); adversarial methods keep
-    the checkpoint with the best robust accuracy, ``standard`` the one with the best clean accuracy.
+    the checkpoint with the best robust accuracy (with ``select_tolerance`` > 0, a later epoch within that
+    much of the best robust accuracy and with higher clean accuracy replaces it), ``standard`` the one
+    with the best clean accuracy.
     """
 
     out: str = field(metadata={"help": "Checkpoint to write (robench format, .pt or .safetensors).", "short": "-o"})
@@ -90,6 +92,9 @@ class TrainConfig:
     student_input: str = setting("clean", "IGD student gradient at the clean or the adversarial input.")
     eval_pgd_steps: int | None = setting(None, "PGD steps for the per-epoch robust test accuracy (default 10 for "
                                             "adversarial methods, 0 for standard).")
+    select_tolerance: float = setting(0.0, "Adversarial methods: an epoch whose PGD test accuracy is within this "
+                                           "fraction of the best so far and whose clean test accuracy beats the kept "
+                                           "epoch's is kept instead (0: the best PGD epoch; 0.005 = half a point).")
     amp: bool = setting(False, "Mixed precision (fp16 on CUDA, bf16 on CPU).")
     channels_last: bool = setting(False, "Channels-last memory format (faster convolutions on CUDA and on the CPU).")
 
@@ -113,6 +118,9 @@ class TrainConfig:
         if not 0 <= self.label_smoothing < 1 or not 0 <= self.warmup < 1 or self.crop_padding < 0:
             raise RobenchError(f"--label-smoothing and --warmup must lie in [0, 1) and --crop-padding be ≥ 0 (got "
                                f"{self.label_smoothing:g}, {self.warmup:g}, {self.crop_padding})")
+        if not 0 <= self.select_tolerance < 1:
+            raise RobenchError(f"--select-tolerance must lie in [0, 1) (a fraction: 0.005 = half a point), "
+                               f"got {self.select_tolerance:g}")
         if self.eval_pgd_steps is not None and self.eval_pgd_steps < 0:
             raise RobenchError("--eval-pgd-steps must be ≥ 0")
         if Path(self.out).is_dir():

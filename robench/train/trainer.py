@@ -109,10 +109,10 @@ def train(config: TrainConfig) -> RobenchModel:
                 _step_scheduler(scheduler, row["loss"])
             state["log"].append(row)
             model.info.training["log"] = state["log"]
-            score = row["test_pgd_acc"] if method.selection == "pgd" and config.robust_eval_steps else row["test_acc"]
-            improved = score > state["best"]
+            by_pgd = method.selection == "pgd" and bool(config.robust_eval_steps)
+            improved = select_epoch(state["log"], by_pgd, config.select_tolerance) == epoch + 1
             if improved:
-                state["best"] = score
+                state["best"] = row["test_pgd_acc"] if by_pgd else row["test_acc"]
                 model.info.training["selected_epoch"] = epoch + 1
             state["epoch"] = epoch + 1
             if dist_ctx.is_main:
@@ -253,6 +253,29 @@ def _save_state(path: Path, model: RobenchModel, optimizer: torch.optim.Optimize
                "scheduler": scheduler.state_dict() if scheduler is not None else {},
                "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), **state}
     write_atomic(path, lambda tmp: torch.save(payload, tmp))
+
+
+def select_epoch(log: list[dict[str, Any]], by_pgd: bool, tolerance: float = 0.0) -> int:
+    """The epoch (1-based) to keep after the epochs in ``log`` (rows with ``epoch``, ``test_acc``, ``test_pgd_acc``).
+
+    By clean accuracy: the first epoch with the best ``test_acc``. By PGD accuracy: an epoch is kept when
+    its ``test_pgd_acc`` beats every earlier one, or (``tolerance`` > 0) when it lies within ``tolerance``
+    of the best so far and its ``test_acc`` beats the kept epoch's. The kept epoch's PGD accuracy is thus never more than
+    ``tolerance`` below the best, and each decision needs only the epochs so far (a checkpoint is saved
+    when its epoch is kept).
+    """
+    kept, kept_clean, best = 0, -1.0, -1.0
+    for row in log:
+        clean = float(row["test_acc"])
+        if not by_pgd:
+            if clean > kept_clean:
+                kept, kept_clean = int(row["epoch"]), clean
+            continue
+        robust = float(row["test_pgd_acc"])
+        if robust > best or (tolerance > 0 and robust >= best - tolerance and clean > kept_clean):
+            kept, kept_clean = int(row["epoch"]), clean
+        best = max(best, robust)
+    return kept
 
 
 def _load_state(path: Path, model: RobenchModel, optimizer: torch.optim.Optimizer, scheduler: Any,
