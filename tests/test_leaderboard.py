@@ -91,7 +91,7 @@ def test_round_trip(tmp_path: Path, zoo: dict[str, Path]) -> None:
     table = lb.show(path)
     lines = table.splitlines()
     assert lines[0].split()[:4] == ["name", "group", "rank", "method"]
-    assert lines[2].split()[:8] == ["igd", "A", "1", "igd", "0.705", "0.395", "-", "0.599"]
+    assert lines[2].split()[:8] == ["igd", "A", "1", "igd", "0.722", "0.422", "-", "0.603"]
     assert lines[3].split()[:3] == ["standard", "A", "2"]
     assert "ranked by pgd_accuracy (higher is better)" in table
     assert "not ranked against each other" not in table  # one group only
@@ -164,14 +164,14 @@ def test_sort_directions(tmp_path: Path, zoo: dict[str, Path]) -> None:
     path = tmp_path / "lb.csv"
     for run in ("standard", "pgd-at", "igd"):
         lb.add_run(zoo[run], path=path)
-    # pgd accuracy: standard 0.000, igd 0.395, pgd-at 0.424 → descending by default
+    # pgd accuracy: standard 0.000, igd 0.422, pgd-at 0.426 → descending by default
     assert ranks(path) == {"pgd-at": 1, "igd": 2, "standard": 3}
     assert ranks(path, "pgd_accuracy") == ranks(path)
     # clean accuracy: higher is better
     assert ranks(path, "clean_accuracy") == {"standard": 1, "igd": 2, "pgd-at": 3}
-    # Gini: lower is better (standard 0.534 < igd 0.599 < pgd-at 0.620)
+    # Gini: lower is better (standard 0.534 < igd 0.603 < pgd-at 0.618)
     assert ranks(path, "gini_pixel") == {"standard": 1, "igd": 2, "pgd-at": 3}
-    # error rates: lower is better (ina: pgd-at 0.042 < igd 0.061 < standard 0.410)
+    # error rates: lower is better (ina: pgd-at 0.050 < igd 0.053 < standard 0.410)
     assert ranks(path, "ina_error") == {"pgd-at": 1, "igd": 2, "standard": 3}
     text = lb.show(path, sort="gini_pixel")
     assert "ranked by gini_pixel (lower is better)" in text
@@ -203,9 +203,9 @@ def test_remove_unknown_name_lists_names(board: Path, tmp_path: Path) -> None:
 def test_markdown_and_html(board: Path) -> None:
     md = lb.show(board, fmt="markdown").splitlines()
     assert md[0].replace(" ", "").startswith("|name|group|rank|arch|method|dataset|n_images|clean_accuracy|")
-    assert md[2].replace(" ", "").startswith("|pgd-at|A|1|airbench_s|pgd-at|cifar10-sample/test|1000|0.683|0.424|")
+    assert md[2].replace(" ", "").startswith("|pgd-at|A|1|airbench_s|pgd-at|cifar10-sample/test|1000|0.707|0.426|")
     html = lb.show(board, fmt="html")
-    assert html.startswith("<table") and "<td>pgd-at</td>" in html and "<td>0.424</td>" in html
+    assert html.startswith("<table") and "<td>pgd-at</td>" in html and "<td>0.426</td>" in html
 
 
 # ---------------------------------------------------------------------------------------------- corrupt files
@@ -223,7 +223,7 @@ def _short_row(lines: list[bytes]) -> tuple[list[bytes], str]:
 
 
 def _not_a_number(lines: list[bytes]) -> tuple[list[bytes], str]:
-    lines[2] = lines[2].replace(b",0.683,0.424,", b",0.683,high,")
+    lines[2] = lines[2].replace(b",0.707,0.426,", b",0.683,high,")
     return lines, "line 3: column 'pgd_accuracy' is 'high', not a number"
 
 
@@ -273,7 +273,7 @@ def test_corrupt_file_names_the_line_and_is_left_alone(board: Path, zoo: dict[st
 
 def test_blank_lines_are_tolerated_and_lines_still_counted(board: Path) -> None:
     lines = board.read_bytes().splitlines(keepends=True)
-    board.write_bytes(lines[0] + b"\n" + lines[1] + b"\n" + lines[2].replace(b",0.424,", b",x,"))
+    board.write_bytes(lines[0] + b"\n" + lines[1] + b"\n" + lines[2].replace(b",0.426,", b",x,"))
     with pytest.raises(RobenchError, match=r"line 5: column 'pgd_accuracy' is 'x'"):
         lb.read_leaderboard(board)
     board.write_bytes(lines[0] + b"\n" + lines[1] + b"\n" + lines[2] + b"\n")
