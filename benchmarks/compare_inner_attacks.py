@@ -21,18 +21,22 @@ import pandas as pd
 
 from robench.io import write_text_atomic
 from robench.reports.runs import load_run
+from robench.train.trainer import select_epoch
 
 
 def row(label: str, run_dir: str, log: str) -> dict[str, object]:
-    """One model: training minutes, selected epoch, the log's best PGD test accuracy, and the evaluation's figures."""
+    """One model: training minutes, kept epoch and its PGD test accuracy in the log, and the evaluation's figures."""
     df = pd.read_csv(log)
-    best = df.loc[df["test_pgd_acc"].idxmax()]
+    run = load_run(run_dir) if run_dir else None
+    # the epoch the evaluated checkpoint records as kept; without one, the trainer's default rule on the log
+    recorded = run.meta["model"].get("training", {}).get("selected_epoch") if run is not None else None
+    kept_epoch = int(recorded) if recorded else select_epoch(df.to_dict("records"), by_pgd=True)
+    kept = df.loc[df["epoch"] == kept_epoch].iloc[0]
     out: dict[str, object] = {"model": label, "epochs run": int(df["epoch"].max()),
-                              "training minutes": round(df["seconds"].sum() / 60, 1), "kept epoch": int(best["epoch"]),
-                              "log: PGD-10 (JPEG test)": float(best["test_pgd_acc"]),
+                              "training minutes": round(df["seconds"].sum() / 60, 1), "kept epoch": kept_epoch,
+                              "log: PGD-10 (JPEG test)": float(kept["test_pgd_acc"]),
                               "log: last-epoch PGD-10": float(df["test_pgd_acc"].iloc[-1])}
-    if run_dir:
-        run = load_run(run_dir)
+    if run is not None:
         eps = max(run.rows("pgd", "robust_accuracy")["param"], key=float)
         out.update({"images": int(run.meta["n_images"]), "clean": run.value("accuracy", "accuracy", "all"),
                     "PGD-10": run.value("pgd", "robust_accuracy", param=eps),
