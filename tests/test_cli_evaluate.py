@@ -33,10 +33,8 @@ def test_evaluate_writes_results_per_image_and_meta(cli, tiny_checkpoint: Path, 
     assert not (out / ".partial").exists()
 
 
-def test_interrupted_run_resumes_to_identical_results(cli, tiny_checkpoint: Path, tmp_path: Path,  # type: ignore[no-untyped-def]
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    args = ["evaluate", "--model", tiny_checkpoint, "--limit", "40", "--batch-size", "8"]
-    assert cli(*args, "--out", tmp_path / "whole").code == 0
+def _interrupt_at_third_batch(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Make the runner's third batch raise KeyboardInterrupt (Ctrl-C); returns the call counter."""
     calls = {"n": 0}
 
     def flaky(*a, **k):  # type: ignore[no-untyped-def]
@@ -46,6 +44,14 @@ def test_interrupted_run_resumes_to_identical_results(cli, tiny_checkpoint: Path
         return _run_batch(*a, **k)
 
     monkeypatch.setattr("robench.runner._run_batch", flaky)
+    return calls
+
+
+def test_interrupted_run_resumes_to_identical_results(cli, tiny_checkpoint: Path, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    args = ["evaluate", "--model", tiny_checkpoint, "--limit", "40", "--batch-size", "8"]
+    assert cli(*args, "--out", tmp_path / "whole").code == 0
+    calls = _interrupt_at_third_batch(monkeypatch)
     assert cli(*args, "--out", tmp_path / "resumed").code == 130
     assert len(list((tmp_path / "resumed" / ".partial").glob("batch-*.npz"))) == 2
     assert not (tmp_path / "resumed" / "results.csv").exists()
@@ -61,15 +67,7 @@ def test_resumed_run_counts_the_time_of_its_earlier_batches(cli, tiny_checkpoint
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """meta.json's duration_s is the whole evaluation's time, not only the attempt that finished it."""
     args = ["evaluate", "--model", tiny_checkpoint, "--limit", "40", "--batch-size", "8", "--out", tmp_path / "run"]
-    calls = {"n": 0}
-
-    def interrupted(*a, **k):  # type: ignore[no-untyped-def]
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return _run_batch(*a, **k)
-
-    monkeypatch.setattr("robench.runner._run_batch", interrupted)
+    _interrupt_at_third_batch(monkeypatch)
     assert cli(*args).code == 130
     monkeypatch.setattr("robench.runner._run_batch", _run_batch)
     batches = sorted((tmp_path / "run" / ".partial").glob("batch-*.npz"))

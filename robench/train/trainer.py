@@ -85,7 +85,7 @@ def train(config: TrainConfig) -> RobenchModel:
     scheduler = _make_scheduler(optimizer, config, steps_per_epoch)
     generator = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
-    state = {"epoch": 0, "best": -1.0, "log": []}
+    state = {"epoch": 0, "log": []}  # the kept epoch is derived from the log (select_epoch)
     if config.resume:
         state = _load_state(paths["state"], model, optimizer, scheduler, generator)
     elif paths["state"].exists():
@@ -112,7 +112,6 @@ def train(config: TrainConfig) -> RobenchModel:
             by_pgd = method.selection == "pgd" and bool(config.robust_eval_steps)
             improved = select_epoch(state["log"], by_pgd, config.select_tolerance) == epoch + 1
             if improved:
-                state["best"] = row["test_pgd_acc"] if by_pgd else row["test_acc"]
                 model.info.training["selected_epoch"] = epoch + 1
             state["epoch"] = epoch + 1
             if dist_ctx.is_main:
@@ -292,4 +291,4 @@ def _load_state(path: Path, model: RobenchModel, optimizer: torch.optim.Optimize
         torch.set_rng_state(payload["torch_rng"])
     except (RuntimeError, KeyError, ValueError, EOFError, OSError, pickle.UnpicklingError) as exc:
         raise RobenchError(f"cannot resume from {path}: {str(exc).splitlines()[0][:160]}") from None
-    return {"epoch": int(payload["epoch"]), "best": float(payload["best"]), "log": list(payload["log"])}
+    return {"epoch": int(payload["epoch"]), "log": list(payload["log"])}
