@@ -75,20 +75,25 @@ def load_model(spec: ModelLike, *, arch: str | None = None, arch_path: str | Non
 
 def load_data(spec: DataLike, labels: Sequence[int] | np.ndarray | torch.Tensor | None = None, *, split: str = "test",
               data_dir: str | None = None, limit: int | None = None, seed: int = 0,
-              image_size: tuple[int, int] | None = None, classes: list[str] | None = None) -> ImageSet:
+              image_size: tuple[int, int] | None = None, classes: list[str] | None = None,
+              crop_pct: float = 0.875) -> ImageSet:
     """Images from any ``--data`` form, or from memory.
 
-    - a spec (``"sample"``, ``"cifar10"``, ``"npz:PATH"``, ``"imagefolder:PATH"``, ``"mnist:DIR"``);
+    - a spec (``"sample"``, ``"cifar10"``, ``"npz:PATH"``, ``"imagefolder:PATH"``, ``"imagenet:PATH"``,
+      ``"mnist:DIR"``);
     - a torch tensor N×C×H×W (float in [0, 1], or uint8) or a NumPy array N×H×W×C / N×H×W (uint8, or
       float in [0, 1]) with ``labels`` (N ints); floats are rounded to the 256 levels robench stores;
     - a torch ``Dataset`` of (image, label) pairs, images as C×H×W tensors in [0, 1] or PIL images.
 
     ``limit`` keeps a seeded random subset of that many images, in order (as ``--limit``).
+    ``image_size`` (H, W) resizes the images of folder and archive specs: shorter side (bicubic) to
+    max(H, W)/``crop_pct`` px, then a centre crop; ``crop_pct`` in (0, 1] is timm's pretrained_cfg value
+    (0.875 for most ImageNet models, 0.882 for EfficientNet-Lite1).
     """
     if isinstance(spec, (str, Path)):
         from robench.data import load_dataset
 
-        return load_dataset(str(spec), split, data_dir, limit, seed, image_size=image_size)
+        return load_dataset(str(spec), split, data_dir, limit, seed, image_size=image_size, crop_pct=crop_pct)
     if isinstance(spec, ImageSet):
         data = spec
     elif isinstance(spec, torch.utils.data.Dataset) and not isinstance(spec, torch.Tensor):
@@ -176,7 +181,7 @@ def suite_configs(suites: str | Iterable[str], options: dict[str, Any],
 
 
 def evaluate(model: ModelLike, data: DataLike = "sample", suites: str | Iterable[str] = "inequality", *,
-             out: str | Path | None = None, seed: int = 0, batch_size: int = 128, device: str = "auto",
+             out: str | Path | None = None, seed: int = 0, batch_size: int | None = None, device: str = "auto",
              limit: int | None = None, overwrite: bool = False, model_options: dict[str, Any] | None = None,
              data_options: dict[str, Any] | None = None, **suite_options: Any) -> Run:
     """Evaluate ``model`` on ``data`` with ``suites``; returns the :class:`Run` (results, per-image table, meta).
@@ -184,7 +189,8 @@ def evaluate(model: ModelLike, data: DataLike = "sample", suites: str | Iterable
     ``model`` and ``data`` take every form of :func:`load_model` / :func:`load_data` (their keyword
     options through ``model_options`` / ``data_options``). ``suite_options`` are the suites' config
     fields (``attribution``, ``ina_budgets``, ``eps``, ``autoattack``, ``corruptions``, ...; see
-    ``robench.settings``). Defaults are the CLI's. With ``out`` the run is written there (and resumed
+    ``robench.settings``). Defaults are the CLI's; ``batch_size=None`` takes 128 images up to 64×64 px and
+    fewer above (16 at 224 px, :func:`robench.runner.default_batch_size`). With ``out`` the run is written there (and resumed
     there when interrupted), as ``robench evaluate --out``.
     """
     from robench.devices import resolve_device

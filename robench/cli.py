@@ -48,7 +48,7 @@ SPLIT = typer.Option("test", help="Dataset split: test, train or val.")
 def evaluate(
     ctx: typer.Context,
     model: str = typer.Option(ZOO_DEFAULT, "--model", "-m", help="Checkpoint path, timm:NAME, or zoo:NAME (bundled)."),
-    data: str = typer.Option("sample", "--data", "-d", help="cifar10, imagefolder:PATH, mnist:DIR, npz:PATH or sample (bundled)."),
+    data: str = typer.Option("sample", "--data", "-d", help="cifar10, imagefolder:PATH, imagenet:PATH, mnist:DIR, npz:PATH or sample (bundled)."),
     suite: str = typer.Option("clean", "--suite", "-s", help="Suite name(s), comma-separated."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory for results.csv, per_image.csv, meta.json."),
     arch: Optional[str] = ARCH,
@@ -66,7 +66,7 @@ def evaluate(
     limit: Optional[int] = typer.Option(None, help="Evaluate a seeded random subset of this many images."),
     image_size: Optional[str] = typer.Option(None, help="Resize image-folder images to H,W (shorter side/0.875, centre crop)."),
     seed: int = typer.Option(0, min=0, help="Seed for subsets and every random draw."),
-    batch_size: int = typer.Option(128, help="Images per batch."),
+    batch_size: Optional[int] = typer.Option(None, help="Images per batch (default 128 up to 64×64 px, 16 at 224 px)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     overwrite: bool = typer.Option(False, help="Replace results of a different run in --out."),
     **settings: object,

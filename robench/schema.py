@@ -67,7 +67,7 @@ _COLUMN_PATTERNS = [
     (r"mprt\[(.+)\]_(spearman|ssim|gini)", "mprt", "{0}", "{1}"),
     (r"ina@(.+)", "inductive_noise", "{0}", "fooled"),
     (r"rn@(.+)", "random_noise", "{0}", "fooled"),
-    (r"ioa\[(.+)\]_(fooled|area|queries)", "inductive_occlusion", "{0}", "{1}"),
+    (r"ioa\[(.+)\]_(fooled|area|queries|count|radius)", "inductive_occlusion", "{0}", "{1}"),
     (r"(pgd|fgsm|autoattack)@(.+)", "{0}", "{1}", "robust"),
     (r"corr\[(.+)\]", "corruption", "{0}", "correct"),
     (r"pgd_large_eps", "sanity", "large_eps_accuracy", "sanity"),

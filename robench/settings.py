@@ -47,7 +47,11 @@ class InequalityConfig:
     occlusion_order: str = setting("count_first", "count_first (IGD) or radius_first (Duan).")
     occlusion_count: int = setting(10, "Max occluded patches N.")
     occlusion_radius: int | None = setting(None, "Max patch radius R (default max(2, round(20·H/224))).")
-    attack_batch: int = setting(256, "Max images per attack forward pass.")
+    occlusion_search: str = setting("bisect", "bisect (search the monotone (n, r) grid, ~10 queries) or sweep "
+                                              "(every step in order, up to N·R queries).")
+    attack_batch: int | None = setting(None, "Max images per forward pass of the attacks; a third of it per "
+                                             "attribution pass (default: from the image size, 256 at 32 px, 20 at "
+                                             "224 px; sets the memory).")
 
     def __post_init__(self) -> None:
         if not isinstance(self.attribution, str):  # recorded as on the command line: "saliency,smoothgrad"
@@ -62,16 +66,16 @@ class InequalityConfig:
 
     def validate(self) -> None:
         """One-line errors, naming the setting, for values out of range."""
-        from robench.attacks import NOISE_KINDS, NOISE_MODES, ORDERS
+        from robench.attacks import NOISE_KINDS, NOISE_MODES, ORDERS, SEARCHES
         from robench.attribution import options_per_method
 
         options_per_method(self.methods, self.attribution_options)
         for name, allowed in (("gini_value", ("abs", "positive")), ("noise_mode", NOISE_MODES), ("noise", NOISE_KINDS),
-                              ("occlusion_order", ORDERS)):
+                              ("occlusion_order", ORDERS), ("occlusion_search", SEARCHES)):
             if getattr(self, name) not in allowed:
                 raise SettingError(name, f"must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         for name in ("trials", "occlusion_count", "attack_batch"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise SettingError(name, f"must be at least 1, got {getattr(self, name)}")
         if self.occlusion_radius is not None and self.occlusion_radius < 1:
             raise SettingError("occlusion_radius", f"must be at least 1, got {self.occlusion_radius}")
@@ -183,6 +187,10 @@ def recorded_settings(recorded: dict[str, Any]) -> dict[str, Any]:
     """A suite's settings as a run recorded them (``meta["suites"][name]``), under today's names.
 
     ``occlusion_max_radius`` (the user's value, None for the default) is dropped: older runs recorded the
-    resolved radius beside it as ``occlusion_radius``, the name that holds it now.
+    resolved radius beside it as ``occlusion_radius``, the name that holds it now. Runs recorded before
+    the occlusion search was a setting swept the grid.
     """
-    return {LEGACY_NAMES.get(k, k): v for k, v in recorded.items() if k != "occlusion_max_radius"}
+    settings = {LEGACY_NAMES.get(k, k): v for k, v in recorded.items() if k != "occlusion_max_radius"}
+    if "occlusion_order" in settings:
+        settings.setdefault("occlusion_search", "sweep")
+    return settings

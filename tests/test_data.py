@@ -630,7 +630,7 @@ def test_limit_above_size_keeps_all_and_below_one_is_an_error(tmp_path: Path) ->
 
 @pytest.mark.parametrize("spec", ["mnist", "npz:", "imagefolder:", "sample:extra", "cifar10:foo", "", "NPZ:x.npz"])
 def test_unknown_spec_is_an_error(spec: str) -> None:
-    with pytest.raises(RobenchError, match="unknown dataset .*cifar10, imagefolder:PATH, mnist:DIR, npz:PATH, sample"):
+    with pytest.raises(RobenchError, match="unknown dataset .*cifar10, imagefolder:PATH, imagenet:PATH, mnist:DIR, npz:PATH, sample"):
         load_dataset(spec)
 
 

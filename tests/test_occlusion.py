@@ -181,7 +181,7 @@ def test_loop_order_decides_which_step_succeeds(order, max_radius, count, radius
     model = PixelWatcher([S])
     attr = make_attr([[P1, P2]])
     res = inductive_occlusion(model, images(1), torch.zeros(1, dtype=torch.long), attr,
-                              max_count=2, max_radius=max_radius, order=order)
+                              max_count=2, max_radius=max_radius, order=order, search="sweep")
     assert res.fooled.tolist() == [True]
     assert (res.count.item(), res.radius.item(), res.queries.item()) == (count, radius, queries)
     assert math.isclose(res.area.item(), area)
@@ -197,7 +197,7 @@ def test_early_exit_forwards_only_unfooled_images():
         [(0, 0), (0, 11)],  # never fooled within N = 2, R = 3
     ])
     res = inductive_occlusion(model, images(4), torch.zeros(4, dtype=torch.long), attr,
-                              max_count=2, max_radius=3)
+                              max_count=2, max_radius=3, search="sweep")
     sizes = [b.shape[0] for b in model.inputs]
     assert sizes == [4, 2, 2, 2, 1, 1]  # 6 steps = N·R; fooled images leave the batch
     assert res.fooled.tolist() == [True, True, True, False]
@@ -213,7 +213,7 @@ def test_stops_when_all_images_are_fooled():
     model = Recorder(PixelWatcher([S]))
     attr = make_attr([[S, P1], [P2, P1]])
     res = inductive_occlusion(model, images(2), torch.zeros(2, dtype=torch.long), attr,
-                              max_count=10, max_radius=20)
+                              max_count=10, max_radius=20, search="sweep")
     assert len(model.inputs) == 1 and res.fooled.all()
 
 
@@ -225,7 +225,7 @@ def test_forwarded_images_are_filled_occlusions(fill):
     attr = make_attr([[(4, 5), (9, 1)], [(0, 3), (6, 6)]])
     y = torch.tensor([0, 1])  # image 1's watched pixel is not BASE: its clean class is 1
     res = inductive_occlusion(model, x, y, attr, max_count=2, max_radius=2, fill=fill,
-                              order="radius_first")
+                              order="radius_first", search="sweep")
     assert not res.fooled.any() and len(model.inputs) == 4
     amap = attribution_map(attr)
     for step, (n, r) in enumerate(occlusion_steps(2, 2, "radius_first")):
@@ -238,7 +238,7 @@ def test_max_batch_splits_each_step():
     model = Recorder(PixelWatcher([(11, 11)]))
     attr = make_attr([[(0, 0), (1, 1)]] * 5)
     res = inductive_occlusion(model, images(5), torch.zeros(5, dtype=torch.long), attr,
-                              max_count=2, max_radius=2, max_batch=2)
+                              max_count=2, max_radius=2, max_batch=2, search="sweep")
     assert [b.shape[0] for b in model.inputs] == [2, 2, 1] * 4
     assert not res.fooled.any() and res.queries.tolist() == [4] * 5
     assert math.isnan(res.mean_area()) and res.to_dict()["mean_area"] is None
@@ -269,7 +269,7 @@ def test_default_radius_is_recorded():
     x = torch.full((1, 3, 32, 32), BASE)
     attr = torch.zeros_like(x)
     attr[0, :, 0, 0] = 1.0
-    res = inductive_occlusion(model, x, torch.zeros(1, dtype=torch.long), attr, max_count=1)
+    res = inductive_occlusion(model, x, torch.zeros(1, dtype=torch.long), attr, max_count=1, search="sweep")
     assert res.max_radius == 3 and res.queries.item() == 3 and res.fill == 0.5
 
 
@@ -301,3 +301,74 @@ def test_occlusion_result_summary_and_merge():
     merged = OcclusionResult.merge([res, res])
     assert merged.n_images == 6 and math.isclose(merged.mean_area(), 0.2)
     assert res.to_dict()["n_fooled"] == 2
+
+
+# ------------------------------------------------------------------------------- bisection
+
+
+def test_squares_mask_with_radius_and_count_per_image_matches_reference():
+    attr_map = torch.randn(5, H, W, generator=torch.Generator().manual_seed(3))
+    counts, radii = torch.tensor([1, 3, 2, 4, 1]), torch.tensor([2, 1, 3, 1, 5])
+    got = squares_mask(top_positions(attr_map, 4), radii, H, W, counts)
+    for b in range(5):
+        assert torch.equal(got[b], reference_mask(attr_map[b:b + 1], int(counts[b]), int(radii[b]))[0])
+
+
+@pytest.mark.parametrize("order", ["count_first", "radius_first"])
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_bisection_finds_the_sweeps_first_success_when_occlusion_is_monotone(order, data):
+    """PixelWatcher's decision is monotone in the occluded set: bisection must give the sweep's step and area."""
+    n = 6
+    watched = [(data.draw(st.integers(0, H - 1)), data.draw(st.integers(0, W - 1))) for _ in range(n)]
+    tops = [[(data.draw(st.integers(0, H - 1)), data.draw(st.integers(0, W - 1))) for _ in range(3)] for _ in range(n)]
+    max_count, max_radius = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 7))
+    results = {}
+    for search in ("sweep", "bisect"):
+        parts = [inductive_occlusion(PixelWatcher([watched[b]]), images(1), torch.zeros(1, dtype=torch.long),
+                                     make_attr([tops[b]]), max_count=max_count, max_radius=max_radius, order=order,
+                                     search=search) for b in range(n)]
+        results[search] = OcclusionResult.merge(parts)
+    sweep, bisect = results["sweep"], results["bisect"]
+    for field in ("fooled", "count", "radius", "area"):
+        assert torch.equal(getattr(sweep, field), getattr(bisect, field)), field
+    bound = 1 + math.ceil(math.log2(max_count)) + math.ceil(math.log2(max_radius))
+    assert int(bisect.queries.max()) <= bound
+    assert bisect.queries[~bisect.fooled].eq(1).all()  # an image that resists the largest mask costs one query
+    assert bisect.search == "bisect" and sweep.search == "sweep"
+
+
+def test_bisection_batches_images_with_different_answers_together():
+    """Several images in one call, each with its own first success, as when each is alone."""
+    attr = make_attr([[(1, 1), (5, 7), (10, 2)], [(0, 11), (5, 5)], [(9, 9), (2, 2)], [(6, 6), (0, 0)], [(0, 0)]])
+    x, y = images(5), torch.zeros(5, dtype=torch.long)
+    together = inductive_occlusion(PixelWatcher([(5, 5)]), x, y, attr, max_count=3, max_radius=6, max_batch=2)
+    sweep = inductive_occlusion(PixelWatcher([(5, 5)]), x, y, attr, max_count=3, max_radius=6, search="sweep")
+    assert len(set(zip(sweep.count.tolist(), sweep.radius.tolist()))) >= 3  # the images differ
+    for field in ("fooled", "count", "radius", "area"):
+        assert torch.equal(getattr(together, field), getattr(sweep, field)), field
+    assert int(together.queries.max()) <= 1 + 2 + 3  # 1 + ceil(log2 3) + ceil(log2 6)
+
+
+def test_bisection_misses_a_success_that_a_larger_mask_undoes():
+    """Documented limit: where a larger mask restores the prediction, the search trusts the largest mask."""
+    class FooledOnlyByTheSmallestSquare(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            occluded = ((x - BASE).abs() > 1e-6).flatten(1).float().sum(1) / 3  # occluded pixels
+            fooled = (occluded == 4).float()  # exactly one 2 × 2 square
+            return torch.stack([1.0 - fooled, fooled], dim=1)
+
+    attr = make_attr([[(5, 5)]])
+    kwargs = dict(max_count=1, max_radius=4)
+    sweep = inductive_occlusion(FooledOnlyByTheSmallestSquare(), images(1), torch.zeros(1, dtype=torch.long), attr,
+                                search="sweep", **kwargs)
+    bisect = inductive_occlusion(FooledOnlyByTheSmallestSquare(), images(1), torch.zeros(1, dtype=torch.long), attr,
+                                 **kwargs)
+    assert sweep.fooled.tolist() == [True] and sweep.radius.tolist() == [1]
+    assert bisect.fooled.tolist() == [False] and bisect.queries.tolist() == [1]
+
+
+def test_unknown_search_is_refused():
+    with pytest.raises(RobenchError, match="search"):
+        inductive_occlusion(PixelWatcher([S]), images(1), torch.zeros(1, dtype=torch.long), make_attr([[P1]]),
+                            search="binary")

@@ -44,6 +44,15 @@ NOISE_KINDS: tuple[str, ...] = ("gaussian", "uniform")
 
 #: Default largest number of images in one forward pass.
 DEFAULT_MAX_BATCH: int = 256
+#: Pixels (H·W, all images together) in one attack forward pass when no batch is set: 2^20, which makes
+#: 256 images at 32 px (capped at :data:`DEFAULT_MAX_BATCH`) and 20 at 224 px.
+PASS_PIXELS: int = 2**20
+
+
+def default_attack_batch(height: int, width: int) -> int:
+    """Images per attack forward pass for H×W images: ``PASS_PIXELS // (H·W)`` within 1..256, so that
+    the memory of a pass is set by the pixels it carries, not by the resolution."""
+    return max(1, min(DEFAULT_MAX_BATCH, PASS_PIXELS // (height * width)))
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,6 +12,19 @@ at the first (n, r) that changes the prediction away from the label:
   (1,1), (1,2), …, (1,R), (2,1), …
 - ``order="radius_first"`` (Duan): radius outer, count inner: (1,1), (2,1), …, (N,1), (1,2), …
 
+How the first success is found (``search``):
+
+- ``"sweep"``: every step in order until the prediction changes: up to N·R forward passes per image
+  (200 at N = 10, R = 20), and all of them for an image that resists;
+- ``"bisect"`` (default): the masks grow along both axes (the top-n positions are a prefix of the
+  top-(n+1), and a square of radius r lies inside the one of radius r + 1), so when the model's
+  decision is monotone in the occluded set the first success of the sweep is found by one query at
+  (N, R) (not fooled there: not fooled anywhere), a bisection of the outer axis with the inner one at
+  its maximum, then a bisection of the inner axis. Every bisection ends with the step just below the
+  answer queried and not fooled (the check below it). About 1 + log2 N + log2 R ≈ 10 queries for a
+  fooled image, 1 for one that resists. Where the decision is not monotone the two can differ;
+  ``benchmarks/bench_inequality_224.py`` measures their agreement on real images.
+
 R defaults to :func:`default_max_radius` (3 on 32 px, 20 on 224 px), because R = 20 on 32 px
 images covers the whole image and fools every model. Which images count is the caller's
 business: every image passed in is attacked (the suite normally passes only images that all
@@ -22,7 +35,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -44,6 +57,8 @@ from robench.models.modes import eval_mode
 
 OcclusionOrder = Literal["count_first", "radius_first"]
 ORDERS: tuple[str, ...] = ("count_first", "radius_first")
+OcclusionSearch = Literal["bisect", "sweep"]
+SEARCHES: tuple[str, ...] = ("bisect", "sweep")
 
 #: Default number of top positions N (both papers).
 DEFAULT_MAX_COUNT: int = 10
@@ -86,23 +101,32 @@ def top_positions(attr_map: Tensor, n: int) -> Tensor:
     return torch.sort(flat, dim=1, descending=True, stable=True).indices[:, :n]
 
 
-def squares_mask(positions: Tensor, r: int, height: int, width: int) -> Tensor:
+def squares_mask(positions: Tensor, r: int | Tensor, height: int, width: int, counts: Tensor | None = None) -> Tensor:
     """Union of 2r × 2r squares centred on ``positions``: N × height × width bool.
 
     ``positions``: N × n flat row-major indices (i = p // width, j = p % width). Pixel (p, q)
     is covered when i − r ≤ p < i + r and j − r ≤ q < j + r for some position; squares are
-    clipped at the borders. Built as a batched product of row and column interval indicators
-    (no pixel loops), on the positions' device.
+    clipped at the borders. ``r`` is one radius for all images or a tensor of N radii;
+    ``counts`` (N ints, optional) keeps only the first ``counts[i]`` positions of image i. Built as
+    a batched product of row and column interval indicators (no pixel loops), on the positions' device.
     """
-    if isinstance(r, bool) or not isinstance(r, int) or r < 1:
-        raise RobenchError(f"radius r must be an int >= 1, got {r!r}")
     dev = positions.device
+    if isinstance(r, Tensor):
+        if r.shape != positions.shape[:1] or bool((r < 1).any()):
+            raise RobenchError(f"radii must be a tensor of {positions.shape[0]} ints >= 1")
+        radius = r.to(dev).view(-1, 1, 1)
+    elif isinstance(r, bool) or not isinstance(r, int) or r < 1:
+        raise RobenchError(f"radius r must be an int >= 1, got {r!r}")
+    else:
+        radius = torch.tensor(r, device=dev)
     rows = (positions // width).unsqueeze(-1)  # N × n × 1
     cols = (positions % width).unsqueeze(-1)
     ph = torch.arange(height, device=dev)
     pw = torch.arange(width, device=dev)
-    in_rows = (ph >= rows - r) & (ph < rows + r)  # N × n × H
-    in_cols = (pw >= cols - r) & (pw < cols + r)  # N × n × W
+    in_rows = (ph >= rows - radius) & (ph < rows + radius)  # N × n × H
+    in_cols = (pw >= cols - radius) & (pw < cols + radius)  # N × n × W
+    if counts is not None:  # positions beyond an image's count cover nothing
+        in_rows &= (torch.arange(positions.shape[1], device=dev) < counts.to(dev).view(-1, 1)).unsqueeze(-1)
     # covering count per pixel = Σ_k in_rows[k, p] · in_cols[k, q]; exact in float32 (≤ n)
     cover = torch.bmm(in_rows.transpose(1, 2).float(), in_cols.float())
     return cover > 0
@@ -140,7 +164,8 @@ class OcclusionResult:
     ``fooled``: bool, prediction ≠ label within the N × R budget. ``count``/``radius``: int64,
     the (n, r) of the first success, −1 when not fooled. ``area``: float64, occluded fraction
     of the H·W pixels of the successful mask, −1.0 when not fooled. ``queries``: int64,
-    forward passes spent on the image (= its number of steps; N·R when not fooled).
+    forward passes spent on the image (a sweep: its number of steps, N·R when not fooled; a bisection:
+    1 when not fooled, about 1 + log2 N + log2 R when fooled).
     """
 
     fooled: Tensor
@@ -152,6 +177,7 @@ class OcclusionResult:
     max_radius: int
     fill: float
     order: str
+    search: str = "sweep"
     forward_passes: int = 0
 
     @property
@@ -190,6 +216,7 @@ class OcclusionResult:
 
         return {
             "order": self.order,
+            "search": self.search,
             "fill": self.fill,
             "max_count": self.max_count,
             "max_radius": self.max_radius,
@@ -218,18 +245,21 @@ def inductive_occlusion(
     max_radius: int | None = None,
     fill: float = DEFAULT_FILL,
     order: OcclusionOrder = "count_first",
+    search: OcclusionSearch = "bisect",
     max_batch: int = DEFAULT_MAX_BATCH,
 ) -> OcclusionResult:
     """Run IOA on one batch: ``x`` N × C × H × W in [0, 1], labels ``y`` (N,), ``attr`` signed
     attribution of x's shape.
 
-    Tries the (n, r) steps of :func:`occlusion_steps`; at each step only the images not yet
-    fooled are occluded and forwarded, together (split into chunks of ``max_batch``), and the
-    loop ends as soon as every image is fooled. ``max_radius=None`` uses
-    :func:`default_max_radius` of H; the R used is recorded in the result. ``fill`` ∈ [0, 1]
-    (0.0 black = Duan, 0.5 grey = IGD default, 1.0 white = IGD). Model in eval mode, no_grad.
+    Finds each image's first successful (n, r) of :func:`occlusion_steps` by ``search`` (module
+    docstring): ``"sweep"`` tries the steps in order, ``"bisect"`` searches the monotone grid. At
+    each query round only the images still searching are occluded and forwarded, together (split
+    into chunks of ``max_batch``). ``max_radius=None`` uses :func:`default_max_radius` of H; the R used
+    is recorded in the result. ``fill`` ∈ [0, 1] (0.0 black = Duan, 0.5 grey = IGD default, 1.0 white =
+    IGD). Model in eval mode, no_grad.
     """
     _check_choice("order", order, ORDERS)
+    _check_choice("search", search, SEARCHES)
     _check_images(x)
     y = _check_labels(y, x)
     attr = _check_attr(attr, x, "the inductive occlusion attack")
@@ -245,51 +275,96 @@ def inductive_occlusion(
         raise RobenchError(f"max_count {max_count} exceeds the {height * width} pixels per image")
     if isinstance(fill, bool) or not isinstance(fill, numbers.Real) or not (0.0 <= fill <= 1.0):
         raise RobenchError(f"fill must be a number in [0, 1], got {fill!r}")
-    fill = float(fill)
 
-    dev = x.device
-    x = x.detach()
-    positions = top_positions(attribution_map(attr), max_count)  # N × max_count
-    fooled = torch.zeros(n_img, dtype=torch.bool, device=dev)
-    count = torch.full((n_img,), -1, dtype=torch.long, device=dev)
-    radius = torch.full((n_img,), -1, dtype=torch.long, device=dev)
-    pixels = torch.full((n_img,), -1, dtype=torch.long, device=dev)  # occluded pixel count
-    queries = torch.zeros(n_img, dtype=torch.long, device=dev)
-    active = torch.arange(n_img, device=dev)
-    calls = 0
-
+    state = _Search(model, x.detach(), y, top_positions(attribution_map(attr), max_count), float(fill), max_batch)
     with eval_mode(model), torch.no_grad():
-        for n, r in occlusion_steps(max_count, max_radius, order):
-            n_active = active.shape[0]
-            if n_active == 0:
-                break
-            hit_parts: list[Tensor] = []
-            pixel_parts: list[Tensor] = []
-            for start in range(0, n_active, max_batch):
-                idx = active[start : start + max_batch]
-                mask = squares_mask(positions[idx, :n], r, height, width)  # b × H × W
-                xo = torch.where(mask.unsqueeze(1), fill, x[idx])
-                hit_parts.append(_predict(model, xo) != y[idx])
-                pixel_parts.append(mask.flatten(1).sum(dim=1))
-                calls += 1
-            hit = torch.cat(hit_parts)
-            queries[active] += 1
-            won = active[hit]
-            fooled[won] = True
-            count[won] = n
-            radius[won] = r
-            pixels[won] = torch.cat(pixel_parts)[hit]
-            active = active[~hit]
-
+        if search == "sweep":
+            state.sweep(occlusion_steps(max_count, max_radius, order))
+        else:
+            state.bisect(max_count, max_radius, order)
     return OcclusionResult(
-        fooled=fooled.cpu(),
-        count=count.cpu(),
-        radius=radius.cpu(),
-        area=_area(pixels.cpu(), height * width),
-        queries=queries.cpu(),
+        fooled=state.fooled.cpu(),
+        count=state.count.cpu(),
+        radius=state.radius.cpu(),
+        area=_area(state.pixels.cpu(), height * width),
+        queries=state.queries.cpu(),
         max_count=max_count,
         max_radius=max_radius,
-        fill=fill,
+        fill=float(fill),
         order=order,
-        forward_passes=calls,
+        search=search,
+        forward_passes=state.calls,
     )
+
+
+class _Search:
+    """Per-image state of an occlusion search over one batch: what was found and what it cost."""
+
+    def __init__(self, model: nn.Module, x: Tensor, y: Tensor, positions: Tensor, fill: float, max_batch: int) -> None:
+        self.model, self.x, self.y, self.positions, self.fill, self.max_batch = model, x, y, positions, fill, max_batch
+        n, dev = x.shape[0], x.device
+        self.fooled = torch.zeros(n, dtype=torch.bool, device=dev)
+        self.count = torch.full((n,), -1, dtype=torch.long, device=dev)
+        self.radius = torch.full((n,), -1, dtype=torch.long, device=dev)
+        self.pixels = torch.full((n,), -1, dtype=torch.long, device=dev)  # occluded pixel count
+        self.queries = torch.zeros(n, dtype=torch.long, device=dev)
+        self.calls = 0
+
+    def query(self, idx: Tensor, counts: Tensor, radii: Tensor) -> tuple[Tensor, Tensor]:
+        """Occlude image ``idx[i]`` at (``counts[i]``, ``radii[i]``) and forward: (fooled, occluded pixels) per image."""
+        hits, pixels = [], []
+        height, width = self.x.shape[2:]
+        for start in range(0, idx.shape[0], self.max_batch):
+            part = slice(start, start + self.max_batch)
+            ids = idx[part]
+            mask = squares_mask(self.positions[ids], radii[part], height, width, counts[part])  # b × H × W
+            xo = torch.where(mask.unsqueeze(1), self.fill, self.x[ids])
+            hits.append(_predict(self.model, xo) != self.y[ids])
+            pixels.append(mask.flatten(1).sum(dim=1))
+            self.calls += 1
+        self.queries[idx] += 1
+        return torch.cat(hits), torch.cat(pixels)
+
+    def record(self, idx: Tensor, counts: Tensor, radii: Tensor, pixels: Tensor) -> None:
+        """Images ``idx`` were first fooled at (``counts``, ``radii``) with ``pixels`` occluded."""
+        self.fooled[idx] = True
+        self.count[idx], self.radius[idx], self.pixels[idx] = counts, radii, pixels
+
+    def sweep(self, steps: list[tuple[int, int]]) -> None:
+        """Try ``steps`` in order; each image stops at its first success."""
+        active = torch.arange(self.x.shape[0], device=self.x.device)
+        for n, r in steps:
+            if active.shape[0] == 0:
+                break
+            hit, pixels = self.query(active, torch.full_like(active, n), torch.full_like(active, r))
+            won = active[hit]
+            self.record(won, torch.full_like(won, n), torch.full_like(won, r), pixels[hit])
+            active = active[~hit]
+
+    def bisect(self, max_count: int, max_radius: int, order: str) -> None:
+        """The first success of the sweep in ``order`` on a grid where success is monotone in n and in r."""
+        def grid(outer: Tensor, inner: Tensor) -> tuple[Tensor, Tensor]:  # (outer, inner) → (counts, radii)
+            return (outer, inner) if order == "count_first" else (inner, outer)
+
+        outer_max, inner_max = (max_count, max_radius) if order == "count_first" else (max_radius, max_count)
+        every = torch.arange(self.x.shape[0], device=self.x.device)
+        hit, _ = self.query(every, *grid(torch.full_like(every, outer_max), torch.full_like(every, inner_max)))
+        found = every[hit]  # fooled at the largest mask: the rest resist every step
+        outer = self._smallest(found, outer_max, lambda ids, mid: grid(mid, torch.full_like(mid, inner_max)))
+        inner = self._smallest(found, inner_max, lambda ids, mid: grid(outer[ids], mid))
+        counts, radii = grid(outer, inner)
+        mask = squares_mask(self.positions[found], radii, *self.x.shape[2:], counts)
+        self.record(found, counts, radii, mask.flatten(1).sum(dim=1))
+
+    def _smallest(self, images: Tensor, top: int, step: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]) -> Tensor:
+        """Per image, the smallest value v in 1..``top`` whose ``step(rows, v)`` fools it, known to fool at ``top``:
+        bisection, so v − 1 (when v > 1) has been queried and did not fool."""
+        lo = torch.ones_like(images)
+        hi = torch.full_like(images, top)
+        while bool((open_ := lo < hi).any()):
+            rows = open_.nonzero().flatten()
+            mid = (lo[rows] + hi[rows]) // 2
+            hit, _ = self.query(images[rows], *step(rows, mid))
+            hi[rows] = torch.where(hit, mid, hi[rows])
+            lo[rows] = torch.where(hit, lo[rows], mid + 1)
+        return hi

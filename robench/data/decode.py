@@ -22,6 +22,7 @@ from robench.errors import RobenchError
 from robench.io import atomic_path, write_json_atomic
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".pgm", ".tif", ".tiff")
+SPLITS = ("train", "test", "val")
 
 
 def cache_dir() -> Path:
@@ -82,35 +83,46 @@ def cached_arrays(key: str, build: Callable[[], tuple[np.ndarray, np.ndarray, li
     return images, labels, classes
 
 
-def decode_image(data: bytes | Path, name: str, size: tuple[int, int] | None, grayscale: bool) -> np.ndarray:
-    """Decode one image to uint8 H×W×C (C = 1 if ``grayscale`` else 3), resized to ``size`` if given."""
+def decode_image(data: bytes | Path, name: str, size: tuple[int, int] | None, grayscale: bool,
+                 crop_pct: float = 0.875) -> np.ndarray:
+    """Decode one image to uint8 H×W×C (C = 1 if ``grayscale`` else 3), resized to ``size`` if given
+    (see :func:`resize_center_crop`; an image already of that size is kept as it is)."""
     try:
         with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as img:
             img = img.convert("L" if grayscale else "RGB")
             if size is not None and img.size != (size[1], size[0]):
-                img = resize_center_crop(img, size)
+                img = resize_center_crop(img, size, crop_pct)
             arr = np.asarray(img, dtype=np.uint8)
     except (UnidentifiedImageError, OSError) as exc:
         raise RobenchError(f"cannot decode image {name}: {exc}") from None
     return arr[:, :, None] if arr.ndim == 2 else arr
 
 
-def resize_center_crop(img: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """Resize the shorter side to ``size / 0.875`` (the ImageNet evaluation convention), then centre-crop."""
+def resize_center_crop(img: Image.Image, size: tuple[int, int], crop_pct: float = 0.875) -> Image.Image:
+    """Resize (bicubic) the shorter side to ``max(size) / crop_pct`` px (the ImageNet evaluation convention;
+    timm's ``crop_pct``), then centre-crop to ``size`` (H, W)."""
     h, w = size
-    scale = max(h, w) / 0.875 / min(img.size)
+    scale = max(h, w) / crop_pct / min(img.size)
     img = img.resize((max(w, round(img.size[0] * scale)), max(h, round(img.size[1] * scale))), Image.BICUBIC)
     left, top = (img.size[0] - w) // 2, (img.size[1] - h) // 2
     return img.crop((left, top, left + w, top + h))
 
 
+def resize_info(size: tuple[int, int] | None, crop_pct: float) -> dict[str, Any] | None:
+    """How images are resized (for ``identity["resize"]`` and cache keys); None when they are not."""
+    if size is None:
+        return None
+    return {"size": [int(size[0]), int(size[1])], "crop_pct": float(crop_pct), "interpolation": "bicubic"}
+
+
 def stack_images(items: Iterable[tuple[bytes | Path, str]], count: int, size: tuple[int, int] | None,
-                 grayscale: bool, progress: Callable[[Iterable[Any]], Iterator[Any]] | None = None) -> np.ndarray:
+                 grayscale: bool, progress: Callable[[Iterable[Any]], Iterator[Any]] | None = None,
+                 crop_pct: float = 0.875) -> np.ndarray:
     """Decode ``count`` images into one uint8 N×H×W×C array; all must share a size unless ``size`` is given."""
     out: np.ndarray | None = None
     iterator = progress(items) if progress else items
     for i, (data, name) in enumerate(iterator):
-        arr = decode_image(data, name, size, grayscale)
+        arr = decode_image(data, name, size, grayscale, crop_pct)
         if out is None:
             out = np.empty((count, *arr.shape), dtype=np.uint8)
         elif arr.shape != out.shape[1:]:
@@ -149,22 +161,38 @@ def folder_is_grayscale(files: list[tuple[Path, int]]) -> bool:
     return modes <= {"L", "1", "I;16"}
 
 
-def tar_members(archive: Path, split: str) -> tuple[list[tuple[bytes, str, str]], list[str]]:
-    """(bytes, member name, class) for every image under ``<split>/<class>/`` in a tar archive."""
-    found: list[tuple[bytes, str, str]] = []
+def tar_image_names(archive: Path) -> list[str]:
+    """The member names of every image file in a tar archive (any compression), sorted; nothing is extracted."""
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            return sorted(m.name for m in tar if m.isfile() and Path(m.name).suffix.lower() in IMAGE_SUFFIXES)
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise RobenchError(f"cannot read archive {archive}: {exc}") from None
+
+
+def tar_images(archive: Path, keep: Callable[[str], bool]) -> list[tuple[bytes, str]]:
+    """(bytes, member name) of every image file in a tar archive whose name ``keep`` accepts, sorted by name."""
+    found: list[tuple[bytes, str]] = []
     try:
         with tarfile.open(archive, "r:*") as tar:
             for member in tar:
-                parts = Path(member.name).parts
-                if not member.isfile() or Path(member.name).suffix.lower() not in IMAGE_SUFFIXES:
-                    continue
-                if len(parts) >= 3 and parts[-3] == split:
+                if member.isfile() and Path(member.name).suffix.lower() in IMAGE_SUFFIXES and keep(member.name):
                     handle = tar.extractfile(member)
                     if handle is not None:
-                        found.append((handle.read(), member.name, parts[-2]))
+                        found.append((handle.read(), member.name))
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise RobenchError(f"cannot read archive {archive}: {exc}") from None
+    return sorted(found, key=lambda t: t[1])
+
+
+def tar_members(archive: Path, split: str) -> tuple[list[tuple[bytes, str, str]], list[str]]:
+    """(bytes, member name, class) for every image under ``<split>/<class>/`` in a tar archive."""
+
+    def in_split(name: str) -> bool:
+        parts = Path(name).parts
+        return len(parts) >= 3 and parts[-3] == split
+
+    found = [(data, name, Path(name).parts[-2]) for data, name in tar_images(archive, in_split)]
     if not found:
         raise RobenchError(f"archive {archive} has no images under {split}/<class>/")
-    found.sort(key=lambda t: t[1])
     return found, sorted({c for _, _, c in found})

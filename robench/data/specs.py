@@ -4,7 +4,9 @@ Specs: ``cifar10`` (searched in ``--data-dir`` and ``$ROBENCH_DATA``: torchvisio
 an ImageFolder tree, or the ``cifar10-jpeg.tar.gz`` archive; downloaded through torchvision only
 as a last resort), ``imagefolder:PATH``, ``npz:PATH`` (keys ``x`` uint8 N×H×W×C or N×H×W and
 ``y``; optional ``classes``), ``mnist:DIR`` (the IDX files of MNIST or Fashion-MNIST, gzipped or
-not: ``t10k-*`` for the test split, ``train-*`` for train), ``sample`` (1,000 lossless CIFAR-10
+not: ``t10k-*`` for the test split, ``train-*`` for train), ``imagenet:PATH`` (ILSVRC2012 images in
+a ``<wnid>/`` folder tree, a tar archive of one, or a flat folder with a label file, labelled in the
+standard 1,000-class index: see :mod:`robench.data.imagenet`), ``sample`` (1,000 lossless CIFAR-10
 test images bundled with robench).
 """
 
@@ -24,30 +26,33 @@ from typing import Any
 import numpy as np
 
 from robench.data.decode import (
+    SPLITS,
     cache_key,
     cached_arrays,
     folder_is_grayscale,
     folder_listing,
+    resize_info,
     stack_images,
     tar_members,
 )
+from robench.data.imagenet import load_imagenet
 from robench.data.imageset import ImageSet
 from robench.errors import RobenchError
 from robench.progress import track
 from robench.registry import Registry
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-SPLITS = ("train", "test", "val")
 
 
 @dataclass(frozen=True)
 class DatasetKind:
-    """A ``--data`` form: ``usage`` as users write it; ``load(arg, split, data_dir, image_size)`` → ImageSet,
-    ``arg`` being the text after ``KIND:`` (required when ``takes_path``, absent otherwise)."""
+    """A ``--data`` form: ``usage`` as users write it; ``load(arg, split, data_dir, image_size, crop_pct)`` →
+    ImageSet, ``arg`` being the text after ``KIND:`` (required when ``takes_path``, absent otherwise);
+    kinds that decode image files resize them to ``image_size`` (H, W) with ``crop_pct``, others ignore both."""
 
     usage: str
     takes_path: bool
-    load: Callable[[str, str, str | None, tuple[int, int] | None], ImageSet]
+    load: Callable[[str, str, str | None, tuple[int, int] | None, float], ImageSet]
 
 
 #: The dataset kinds by name, filled by ``@dataset_kind(...)`` below.
@@ -55,7 +60,7 @@ DATASETS: Registry[DatasetKind] = Registry("dataset kind")
 
 
 def dataset_kind(name: str, usage: str, takes_path: bool) -> Callable[[Callable[..., ImageSet]], Callable[..., ImageSet]]:
-    """Decorator: register ``load(arg, split, data_dir, image_size)`` as the dataset kind ``name``."""
+    """Decorator: register ``load(arg, split, data_dir, image_size, crop_pct)`` as the dataset kind ``name``."""
 
     def add(load: Callable[..., ImageSet]) -> Callable[..., ImageSet]:
         DATASETS.register(name)(DatasetKind(usage, takes_path, load))
@@ -65,19 +70,22 @@ def dataset_kind(name: str, usage: str, takes_path: bool) -> Callable[[Callable[
 
 
 def load_dataset(spec: str, split: str = "test", data_dir: str | None = None, limit: int | None = None,
-                 seed: int = 0, image_size: tuple[int, int] | None = None) -> ImageSet:
+                 seed: int = 0, image_size: tuple[int, int] | None = None, crop_pct: float = 0.875) -> ImageSet:
     """Load the dataset ``spec``; ``limit`` keeps a seeded random subset of that many images, in order.
 
-    ``image_size`` (H, W) resizes folder images (shorter side to size/0.875, centre crop); arrays
-    (npz, sample, CIFAR) are never resized.
+    ``image_size`` (H, W) resizes folder and archive images (imagefolder, imagenet): shorter side
+    (bicubic) to max(H, W)/``crop_pct`` px, then a centre crop (``crop_pct`` in (0, 1]: timm's
+    pretrained_cfg value, 0.875 for most ImageNet models); arrays (npz, sample, CIFAR) are never resized.
     """
     if split not in SPLITS:
         raise RobenchError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    if not 0 < crop_pct <= 1:
+        raise RobenchError(f"crop_pct must lie in (0, 1] (the fraction of the resized image kept), got {crop_pct}")
     name, _, arg = spec.partition(":")
     kind = DATASETS[name] if name in DATASETS else None
     if kind is None or kind.takes_path != bool(arg):
         raise RobenchError(f"unknown dataset {spec!r}; use one of {', '.join(dataset_usages())}")
-    data = kind.load(arg, split, data_dir, image_size)
+    data = kind.load(arg, split, data_dir, image_size, crop_pct)
     data.identity.update(spec=spec, split=split)
     data = limited(data, limit, seed)
     data.identity["n"] = len(data)
@@ -104,27 +112,38 @@ def dataset_usages() -> list[str]:
 
 
 @dataset_kind("sample", "sample", takes_path=False)
-def _sample_kind(arg: str, split: str, data_dir: str | None, image_size: tuple[int, int] | None) -> ImageSet:
+def _sample_kind(arg: str, split: str, data_dir: str | None, image_size: tuple[int, int] | None,
+                 crop_pct: float) -> ImageSet:
     return _sample(split)
 
 
 @dataset_kind("cifar10", "cifar10", takes_path=False)
-def _cifar10_kind(arg: str, split: str, data_dir: str | None, image_size: tuple[int, int] | None) -> ImageSet:
+def _cifar10_kind(arg: str, split: str, data_dir: str | None, image_size: tuple[int, int] | None,
+                  crop_pct: float) -> ImageSet:
     return _cifar10(split, data_dir)
 
 
 @dataset_kind("imagefolder", "imagefolder:PATH", takes_path=True)
-def _imagefolder_kind(arg: str, split: str, data_dir: str | None, image_size: tuple[int, int] | None) -> ImageSet:
-    return _imagefolder(Path(arg).expanduser(), split, image_size)
+def _imagefolder_kind(arg: str, split: str, data_dir: str | None, image_size: tuple[int, int] | None,
+                      crop_pct: float) -> ImageSet:
+    return _imagefolder(Path(arg).expanduser(), split, image_size, crop_pct)
+
+
+@dataset_kind("imagenet", "imagenet:PATH", takes_path=True)
+def _imagenet_kind(arg: str, split: str, data_dir: str | None, image_size: tuple[int, int] | None,
+                   crop_pct: float) -> ImageSet:
+    return load_imagenet(Path(arg).expanduser(), split, image_size, crop_pct)
 
 
 @dataset_kind("mnist", "mnist:DIR", takes_path=True)
-def _mnist_kind(arg: str, split: str, data_dir: str | None, image_size: tuple[int, int] | None) -> ImageSet:
+def _mnist_kind(arg: str, split: str, data_dir: str | None, image_size: tuple[int, int] | None,
+                crop_pct: float) -> ImageSet:
     return _mnist(Path(arg).expanduser(), split)
 
 
 @dataset_kind("npz", "npz:PATH", takes_path=True)
-def _npz_kind(arg: str, split: str, data_dir: str | None, image_size: tuple[int, int] | None) -> ImageSet:
+def _npz_kind(arg: str, split: str, data_dir: str | None, image_size: tuple[int, int] | None,
+              crop_pct: float) -> ImageSet:
     return _npz(Path(arg).expanduser())
 
 
@@ -211,7 +230,7 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(shape).copy()
 
 
-def _imagefolder(path: Path, split: str, image_size: tuple[int, int] | None) -> ImageSet:
+def _imagefolder(path: Path, split: str, image_size: tuple[int, int] | None, crop_pct: float) -> ImageSet:
     if not path.is_dir():
         raise RobenchError(f"image folder {path} " + ("is not a directory" if path.exists() else "not found"))
     root = path / split if (path / split).is_dir() else path
@@ -219,21 +238,25 @@ def _imagefolder(path: Path, split: str, image_size: tuple[int, int] | None) -> 
     if root == path and others:  # split sub-directories, but not this one: they are not classes
         raise RobenchError(f"image folder {path} has no {split}/ sub-directory (it has {', '.join(others)}); "
                            f"pass --split {others[0]}")
-    return _decode_folder(root, {"name": path.name, "path": str(path.resolve())}, image_size)
+    return _decode_folder(root, {"name": path.name, "path": str(path.resolve())}, image_size, crop_pct)
 
 
-def _decode_folder(root: Path, identity: dict, image_size: tuple[int, int] | None) -> ImageSet:
+def _decode_folder(root: Path, identity: dict, image_size: tuple[int, int] | None, crop_pct: float = 0.875) -> ImageSet:
     listing, classes = folder_listing(root)
     stat = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f, _ in listing]
-    key = cache_key("folder", str(root.resolve()), stat, image_size)
+    resize = resize_info(image_size, crop_pct)
+    key = cache_key("folder", str(root.resolve()), stat, resize)
 
     def build() -> tuple[np.ndarray, np.ndarray, list[str]]:
         gray = folder_is_grayscale(listing)
         images = stack_images(((f, str(f)) for f, _ in listing), len(listing), image_size, gray,
-                              progress=lambda it: track(it, total=len(listing), description=f"decoding {root.name}"))
+                              progress=lambda it: track(it, total=len(listing), description=f"decoding {root.name}"),
+                              crop_pct=crop_pct)
         return images, np.array([label for _, label in listing], dtype=np.int64), classes
 
     images, labels, classes = cached_arrays(key, build)
+    if resize:
+        identity["resize"] = resize
     return ImageSet(images, labels, classes, np.arange(len(labels)), identity)
 
 

@@ -60,10 +60,15 @@ def reload_images(run: Run, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tenso
 
 
 def _occlusion_step(run: Run, row: int, fill: str, count: int, radius: int, order: str) -> tuple[int, int, bool]:
-    """(n, r) of the first successful occlusion of per-image row ``row``, or (N, R) and False."""
+    """(n, r) of the first successful occlusion of per-image row ``row``, or (N, R) and False: the recorded
+    count and radius, or for runs made before they were recorded (sweeps) the step reached after its queries."""
     fooled = float(run.per_image[column_name("inductive_occlusion", fill, "fooled")].iloc[row]) > 0
     if not fooled:
         return count, radius, False
+    recorded = [column_name("inductive_occlusion", fill, part) for part in ("count", "radius")]
+    if all(c in run.per_image for c in recorded):
+        n, r = (int(run.per_image[c].iloc[row]) for c in recorded)
+        return n, r, True
     q = int(run.per_image[column_name("inductive_occlusion", fill, "queries")].iloc[row])  # stops at step q (1-based)
     n, r = occlusion_steps(count, radius, order)[q - 1]
     return n, r, True

@@ -99,7 +99,8 @@ def noise_curves(runs: Sequence[Run], labels: Sequence[str], mask: np.ndarray) -
 
 
 def _occlusion_steps(run: Run, fill: str, mask: np.ndarray) -> tuple[np.ndarray, str, int] | None:
-    """Per-image grid step at which the image was first fooled (NaN: never), the outer axis and its size."""
+    """Per-image value of the outer search axis at which the image was first fooled (NaN: never), the axis and
+    its size: from the recorded count/radius columns, or for runs made before them (sweeps) from the queries."""
     rows = run.rows("inductive_occlusion", "error_rate", f"fill={fill}/")
     col = column_name("inductive_occlusion", fill, "queries")
     if not len(rows) or col not in run.per_image:
@@ -107,12 +108,16 @@ def _occlusion_steps(run: Run, fill: str, mask: np.ndarray) -> tuple[np.ndarray,
     variant, param = rows["variant"].iloc[0], rows["param"].iloc[0]
     settings = dict(p.split("=") for p in param.split(","))
     count, radius = int(settings["N"]), int(settings["R"])
-    fooled = run.per_image.loc[mask, column_name("inductive_occlusion", fill, "fooled")].astype(float).to_numpy()
-    queries = np.nan_to_num(run.per_image.loc[mask, col].astype(float).to_numpy()).astype(np.int64)
-    order = variant.split("/")[-1]
-    steps = np.array(occlusion_steps(count, radius, order))  # query q of a fooled image is step q (1-based)
+    order = variant.split("/")[1]
     outer = 1 if order == "radius_first" else 0
-    first = np.where(fooled > 0, steps[np.clip(queries - 1, 0, len(steps) - 1), outer], np.nan)
+    fooled = run.per_image.loc[mask, column_name("inductive_occlusion", fill, "fooled")].astype(float).to_numpy()
+    recorded = column_name("inductive_occlusion", fill, "radius" if outer else "count")
+    if recorded in run.per_image:
+        first = np.where(fooled > 0, run.per_image.loc[mask, recorded].astype(float).to_numpy(), np.nan)
+    else:
+        queries = np.nan_to_num(run.per_image.loc[mask, col].astype(float).to_numpy()).astype(np.int64)
+        steps = np.array(occlusion_steps(count, radius, order))  # a sweep's query q of a fooled image is step q
+        first = np.where(fooled > 0, steps[np.clip(queries - 1, 0, len(steps) - 1), outer], np.nan)
     if outer:
         return first, "patch radius r (count up to N)", radius
     return first, "occluded patches n (radius up to R)", count

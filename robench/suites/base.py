@@ -7,7 +7,8 @@ be resumed, sharded and restricted later to images every compared model gets rig
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -32,6 +33,8 @@ class Batch:
     index: np.ndarray  # N dataset indices
     logits: torch.Tensor  # N×K clean logits
     generator: torch.Generator  # seeded from (run seed, batch start): results repeat and resume exactly
+    #: ``report(share)``: the share (0..1) of this suite's work on the batch done so far, for progress within a batch
+    report: Callable[[float], None] = field(default=lambda share: None, repr=False)
 
     @property
     def correct(self) -> torch.Tensor:

@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 
 from robench.attacks import (
+    default_attack_batch,
     default_max_radius,
     inductive_occlusion,
     noise_attack,
@@ -78,56 +79,80 @@ class InequalitySuite:
             "occlusion_radius": self.config.occlusion_radius or default_max_radius(h),
             "ina_k": resolve_budgets(self.config.ina_budgets, numel),
             "rn_k": resolve_budgets(self.config.rn_budgets, numel),
+            "attack_batch": self.config.attack_batch or default_attack_batch(h, w),
         }
         if len(self.methods) > 1:
             self._resolved["attack_attribution"] = self.methods[0]
 
     def restore(self, recorded: dict[str, Any]) -> None:
         self._resolved = {key: recorded[key] for key in ("block_sum", "block_avgpool", "occlusion_radius", "ina_k", "rn_k")}
+        self._resolved["attack_batch"] = recorded.get("attack_batch") or default_attack_batch(1, 1)
 
     def run_batch(self, model: RobenchModel, batch: Batch) -> dict[str, np.ndarray]:
         cfg, res = self.config, self._resolved
         first, *further = self.methods
+        stages, done = len(self.methods) + 2 + len(cfg.occlusion_fill), 0  # for the progress within the batch
+
+        def finished_stage() -> None:
+            nonlocal done
+            done += 1
+            batch.report(done / stages)
+
         attr = self._attribute(first, model, batch, batch.generator)  # the attacks' map
         columns = self._gini_columns(attr, None)
+        finished_stage()
         for name in further:  # each with its own generator: the first method's map and the attacks stay as alone
             columns.update(self._gini_columns(self._attribute(name, model, batch, _method_generator(batch, name)), name))
+            finished_stage()
         correct = batch.correct
         keep = correct.nonzero().flatten()
         n = len(batch.y)
-        if len(keep):
-            x, y, a = batch.x[keep], batch.y[keep], attr[keep]
-            keep_np = keep.cpu().numpy()
-            for selection, budgets, prefix in (("inductive", cfg.ina_budgets, "ina"), ("random", cfg.rn_budgets, "rn")):
+        x, y, a = batch.x[keep], batch.y[keep], attr[keep]
+        keep_np = keep.cpu().numpy()
+        for selection, budgets, prefix in (("inductive", cfg.ina_budgets, "ina"), ("random", cfg.rn_budgets, "rn")):
+            fooled = np.full((len(budgets), 0), np.nan)
+            if len(keep):
                 result = noise_attack(model, x, y, a, budgets, selection=selection, mode=cfg.noise_mode, noise=cfg.noise,
-                                      trials=cfg.trials, generator=batch.generator, max_batch=cfg.attack_batch)
+                                      trials=cfg.trials, generator=batch.generator, max_batch=res["attack_batch"])
                 fooled = result.fooled.float().mean(1).numpy()  # L×N': fraction of trials fooled
-                for level, budget in enumerate(budgets):
-                    columns[f"{prefix}@{_budget_label(budget)}"] = _scatter(fooled[level], keep_np, n)
-            for fill in cfg.occlusion_fill:
+            for level, budget in enumerate(budgets):
+                columns[f"{prefix}@{_budget_label(budget)}"] = _scatter(fooled[level], keep_np, n)
+            finished_stage()
+        for fill in cfg.occlusion_fill:
+            tag = f"ioa[{fill:g}]"
+            if len(keep):
                 occ = inductive_occlusion(model, x, y, a, max_count=cfg.occlusion_count,
                                           max_radius=res["occlusion_radius"], fill=fill, order=cfg.occlusion_order,
-                                          max_batch=cfg.attack_batch)
-                tag = f"ioa[{fill:g}]"
-                columns[f"{tag}_fooled"] = _scatter(occ.fooled.numpy().astype(float), keep_np, n)
-                columns[f"{tag}_area"] = _scatter(np.where(occ.fooled.numpy(), occ.area.numpy(), np.nan), keep_np, n)
-                columns[f"{tag}_queries"] = _scatter(occ.queries.numpy().astype(float), keep_np, n)
-        else:
-            for prefix, budgets in (("ina", cfg.ina_budgets), ("rn", cfg.rn_budgets)):
-                for budget in budgets:
-                    columns[f"{prefix}@{_budget_label(budget)}"] = np.full(n, np.nan)
-            for fill in cfg.occlusion_fill:
-                for part in ("fooled", "area", "queries"):
-                    columns[f"ioa[{fill:g}]_{part}"] = np.full(n, np.nan)
+                                          search=cfg.occlusion_search, max_batch=res["attack_batch"])
+                won = occ.fooled.numpy()
+                parts = {"fooled": won.astype(float), "area": np.where(won, occ.area.numpy(), np.nan),
+                         "queries": occ.queries.numpy().astype(float),
+                         "count": np.where(won, occ.count.numpy(), np.nan),
+                         "radius": np.where(won, occ.radius.numpy(), np.nan)}
+            else:
+                parts = dict.fromkeys(("fooled", "area", "queries", "count", "radius"), np.zeros(0))
+            for part, values in parts.items():
+                columns[f"{tag}_{part}"] = _scatter(values, keep_np, n)
+            finished_stage()
         return columns
 
     def _attribute(self, name: str, model: RobenchModel, batch: Batch, generator: torch.Generator) -> torch.Tensor:
-        """Attribution ``name`` of the batch's true classes (N×C×H×W); stochastic methods draw from ``generator``."""
+        """Attribution ``name`` of the batch's true classes (N×C×H×W); stochastic methods draw from ``generator``.
+
+        At most half an attack batch of images goes through one gradient pass (a gradient pass holds the
+        activations of every layer); methods with an ``internal_batch_size`` (integrated gradients, SmoothGrad)
+        get that bound on their (image, step) inputs unless the run sets one.
+        """
         options = dict(self._method_options[name])
-        if "generator" in attribution_options(name):
+        accepted = attribution_options(name)
+        if "generator" in accepted:
             options.setdefault("generator", generator)
+        per_pass = max(1, self._resolved["attack_batch"] // 2)
+        if "internal_batch_size" in accepted:
+            options.setdefault("internal_batch_size", per_pass)
         with torch.enable_grad():
-            return attribute(name, model, batch.x, batch.y, **options)
+            return torch.cat([attribute(name, model, batch.x[i:i + per_pass], batch.y[i:i + per_pass], **options)
+                              for i in range(0, len(batch.y), per_pass)])
 
     def _gini_columns(self, attr: torch.Tensor, further: str | None) -> dict[str, np.ndarray]:
         """The per-image measures of N attribution maps ``attr`` (N×C×H×W): Gini, all-zero flag, concentration,
