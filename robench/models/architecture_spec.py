@@ -16,12 +16,14 @@ from robench.models.registry import get_arch, is_model, list_models
 
 @dataclass
 class BuiltNet:
-    """A freshly built network and the input/normalisation defaults its source implies."""
+    """A freshly built network and the input/normalisation defaults its source implies (see ModelInfo)."""
 
     net: nn.Module
     input_size: tuple[int, int, int] | None
     mean: tuple[float, ...] | None
     std: tuple[float, ...] | None
+    crop_pct: float | None = None
+    interpolation: str | None = None
 
 
 def build_net(arch: str, num_classes: int | None, in_chans: int = 3, arch_path: str | None = None) -> BuiltNet:
@@ -43,7 +45,7 @@ def build_net(arch: str, num_classes: int | None, in_chans: int = 3, arch_path: 
 
 
 def build_timm(name: str, num_classes: int | None, in_chans: int = 3, pretrained: bool = False) -> BuiltNet:
-    """A timm model with its pretrained config's input size, mean and std."""
+    """A timm model with its pretrained config's input size, mean, std, crop fraction and interpolation."""
     import timm
 
     kwargs = {"in_chans": in_chans}
@@ -54,7 +56,8 @@ def build_timm(name: str, num_classes: int | None, in_chans: int = 3, pretrained
     size = tuple(cfg["input_size"]) if cfg.get("input_size") else None
     mean = tuple(cfg["mean"]) if cfg.get("mean") and len(cfg["mean"]) == in_chans else None
     std = tuple(cfg["std"]) if cfg.get("std") and len(cfg["std"]) == in_chans else None
-    return BuiltNet(net, (in_chans, *size[1:]) if size else None, mean, std)
+    return BuiltNet(net, (in_chans, *size[1:]) if size else None, mean, std,
+                    float(cfg["crop_pct"]) if cfg.get("crop_pct") else None, cfg.get("interpolation") or None)
 
 
 def _build_user_callable(arch: str, num_classes: int | None, arch_path: str | None) -> BuiltNet:

@@ -346,6 +346,8 @@ def info_from_meta(meta: dict[str, Any]) -> ModelInfo:
             std=tuple(float(v) for v in meta["std"]),
             classes=meta.get("classes"),
             training=dict(meta.get("training") or {}),
+            crop_pct=meta.get("crop_pct"),
+            interpolation=meta.get("interpolation"),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise RobenchError(f"the checkpoint's robench metadata is malformed ({exc!r})") from None
@@ -361,6 +363,11 @@ def info_from_meta(meta: dict[str, Any]) -> ModelInfo:
         if info.input_size is not None and (len(info.input_size) != 3 or not all(map(positive_int, info.input_size)))
         else "",
         "mean/std hold non-finite values" if not all(map(math.isfinite, info.mean + info.std)) else "",
+        f"crop_pct {info.crop_pct!r} is not a positive number"
+        if info.crop_pct is not None and not (type(info.crop_pct) in (int, float) and math.isfinite(info.crop_pct)
+                                              and info.crop_pct > 0) else "",
+        f"interpolation {info.interpolation!r} is not a string"
+        if info.interpolation is not None and not isinstance(info.interpolation, str) else "",
         "classes is not a list of names"
         if info.classes is not None and not (isinstance(info.classes, list) and all(isinstance(c, str) for c in info.classes))
         else "",
@@ -368,4 +375,6 @@ def info_from_meta(meta: dict[str, Any]) -> ModelInfo:
     problems = [p for p in problems if p]
     if problems:
         raise RobenchError(f"the checkpoint's robench metadata is malformed: {'; '.join(problems)}")
+    if info.crop_pct is not None:
+        info.crop_pct = float(info.crop_pct)
     return info

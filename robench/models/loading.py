@@ -2,8 +2,9 @@
 
 Supported (chosen by the file's content, not its suffix):
 robench checkpoints (``.pt`` or ``.safetensors``), ``timm:NAME`` (``--weights FILE`` or hub
-weights when online), bare state dicts with ``--arch``, TorchScript archives, ``torch.export``
-``.pt2`` programs, and pickled whole modules (only with ``trust_checkpoint``).
+weights when online), bare state dicts with ``--arch`` (EfficientNet-PyTorch's key layout is renamed
+onto timm's EfficientNets), TorchScript archives, ``torch.export`` ``.pt2`` programs, and pickled
+whole modules (only with ``trust_checkpoint``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from robench.models.checkpoint import (
     torch_load_safe,
     unwrap_state_dict,
 )
+from robench.models.efficientnet_layout import is_efficientnet_pytorch, load_efficientnet_pytorch
 from robench.models.wrapper import ModelInfo, RobenchModel
 
 
@@ -113,6 +115,8 @@ def _from_state(state: dict[str, torch.Tensor], meta: dict[str, Any] | None, pat
 
     ``normalization`` is ``(mean, std)`` found in the file itself (robustness-library checkpoints);
     it is used for bare state dicts instead of the architecture's default, and --mean/--std win.
+    Weights in EfficientNet-PyTorch's layout are renamed onto a timm EfficientNet ``arch``
+    (source ``efficientnet-pytorch``).
     """
     base = info_from_meta(meta) if meta is not None else None
     arch = opts.arch or (base.arch if base else None)
@@ -132,12 +136,18 @@ def _from_state(state: dict[str, torch.Tensor], meta: dict[str, Any] | None, pat
     if base is not None:
         _check_meta_sizes(state, base, opts, path, user_callable=":" in arch)
     built = build_net(arch, num_classes, in_chans, opts.arch_path)
-    load_weights_strict(built.net, state, arch)
+    if is_efficientnet_pytorch(state) and not is_efficientnet_pytorch(built.net.state_dict()):
+        load_efficientnet_pytorch(built.net, state, arch)
+        if normalization is None:  # a robustness-library file keeps that source: its mean/std came from the file
+            source = "efficientnet-pytorch"
+    else:
+        load_weights_strict(built.net, state, arch)
     check_finite(built.net, path)
     if base is None:
         base = ModelInfo(
             name=path.stem, arch=arch, num_classes=num_classes, input_size=built.input_size,
             mean=built.mean or (0.0,) * in_chans, std=built.std or (1.0,) * in_chans,
+            crop_pct=built.crop_pct, interpolation=built.interpolation,
         )
         if normalization is not None:
             base.mean, base.std = normalization
@@ -252,9 +262,13 @@ def _load_timm(name: str, opts: LoadOptions) -> RobenchModel:
             raise SettingError("num_classes", f"{opts.num_classes}, but the weights' classifier has {file_classes} "
                                "outputs; loading would re-initialise the classifier")
         built = build_timm(name, opts.num_classes or file_classes, in_chans)
-        load_weights_strict(built.net, state, f"timm:{name}")
+        source = "efficientnet-pytorch" if is_efficientnet_pytorch(state) else "timm"
+        if source == "efficientnet-pytorch":
+            load_efficientnet_pytorch(built.net, state, f"timm:{name}")
+        else:
+            load_weights_strict(built.net, state, f"timm:{name}")
         check_finite(built.net, wpath)
-        model = _finish(built.net, name, f"timm:{name}", _timm_info(name, built), "timm", opts)
+        model = _finish(built.net, name, f"timm:{name}", _timm_info(name, built), source, opts)
         model.info.path, model.info.sha256 = str(wpath), sha256_file(wpath)
         return model
     default_classes = timm.get_pretrained_cfg_value(name, "num_classes")
@@ -287,6 +301,7 @@ def _timm_info(name: str, built: Any) -> ModelInfo:
     return ModelInfo(
         name=name, arch=f"timm:{name}", num_classes=getattr(built.net, "num_classes", None),
         input_size=built.input_size, mean=built.mean or (0.0,) * channels, std=built.std or (1.0,) * channels,
+        crop_pct=built.crop_pct, interpolation=built.interpolation,
     )
 
 

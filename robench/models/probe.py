@@ -12,9 +12,12 @@ import torch
 
 from robench.data.imageset import ImageSet
 from robench.errors import RobenchError
-from robench.models.wrapper import RobenchModel
+from robench.models.efficientnet_layout import tf_twin
+from robench.models.wrapper import ModelInfo, RobenchModel
 
 Normalization = tuple[tuple[float, ...], tuple[float, ...]]
+
+MIN_HINT_IMAGES = 16  # fewer images say too little about accuracy for a hint
 
 # (mean, std) per channel in [0, 1] units; a single value applies to every channel.
 CANDIDATES: dict[str, Normalization] = {
@@ -73,3 +76,30 @@ def near_chance(accuracy: float, num_classes: int) -> bool:
     wrong preprocessing (below 0.325 for 10 classes)."""
     chance = 1.0 / num_classes
     return num_classes > 1 and accuracy < chance + 0.25 * (1.0 - chance)
+
+
+def chance_hint(info: ModelInfo, accuracy: float, n: int, num_classes: int) -> str | None:
+    """A one-line hint (no ``robench: warning:`` prefix) when ``accuracy`` (in [0, 1]) on the first ``n`` images is
+    near chance: what to check (normalisation, the ``tf_`` padding variant, input size and crop). None when the
+    accuracy is not near chance or ``n`` is below :data:`MIN_HINT_IMAGES`."""
+    if n < MIN_HINT_IMAGES or not near_chance(accuracy, num_classes):
+        return None
+
+    def values(v: tuple[float, ...]) -> str:
+        return ",".join(f"{x:g}" for x in v)
+
+    checks = [f"the input normalisation (mean {values(info.mean)}, std {values(info.std)}; robench "
+              "probe-normalization tries the usual ones)"]
+    arch = (info.arch or "").removeprefix("timm:")
+    twin = tf_twin(arch) if arch and info.source != "timm-hub" else None  # hub weights fit their own arch
+    if twin is not None:
+        weights = "these TensorFlow weights" if info.source == "efficientnet-pytorch" else "weights ported from TensorFlow"
+        how = "timm:" if (info.arch or "").startswith("timm:") else "--arch "
+        checks.append(f"the padding variant ({weights} need {how}{twin}, not {arch})")
+    expected = [f"{'x'.join(map(str, info.input_size))} pixels" if info.input_size else "",
+                f"centre crop {info.crop_pct:g}" if info.crop_pct else "",
+                f"{info.interpolation} resizing" if info.interpolation else ""]
+    expected = [e for e in expected if e]
+    checks.append("the input size and crop" + (f" (the model expects {', '.join(expected)})" if expected else ""))
+    return (f"clean accuracy {accuracy:.3f} on the first {n} images is near chance ({1 / num_classes:.3f}); check "
+            + "; ".join(checks))

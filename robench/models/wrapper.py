@@ -16,6 +16,9 @@ class ModelInfo:
     ``input_size`` is (C, H, W) or None when the format does not say; ``mean``/``std`` are
     per-channel values in [0, 1] space applied inside :class:`RobenchModel`. ``test_time_flip``: the
     logits are the mean of the image's and its left-right mirror's (airbench's test-time augmentation).
+    ``crop_pct`` (centre crop side / resized shorter side, e.g. 0.875: resize to 256, crop 224) and
+    ``interpolation`` (``"bicubic"``, ``"bilinear"``) are the evaluation preprocessing the source states
+    (timm's pretrained config); None when it does not say.
     """
 
     name: str
@@ -30,6 +33,8 @@ class ModelInfo:
     sha256: str | None = None
     training: dict[str, Any] = field(default_factory=dict)
     test_time_flip: bool = False
+    crop_pct: float | None = None
+    interpolation: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON- and ``weights_only``-safe dict (tuples become lists)."""
