@@ -64,7 +64,10 @@ def evaluate(
     data_dir: Optional[str] = DATA_DIR,
     split: str = SPLIT,
     limit: Optional[int] = typer.Option(None, help="Evaluate a seeded random subset of this many images."),
-    image_size: Optional[str] = typer.Option(None, help="Resize image-folder images to H,W (shorter side/0.875, centre crop)."),
+    image_size: Optional[str] = typer.Option(None, help="Resize image-folder images to H,W (shorter side/crop, centre "
+                                             "crop; default: the model's input size)."),
+    crop_pct: Optional[float] = typer.Option(None, help="Centre-crop fraction for resized images (default: the model's, "
+                                             "else 0.875)."),
     seed: int = typer.Option(0, min=0, help="Seed for subsets and every random draw."),
     batch_size: Optional[int] = typer.Option(None, help="Images per batch (default 128 up to 64×64 px, 16 at 224 px)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
@@ -78,7 +81,7 @@ def evaluate(
     """
     options = {**{k: v for k, v in locals().items() if k not in ("ctx", "settings")}, **settings,
                "out": str(out) if out else None}  # every option, recorded in meta.json
-    from robench.api import suite_configs
+    from robench.api import model_image_options, suite_configs
     from robench.data import load_dataset
     from robench.distributed import DistContext
     from robench.models.loading import LoadOptions, load_model
@@ -108,7 +111,8 @@ def evaluate(
     if img is not None and len(img) == 3:
         raise RobenchError("--image-size takes H,W or one size, e.g. 224")
     hw = (img[0], img[-1]) if img else None  # one value: square
-    dataset = load_dataset(data, split, data_dir, limit, seed, image_size=hw)
+    resize = model_image_options(net, {"image_size": hw, "crop_pct": crop_pct})
+    dataset = load_dataset(data, split, data_dir, limit, seed, **resize)
     if any(s.name == "inequality" for s in suites):
         _check_counts(dataset.image_shape, configs.get("inequality", {}).get("config", InequalityConfig()))
     created = _first_missing(out) if out is not None else None
@@ -247,10 +251,13 @@ def _first_missing(path: Path) -> Path | None:
 def print_results(results, title: str) -> None:  # type: ignore[no-untyped-def]
     """Print the headline rows of a results table; results.csv holds every row.
 
-    Hidden here: Lorenz points, budget counts (k), standard deviations and Gini over all images.
+    Hidden here: Lorenz points, budget counts (k), standard deviations, Gini over all images, and per-class
+    accuracy beyond 20 classes (ImageNet's 1,000 would bury the rest).
     """
+    per_class = results["test"].eq("accuracy") & results["variant"].eq("class")
     shown = results[~results["test"].eq("lorenz") & ~results["metric"].isin(["k", "std", "all_zero_maps"])
-                     & ~(results["test"].eq("gini") & results["param"].eq("all"))]
+                     & ~(results["test"].eq("gini") & results["param"].eq("all"))
+                     & ~(per_class & (per_class.sum() > 20))]
     table = Table(title=title)
     for col in ("suite", "test", "variant", "param", "metric", "value", "95% CI", "n"):
         table.add_column(col, justify="right" if col in ("value", "n") else "left", overflow="fold")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import platform
 import shutil
 import sys
@@ -44,6 +45,7 @@ from robench.schema import RESULT_COLUMNS
 from robench.suites.base import Batch, Suite
 
 PARTIAL = ".partial"
+log = logging.getLogger(__name__)  # warnings as one stderr line, as robench.models.efficientnet_layout explains
 BATCH_SECONDS = "_batch_seconds"  # key of a partial batch file holding the seconds the batch took
 
 
@@ -241,6 +243,8 @@ def _run_batches(model: RobenchModel, data: ImageSet, suites: list[Suite], parti
 
                 batch_started = time.time()
                 part = _run_batch(model, data, suites, start, stop, seed, device, report)
+                if start == starts[0]:
+                    _hint_on_first_batch(model, part, len(data.classes))
                 if part_path is not None:
                     seconds = time.time() - batch_started
                     write_atomic(part_path, lambda tmp, df=part, sec=seconds: _save_part(tmp, df, sec))
@@ -248,6 +252,15 @@ def _run_batches(model: RobenchModel, data: ImageSet, suites: list[Suite], parti
             done += stop - start
             progress.update(task, completed=done)
     return parts
+
+
+def _hint_on_first_batch(model: RobenchModel, part: pd.DataFrame, classes: int) -> None:
+    """Log a warning naming what to check when the first batch is classified near chance (before hours of attacks)."""
+    from robench.models.probe import chance_hint
+
+    hint = chance_hint(model.info, float(part["correct"].mean()), len(part), classes)
+    if hint is not None:
+        log.warning(f"robench: warning: {hint}")
 
 
 def _save_part(path: Path, part: pd.DataFrame, seconds: float) -> None:
