@@ -114,3 +114,11 @@ def test_a_first_batch_near_chance_says_what_to_check(caplog: pytest.LogCaptureF
     with caplog.at_level(logging.WARNING, logger="robench.runner"):
         robench.evaluate(right, data.subset(np.flatnonzero(data.labels == 0)), "clean")
     assert not [r for r in caplog.records if r.name == "robench.runner"]
+
+
+def test_runs_recorded_before_the_search_setting_read_as_sweeps() -> None:
+    from robench.settings import recorded_settings
+
+    old = recorded_settings({"occlusion_order": "count_first", "occlusion_count": 10, "max_batch": 256})
+    assert old["occlusion_search"] == "sweep" and old["attack_batch"] == 256
+    assert recorded_settings({"occlusion_order": "count_first", "occlusion_search": "bisect"})["occlusion_search"] == "bisect"
