@@ -200,7 +200,7 @@ def evaluate(model: ModelLike, data: DataLike = "sample", suites: str | Iterable
     names = suites if isinstance(suites, str) else ",".join(suites)
     built = make_suites(names, seed=seed, suite_options=suite_configs(names, suite_options))
     net = load_model(model, **(model_options or {}))
-    data_options = model_image_options(net, data_options or {}) if isinstance(data, (str, Path)) else data_options
+    data_options = net.info.image_options(data_options) if isinstance(data, (str, Path)) else data_options
     dataset = load_data(data, limit=limit, seed=seed, **(data_options or {}))
     # recorded like the CLI's options, so that reports can reload a model and images given by their specs
     options = {"model": str(model) if isinstance(model, (str, Path)) else None,
@@ -210,18 +210,6 @@ def evaluate(model: ModelLike, data: DataLike = "sample", suites: str | Iterable
                **{k: list(v) if isinstance(v, tuple) else v for k, v in suite_options.items()}}
     return run_evaluation(net, dataset, built, out_dir=Path(out) if out is not None else None, seed=seed,
                           batch_size=batch_size, device=resolve_device(device), options=options, overwrite=overwrite)
-
-
-def model_image_options(model: RobenchModel, given: dict[str, Any]) -> dict[str, Any]:
-    """``given`` data options completed with the model's own image size and centre crop (``image_size``,
-    ``crop_pct`` of :func:`load_data`), so that image folders are decoded as the model was evaluated by its
-    authors (EfficientNet-Lite1 at 240 px, crop 0.882); what the caller gives wins. Array data is never resized."""
-    options = dict(given)
-    if options.get("image_size") is None and model.info.input_size is not None:
-        options["image_size"] = tuple(model.info.input_size[1:])
-    if options.get("crop_pct") is None and model.info.crop_pct is not None:
-        options["crop_pct"] = model.info.crop_pct
-    return {k: v for k, v in options.items() if v is not None}
 
 
 def _as_text(value: Any) -> Any:

@@ -81,7 +81,7 @@ def evaluate(
     """
     options = {**{k: v for k, v in locals().items() if k not in ("ctx", "settings")}, **settings,
                "out": str(out) if out else None}  # every option, recorded in meta.json
-    from robench.api import model_image_options, suite_configs
+    from robench.api import suite_configs
     from robench.data import load_dataset
     from robench.distributed import DistContext
     from robench.models.loading import LoadOptions, load_model
@@ -111,7 +111,7 @@ def evaluate(
     if img is not None and len(img) == 3:
         raise RobenchError("--image-size takes H,W or one size, e.g. 224")
     hw = (img[0], img[-1]) if img else None  # one value: square
-    resize = model_image_options(net, {"image_size": hw, "crop_pct": crop_pct})
+    resize = net.info.image_options({"image_size": hw, "crop_pct": crop_pct})
     dataset = load_dataset(data, split, data_dir, limit, seed, **resize)
     if any(s.name == "inequality" for s in suites):
         _check_counts(dataset.image_shape, configs.get("inequality", {}).get("config", InequalityConfig()))

@@ -376,3 +376,21 @@ def test_random_crop_flip_draws_and_consumes_the_generator() -> None:
     for i in range(64):
         kept = out[i][out[i] != 0]
         assert torch.isin(kept, x[i]).all()
+
+
+def test_fine_tuning_starts_from_the_init_checkpoint(cli, learnable: Path, npz128: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """--init: the run starts from the checkpoint's weights and takes its architecture and normalisation."""
+    start = tmp_path / "start.pt"
+    assert cli(*train_args(learnable, start, epochs=1)).code == 0
+    tuned = tmp_path / "tuned.pt"
+    other = ["--lr", "1e-9", "--momentum", "0", "--weight-decay", "0", "--eval-data", f"npz:{learnable}"]
+    result = cli("train", "--method", "standard", "--init", start, "--data", f"npz:{learnable}", "--epochs", 1,
+                 "--batch-size", 32, "--eval-limit", 16, "--device", "cpu", "--out", tuned, *other)
+    assert result.code == 0, result.err
+    before, after = weights(start), weights(tuned)
+    model = load_model(str(tuned))
+    assert model.info.arch == "cnn_tiny" and model.info.training["config"]["init"] == str(start)
+    moved = [k for k in before if before[k].is_floating_point() and "running" not in k
+             and not torch.allclose(before[k], after[k], atol=1e-6)]
+    assert not moved  # a learning rate of 1e-9 leaves the initial weights in place
+    assert len(pd.read_csv(f"{tuned}.log.csv")) == 1

@@ -36,6 +36,17 @@ class ModelInfo:
     crop_pct: float | None = None
     interpolation: str | None = None
 
+    def image_options(self, given: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Data-loading options (``image_size`` H, W and ``crop_pct`` of :func:`robench.load_data`) that decode image
+        folders as this model expects (EfficientNet-Lite1: 240 px, crop 0.882), completed into ``given`` where it
+        leaves them unset (None or absent); array data is never resized."""
+        options = {k: v for k, v in (given or {}).items() if v is not None}
+        if "image_size" not in options and self.input_size is not None:
+            options["image_size"] = tuple(self.input_size[1:])
+        if "crop_pct" not in options and self.crop_pct is not None:
+            options["crop_pct"] = self.crop_pct
+        return options
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON- and ``weights_only``-safe dict (tuples become lists)."""
         d = asdict(self)

@@ -57,6 +57,12 @@ class TrainConfig:
     method: str = setting("standard", "standard, pgd-at, trades, igd or trades-igd.")
     arch: str = setting("cnn_small", "Architecture: robench name, timm name or pkg.module:callable.")
     data: str = setting("cifar10", "Dataset spec (its train split is used; test split for evaluation).")
+    eval_data: str | None = setting(None, "Dataset spec for the per-epoch accuracies (default: --data), read at "
+                                          "--eval-split.")
+    eval_split: str = setting("test", "Split of the evaluation dataset: test or val.")
+    init: str | None = setting(None, "Fine-tune: start from this checkpoint's weights, normalisation and input size "
+                                     "(its architecture; --arch names it for a bare state dict); image folders are "
+                                     "decoded at its size and crop.")
     data_dir: str | None = setting(None, "Where to look for datasets (default $ROBENCH_DATA).")
     epochs: int = setting(30, "Training epochs.")
     batch_size: int = setting(128, "Global batch size (split across ranks under torchrun).")

