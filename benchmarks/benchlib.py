@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import platform
 import statistics
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -95,7 +94,8 @@ def machine() -> dict[str, str]:
         load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     except OSError:
         load = "n/a"
-    nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip() or str(os.cpu_count())
+    # the CPUs this process may use (`nproc` would report OMP_NUM_THREADS instead when it is set)
+    nproc = str(len(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else str(os.cpu_count())
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     return {"nproc": nproc, "cpu": cpu, "gpu": gpu, "torch": torch.__version__, "python": platform.python_version(),
             "platform": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "loadavg": load}

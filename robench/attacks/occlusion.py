@@ -16,13 +16,13 @@ How the first success is found (``search``):
 
 - ``"sweep"``: every step in order until the prediction changes: up to N·R forward passes per image
   (200 at N = 10, R = 20), and all of them for an image that resists;
-- ``"bisect"`` (default): the masks grow along both axes (the top-n positions are a prefix of the
-  top-(n+1), and a square of radius r lies inside the one of radius r + 1), so when the model's
-  decision is monotone in the occluded set the first success of the sweep is found by one query at
-  (N, R) (not fooled there: not fooled anywhere), a bisection of the outer axis with the inner one at
-  its maximum, then a bisection of the inner axis. Every bisection ends with the step just below the
-  answer queried and not fooled (the check below it). About 1 + log2 N + log2 R ≈ 10 queries for a
-  fooled image, 1 for one that resists. Where the decision is not monotone the two can differ;
+- ``"bisect"`` (default): the outer axis is swept as in the sweep, and at each outer value one query
+  at the largest inner value decides whether any inner value can succeed there (for a fixed count a
+  square of radius r lies inside the one of radius r + 1; for a fixed radius the top-n positions are a
+  prefix of the top-(n+1)); if it does, a bisection finds the smallest inner value that succeeds and
+  ends with the value just below it queried and not fooled (the check below it). N queries for an
+  image that resists (10 instead of 200 at 224 px), n + log2 R for one fooled at count n. Where a larger
+  mask undoes a smaller one's success at the same outer value the two can differ;
   ``benchmarks/bench_inequality_224.py`` measures their agreement on real images.
 
 R defaults to :func:`default_max_radius` (3 on 32 px, 20 on 224 px), because R = 20 on 32 px
@@ -164,8 +164,8 @@ class OcclusionResult:
     ``fooled``: bool, prediction ≠ label within the N × R budget. ``count``/``radius``: int64,
     the (n, r) of the first success, −1 when not fooled. ``area``: float64, occluded fraction
     of the H·W pixels of the successful mask, −1.0 when not fooled. ``queries``: int64,
-    forward passes spent on the image (a sweep: its number of steps, N·R when not fooled; a bisection:
-    1 when not fooled, about 1 + log2 N + log2 R when fooled).
+    forward passes spent on the image (a sweep: its number of steps, N·R when not fooled; a bisection in
+    count-first order: N when not fooled, n + about log2 R when fooled at count n).
     """
 
     fooled: Tensor
@@ -342,19 +342,24 @@ class _Search:
             active = active[~hit]
 
     def bisect(self, max_count: int, max_radius: int, order: str) -> None:
-        """The first success of the sweep in ``order`` on a grid where success is monotone in n and in r."""
+        """The first success of the sweep in ``order``, the outer axis swept and the inner one bisected (the
+        masks grow with the inner value at a fixed outer one, so success is taken to be monotone along it)."""
         def grid(outer: Tensor, inner: Tensor) -> tuple[Tensor, Tensor]:  # (outer, inner) → (counts, radii)
             return (outer, inner) if order == "count_first" else (inner, outer)
 
         outer_max, inner_max = (max_count, max_radius) if order == "count_first" else (max_radius, max_count)
-        every = torch.arange(self.x.shape[0], device=self.x.device)
-        hit, _ = self.query(every, *grid(torch.full_like(every, outer_max), torch.full_like(every, inner_max)))
-        found = every[hit]  # fooled at the largest mask: the rest resist every step
-        outer = self._smallest(found, outer_max, lambda ids, mid: grid(mid, torch.full_like(mid, inner_max)))
-        inner = self._smallest(found, inner_max, lambda ids, mid: grid(outer[ids], mid))
-        counts, radii = grid(outer, inner)
-        mask = squares_mask(self.positions[found], radii, *self.x.shape[2:], counts)
-        self.record(found, counts, radii, mask.flatten(1).sum(dim=1))
+        active = torch.arange(self.x.shape[0], device=self.x.device)
+        for value in range(1, outer_max + 1):
+            if active.shape[0] == 0:
+                break
+            outer = torch.full_like(active, value)
+            hit, _ = self.query(active, *grid(outer, torch.full_like(active, inner_max)))
+            found = active[hit]  # fooled at the largest inner value: bisect down to the smallest
+            inner = self._smallest(found, inner_max, lambda rows, mid: grid(torch.full_like(mid, value), mid))
+            counts, radii = grid(torch.full_like(found, value), inner)
+            mask = squares_mask(self.positions[found], radii, *self.x.shape[2:], counts)
+            self.record(found, counts, radii, mask.flatten(1).sum(dim=1))
+            active = active[~hit]
 
     def _smallest(self, images: Tensor, top: int, step: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]) -> Tensor:
         """Per image, the smallest value v in 1..``top`` whose ``step(rows, v)`` fools it, known to fool at ``top``:
