@@ -235,15 +235,16 @@ def test_real_lite_weights_equal_their_source_implementation(k: int, size: int) 
         assert torch.equal(model.net(x), source(x))
 
 
-def imagenet_images(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``n`` of the shared validation images (by file name) as timm's EfficientNet-Lite0 evaluation sees
-    them: shorter side 256 bicubic, centre crop 224, in [0, 1]; and their class indices."""
+def imagenet_images(n: int, order: tuple[str, ...] = ("file",)) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` of the shared validation images (sorted by the CSV columns ``order``) as timm's
+    EfficientNet-Lite0 evaluation sees them: shorter side 256 bicubic, centre crop 224, in [0, 1]; and their class
+    indices."""
     from PIL import Image
 
     if not (IMAGENET / "imagenet-val-1300.tar").exists():
         pytest.skip(f"shared ImageNet images not found at {IMAGENET} (set ROBENCH_SHARED_DATA)")
     with open(IMAGENET / "imagenet-val-1300-labels.csv", newline="") as f:
-        rows = sorted(csv.DictReader(f), key=lambda r: r["file"])[:n]
+        rows = sorted(csv.DictReader(f), key=lambda r: tuple(r[k] for k in order))[:n]
     images = []
     with tarfile.open(IMAGENET / "imagenet-val-1300.tar") as tar:
         for row in rows:
@@ -266,3 +267,32 @@ def test_real_lite0_classifies_imagenet() -> None:
     with torch.no_grad():
         correct = int((model(x).argmax(1) == y).sum())
     assert correct >= 12, correct
+
+
+@pytest.mark.slow
+def test_evaluating_the_wheel_file_on_imagenet_equals_an_independent_evaluation() -> None:
+    """``robench.evaluate(<wheel .pth>, "imagenet:<tar>")`` against the source package's own network, a PIL
+    pipeline written here, autograd saliency and the Gini formula of methods.md §2 in NumPy: same predictions, same
+    per-image pixel Gini."""
+    import robench
+
+    path = lite_file(0)
+    reference = pytest.importorskip("efficientnet_lite_pytorch", reason="efficientnet-lite-pytorch not installed")
+    if not (IMAGENET / "imagenet-val-1300.tar").exists():
+        pytest.skip(f"shared ImageNet images not found at {IMAGENET} (set ROBENCH_SHARED_DATA)")
+    run = robench.evaluate(path, f"imagenet:{IMAGENET / 'imagenet-val-1300.tar'}", "inequality", limit=6,
+                           model_options={"arch": "tf_efficientnet_lite0"}, data_options={"split": "val"},
+                           ina_budgets="0.01", rn_budgets="0.1", occlusion_fill="")
+    x, y = imagenet_images(1300, order=("wnid", "file"))  # the loader's order: by path val/<wnid>/<file>
+    rows = torch.as_tensor(run.per_image["index"].to_numpy().copy())
+    x, y = x[rows], y[rows]
+    source = reference.EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(path)).eval()
+    inputs = ((x - 0.5) / 0.5).requires_grad_(True)
+    logits = source(inputs)
+    (grad,) = torch.autograd.grad(logits.gather(1, y[:, None]).sum(), inputs)
+    grad = grad * 2.0  # d/dx of (x - 0.5) / 0.5
+    assert run.per_image["prediction"].tolist() == logits.argmax(1).tolist()
+    for i, g in enumerate(grad.abs().flatten(1).double().numpy()):
+        a, n = np.sort(g), g.size
+        gini = (n + 1 - 2 * np.sum((n + 1 - np.arange(1, n + 1)) * a) / a.sum()) / n
+        assert abs(run.per_image["gini_pixel"].iloc[i] - gini) < 1e-5
