@@ -408,7 +408,7 @@ def list_things(what: str = typer.Argument("all", help="archs, attributions, sui
     from robench.train import METHODS
     from robench.zoo import zoo_names
 
-    groups = {"archs": list_models(), "attributions": list(ATTRIBUTIONS), "suites": list(SUITES),
+    groups = {"archs": list_models(), "attributions": list(ATTRIBUTIONS), "suites": [*SUITES, "full"],
               "datasets": dataset_usages(), "methods": list(METHODS), "zoo": [f"zoo:{n}" for n in zoo_names()]}
     if what != "all" and what not in groups:
         raise RobenchError(f"nothing called {what!r} to list; choose from {', '.join(groups)} or all")

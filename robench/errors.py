@@ -1,4 +1,5 @@
-"""The one exception type for user mistakes: the CLI prints its message as one line and exits 2."""
+"""The exception types for user mistakes (:class:`RobenchError`, and :class:`SettingError` naming the setting at
+fault): the CLI prints the message as one line and exits 2."""
 
 
 class RobenchError(Exception):

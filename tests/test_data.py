@@ -529,7 +529,7 @@ def test_missing_cifar10_lists_where_it_looked(tmp_path: Path, monkeypatch: pyte
     assert calls and calls[0][0] == str(tmp_path / "given")  # tried the first place only, and failed fast
     monkeypatch.delenv("ROBENCH_DATA")
     calls.clear()
-    with pytest.raises(RobenchError, match="nowhere"):
+    with pytest.raises(RobenchError, match="no --data-dir and no \$ROBENCH_DATA to look in"):
         load_dataset("cifar10")
     assert not calls
 

@@ -122,3 +122,30 @@ def test_runs_recorded_before_the_search_setting_read_as_sweeps() -> None:
     old = recorded_settings({"occlusion_order": "count_first", "occlusion_count": 10, "max_batch": 256})
     assert old["occlusion_search"] == "sweep" and old["attack_batch"] == 256
     assert recorded_settings({"occlusion_order": "count_first", "occlusion_search": "bisect"})["occlusion_search"] == "bisect"
+
+
+def test_a_wrapped_modules_run_reports_and_compares(tmp_path: Path) -> None:
+    """A model made with robench.wrap has no checkpoint: its report names none instead of crashing."""
+    from tests.conftest import tiny_model
+
+    model = robench.wrap(tiny_model().net, mean=(0.5,) * 3, std=(0.25,) * 3, input_size=(3, 32, 32))
+    run = robench.evaluate(model, "sample", "inequality", limit=8, out=tmp_path / "run", ina_budgets="0.01",
+                           rn_budgets="0.1", occlusion_fill="0.5", occlusion_count=2)
+    table = robench.report(run, tmp_path / "report", examples=False)
+    assert len(table) and (tmp_path / "report" / "report.md").exists()
+    assert "(in memory)" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_importing_the_plots_leaves_the_matplotlib_backend_alone() -> None:
+    import subprocess
+    import sys
+
+    code = ("import matplotlib; matplotlib.use('pdf'); import robench.reports.plots; "
+            "print(matplotlib.get_backend())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "pdf"
+
+
+def test_list_shows_full(cli) -> None:  # type: ignore[no-untyped-def]
+    result = cli("list", "suites")
+    assert result.code == 0 and "full" in result.out

@@ -281,10 +281,12 @@ def _cifar10(split: str, data_dir: str | None) -> ImageSet:
             return _cifar10_torchvision(target, split, download=True)
         except RobenchError:
             pass
-    looked = ", ".join(str(r) for r in roots) or "nowhere (no --data-dir and no $ROBENCH_DATA)"
+    if not roots:
+        raise RobenchError("CIFAR-10 not found: no --data-dir and no $ROBENCH_DATA to look in; pass --data-dir DIR (a "
+                           "folder holding cifar-10-batches-py/, an ImageFolder tree or cifar10-jpeg.tar.gz)")
     raise RobenchError(
-        f"CIFAR-10 not found in {looked} (looked for cifar-10-batches-py/, an ImageFolder {split}/ tree, "
-        "cifar10-jpeg.tar.gz) and it could not be downloaded; pass --data-dir DIR"
+        f"CIFAR-10 not found in {', '.join(str(r) for r in roots)} (looked for cifar-10-batches-py/, an ImageFolder "
+        f"{split}/ tree, cifar10-jpeg.tar.gz) and it could not be downloaded; pass --data-dir DIR"
     )
 
 

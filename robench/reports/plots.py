@@ -13,12 +13,9 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt  # the backend is the caller's (a notebook's inline one); headless: Agg by itself
+import numpy as np
+from matplotlib.figure import Figure
 
 from robench.attacks.occlusion import occlusion_steps  # noqa: E402
 from robench.errors import RobenchError  # noqa: E402

@@ -96,7 +96,7 @@ def _overview(runs: Sequence[Run], labels: Sequence[str]) -> pd.DataFrame:
         h = headline(run)
         rows.append({"model": label, "arch": h["arch"], "method": h["method"],
                      "training": _training_text(json.loads(h["method_params"])),
-                     "clean accuracy": f"{h['clean_accuracy']:.3f}", "checkpoint sha256": h["checkpoint_sha256"][:12],
+                     "clean accuracy": f"{h['clean_accuracy']:.3f}", "checkpoint sha256": h["checkpoint_sha256"][:12] if h["checkpoint_sha256"] else "none (in memory)",
                      "run": str(run.path)})
     return pd.DataFrame(rows)
 
