@@ -192,10 +192,11 @@ def fine_tuned_section(runs: dict[str, Run]) -> list[str]:
                 ("occlusion error, fill 0", "inductive_occlusion", "error_rate", "fill=0/", None),
                 ("occlusion error, fill 0.5", "inductive_occlusion", "error_rate", "fill=0.5/", None)]
     lines = ["## The phenomenon at 224 px with models robench makes (Lite0 fine-tuned)", "",
-             "Lite0 fine-tuned from its ImageNet weights on Tiny ImageNet training images (64 px, upsampled to 224) by "
-             "`experiments/finetune_imagenet.sh` (commands, budget and the per-epoch logs under `finetune/`), and the "
-             "untouched Lite0, each evaluated on the same 150 validation images (seeded subset). Attacks and Gini on "
-             "each model's correctly classified images; 95% bootstrap intervals in brackets.", "",
+             "Lite0 fine-tuned from its ImageNet weights on Tiny ImageNet training images (200 classes, 64 px, upsampled "
+             "to 224; BatchNorm statistics frozen) by `experiments/finetune_imagenet.sh` (commands and budget there, "
+             "per-epoch logs under `finetune/`), and the untouched Lite0, each evaluated on the same 150 validation "
+             "images of those 200 classes (a seeded subset of the 257 among the 1,300). Attacks and Gini on each "
+             "model's correctly classified images; 95% bootstrap intervals in brackets.", "",
              "| measure | " + " | ".join(FINE_TUNED[n] for n in present) + " |",
              "|---|" + "---|" * len(present)]
     for label, *key in measures:

