@@ -330,7 +330,7 @@ app.command("train")(with_options(
 
 leaderboard_app = typer.Typer(no_args_is_help=True, help="A CSV leaderboard of finished runs (docs/leaderboard.md).")
 app.add_typer(leaderboard_app, name="leaderboard",
-              help="Add finished runs to a CSV leaderboard, show it ranked among comparable rows, remove rows.")
+              help="Add finished runs to a CSV leaderboard, show it ranked per evaluation protocol, remove rows.")
 LEADERBOARD_FILE_HELP = "Leaderboard CSV (default reports/leaderboard.csv)."
 
 
@@ -341,14 +341,17 @@ def leaderboard_add(
     file: Optional[Path] = typer.Option(None, "--file", help=LEADERBOARD_FILE_HELP),
     card: Optional[Path] = typer.Option(None, help="JSON model card: origin (robench or third-party), source, licence, "
                                                    "training_stated, eps_stated, stated_clean_accuracy, "
-                                                   "stated_robust_accuracy, stated_meaning."),
+                                                   "stated_robust_accuracy, stated_meaning, method."),
+    autoattack: Optional[Path] = typer.Option(None, help="A separate run of the same checkpoint with AutoAttack on "
+                                                         "some of RUN_DIR's images: the row takes its accuracy."),
 ) -> None:
-    """Add a run's headline numbers as one row (replacing a row of the same name)."""
+    """Add a run's headline numbers as one row (replacing a row of the same name); a robench-trained row's
+    checkpoint must exist."""
     from robench.reports import leaderboard
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     for message in leaderboard.add_run(run_dir, name=name, path=file or leaderboard.DEFAULT_PATH,
-                                       card=_read_card(card) if card else None):
+                                       card=_read_card(card) if card else None, autoattack=autoattack):
         (err if message.startswith("warning:") else console).print(message, markup=False, highlight=False,
                                                                      soft_wrap=True)
 
@@ -370,12 +373,13 @@ def _read_card(path: Path) -> dict[str, object]:
 
 @leaderboard_app.command("show")
 def leaderboard_show(
-    sort: Optional[str] = typer.Option(None, help="Rank by this column (default pgd_accuracy; gini_* and *_error rank ascending)."),
+    sort: Optional[str] = typer.Option(None, help="Rank by this column (default robust_accuracy: AutoAttack's, else "
+                                                  "PGD's; gini_* and *_error rank ascending)."),
     fmt: str = typer.Option("table", "--format", help="table, csv, markdown or html."),
     file: Optional[Path] = typer.Option(None, "--file", help=LEADERBOARD_FILE_HELP),
     origin: Optional[str] = typer.Option(None, help="Only rows of this origin: robench or third-party."),
 ) -> None:
-    """Print the leaderboard, ranked only among rows of the same origin evaluated with the same settings."""
+    """Print the leaderboard, ranked within each evaluation protocol (dataset, images, attack), all origins together."""
     from robench.reports import leaderboard
 
     text, notes = leaderboard.show_parts(file or leaderboard.DEFAULT_PATH, sort=sort, fmt=fmt, origin=origin)

@@ -1,4 +1,7 @@
-"""The CSV leaderboard: add/replace/remove, grouping and ranking, corrupt files, locking, the CLI."""
+"""The CSV leaderboard: add/replace/remove, grouping and ranking, corrupt files, locking, the CLI.
+
+Ranking across origins, AutoAttack rows, the checkpoint check and the committed file: test_leaderboard_ranking.py.
+"""
 
 from __future__ import annotations
 
@@ -65,14 +68,15 @@ def leftovers(path: Path) -> list[str]:
 
 def test_round_trip(tmp_path: Path, zoo: dict[str, Path]) -> None:
     path = tmp_path / "new" / "dir" / "leaderboard.csv"
-    assert lb.read_leaderboard(path).columns.tolist() == HEADLINE_COLUMNS + lb.PROVENANCE_COLUMNS + ATTRIBUTION_COLUMNS
+    schema = HEADLINE_COLUMNS + lb.PROVENANCE_COLUMNS + ATTRIBUTION_COLUMNS + lb.TRACE_COLUMNS
+    assert lb.read_leaderboard(path).columns.tolist() == schema
     assert len(lb.read_leaderboard(path)) == 0
     assert lb.add_run(zoo["igd"], path=path) == [f"added igd to {path}"]
     assert lb.add_run(zoo["standard"], path=path) == [f"added standard to {path}"]
 
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
-    assert rows[0] == lb.LEADERBOARD_COLUMNS == HEADLINE_COLUMNS + lb.PROVENANCE_COLUMNS + ATTRIBUTION_COLUMNS
+    assert rows[0] == lb.LEADERBOARD_COLUMNS == schema and len(schema) == 40
     assert [r[0] for r in rows[1:]] == ["igd", "standard"]
     assert all(len(r) == len(lb.LEADERBOARD_COLUMNS) for r in rows)
 
@@ -87,13 +91,17 @@ def test_round_trip(tmp_path: Path, zoo: dict[str, Path]) -> None:
             assert got[column] == want, column
     assert frame["n_images"].tolist() == [1000, 1000]
     assert math.isnan(frame["autoattack_accuracy"][0])  # the zoo runs did not run AutoAttack
+    assert frame["autoattack_n_images"].isna().all()
+    assert frame["checkpoint"].tolist() == ["zoo:igd", "zoo:standard"]  # the bundled files, wherever the run was
 
     table = lb.show(path)
     lines = table.splitlines()
-    assert lines[0].split()[:4] == ["name", "group", "rank", "method"]
-    assert lines[2].split()[:8] == ["igd", "A", "1", "igd", "0.722", "0.422", "-", "0.603"]
+    assert lines[0].split()[:8] == ["name", "group", "rank", "method", "origin", "clean_accuracy", "robust_accuracy",
+                                    "robust_accuracy_source"]
+    assert lines[2].split()[:12] == ["igd", "A", "1", "igd", "robench", "0.722", "0.422", "pgd-10", "(upper", "bound)",
+                                     "0.422", "-"]
     assert lines[3].split()[:3] == ["standard", "A", "2"]
-    assert "ranked by pgd_accuracy (higher is better)" in table
+    assert "ranked by robust_accuracy (higher is better)" in table
     assert "not ranked against each other" not in table  # one group only
 
     assert lb.remove("igd", path) == f"removed igd from {path}"
@@ -142,7 +150,7 @@ def test_different_settings_are_separate_groups(board: Path, zoo: dict[str, Path
     lb.add_run(small_igd, name="igd-500", path=board)
 
     table = pd.read_csv(io.StringIO(lb.show(board, fmt="csv")))
-    assert table.columns.tolist() == lb.LEADERBOARD_COLUMNS + ["group", "rank"]
+    assert table.columns.tolist() == lb.LEADERBOARD_COLUMNS + lb.RANKING_COLUMNS
     # groups in order of first appearance, ranks restart in each group
     assert list(zip(table["name"], table["group"], table["rank"])) == [
         ("pgd-at", "A", 1), ("igd", "A", 2), ("standard", "A", 3),
@@ -153,7 +161,7 @@ def test_different_settings_are_separate_groups(board: Path, zoo: dict[str, Path
 
     for fmt in ("table", "markdown", "html"):
         text = lb.show(board, fmt=fmt)
-        assert "different settings (dataset, image count, seed, attack parameters) and are not ranked against " \
+        assert "different protocols (dataset, image set, seed, attack settings, ε) and are not ranked against " \
                "each other" in text, fmt
     # csv stays parseable: the note is not in the data, but show_parts returns it
     assert "not ranked against" not in lb.show(board, fmt="csv")
@@ -182,8 +190,8 @@ def test_sort_directions(tmp_path: Path, zoo: dict[str, Path]) -> None:
 
 
 def test_unknown_sort_column_and_format(board: Path) -> None:
-    with pytest.raises(RobenchError, match=r"cannot sort by 'accuracy'; choose from clean_accuracy, pgd_accuracy, "
-                                           r"autoattack_accuracy, gini_pixel, .*noise_corruption_error$"):
+    with pytest.raises(RobenchError, match=r"cannot sort by 'accuracy'; choose from robust_accuracy, clean_accuracy, "
+                                           r"pgd_accuracy, autoattack_accuracy, gini_pixel, .*noise_corruption_error$"):
         lb.show(board, sort="accuracy")
     with pytest.raises(RobenchError, match="unknown format 'json'; choose from table, csv, markdown, html"):
         lb.show(board, fmt="json")
@@ -356,7 +364,7 @@ def test_cli_add_show_remove(cli, tmp_path: Path, zoo: dict[str, Path]) -> None:
     body = r.out.splitlines()
     assert [line.split()[:3] for line in body[2:5]] == [["igd-twin", "A", "1"], ["igd", "A", "2"],
                                                         ["standard", "A", "3"]]  # igd-twin holds the pgd-at run
-    assert "ranked by pgd_accuracy (higher is better)" in r.out
+    assert "ranked by robust_accuracy (higher is better)" in r.out
 
     r = cli("leaderboard", "show", "--sort", "gini_region", "--format", "csv", "--file", path)
     assert r.code == 0
@@ -390,7 +398,7 @@ def test_cli_errors_are_one_line(cli, tmp_path: Path, zoo: dict[str, Path]) -> N
 
     lb.add_run(zoo["standard"], path=path)
     r = cli("leaderboard", "show", "--sort", "bogus", "--file", path)
-    assert r.code == 2 and r.err.startswith("robench: error: cannot sort by 'bogus'; choose from clean_accuracy")
+    assert r.code == 2 and r.err.startswith("robench: error: cannot sort by 'bogus'; choose from robust_accuracy")
     assert r.err.count("\n") == 1
     r = cli("leaderboard", "remove", "bogus", "--file", path)
     assert (r.code, r.err.strip()) == (2, f"robench: error: no row called 'bogus' in {path}; it has standard")
@@ -415,10 +423,10 @@ def test_model_card_columns_origin_filter_and_grouping(board: Path, zoo: dict[st
     assert frame.loc["lab/igd", "stated_clean_accuracy"] == pytest.approx(0.84)
     assert math.isnan(frame.loc["lab/igd", "stated_robust_accuracy"])
     assert frame.loc["standard", "origin"] == "robench" and frame.loc["standard", "source"] == ""
-    # same settings as the robench rows, another origin: its own group, after the robench groups
+    # same protocol as the robench rows, another origin: ranked with them
     table = pd.read_csv(io.StringIO(lb.show(board, fmt="csv")))
-    assert table[["name", "group", "rank"]].values.tolist() == [["pgd-at", "A", 1], ["standard", "A", 2],
-                                                                 ["lab/igd", "B", 1]]
+    assert table[["name", "group", "rank"]].values.tolist() == [["pgd-at", "A", 1], ["lab/igd", "A", 2],
+                                                                 ["standard", "A", 3]]
     only = pd.read_csv(io.StringIO(lb.show(board, fmt="csv", origin="third-party")))
     assert only["name"].tolist() == ["lab/igd"] and only["group"].tolist() == ["A"]
     assert lb.show(board, origin="robench").count("third-party") == 0
@@ -465,7 +473,7 @@ def test_cli_card_and_origin(cli, tmp_path: Path, zoo: dict[str, Path]) -> None:
     r = cli("leaderboard", "show", "--origin", "third-party", "--file", path)
     assert r.code == 0 and "lab/igd" in r.out and "standard " not in r.out
     r = cli("leaderboard", "show", "--file", path)
-    assert [line.split()[:3] for line in r.out.splitlines()[2:4]] == [["standard", "A", "1"], ["lab/igd", "B", "1"]]
+    assert [line.split()[:3] for line in r.out.splitlines()[2:4]] == [["lab/igd", "A", "1"], ["standard", "A", "2"]]
     card.write_text("[1, 2]")
     r = cli("leaderboard", "add", zoo["igd"], "--card", card, "--file", path)
     assert (r.code, r.err.strip()) == (2, f"robench: error: model card {card} must be a JSON object")
