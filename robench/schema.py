@@ -20,7 +20,8 @@ RESULT_COLUMNS = ["suite", "test", "variant", "param", "metric", "value", "n", "
 class PerImageColumn:
     """One suite column of ``per_image.csv``: the ``results.csv`` test it feeds, its parameter, what a value is.
 
-    ``part``: ``value`` (a measure, e.g. a Gini), ``share`` (a Lorenz point), ``fooled`` (1 = the attack
+    ``part``: ``value`` (a measure, e.g. a Gini, or the ``alignment`` of the map with a reference model's:
+    param ``cosine`` of the signed maps, ``spearman`` of their absolute values), ``share`` (a Lorenz point), ``fooled`` (1 = the attack
     changed a correct prediction), ``robust`` (1 = still correct under the attack), ``correct`` (1 =
     still correct on the corrupted image), ``area`` / ``queries`` (of a successful occlusion),
     ``all_zero`` (1 = the attribution map is all zero), ``sanity`` (a gradient-masking check's own flag:
@@ -71,6 +72,7 @@ _COLUMN_PATTERNS = [
     (r"(pgd|fgsm|autoattack)@(.+)", "{0}", "{1}", "robust"),
     (r"corr\[(.+)\]", "corruption", "{0}", "correct"),
     (r"pgd_large_eps", "sanity", "large_eps_accuracy", "sanity"),
+    (r"attribution_(cosine|spearman)", "alignment", "{0}", "value"),
 ]
 
 
@@ -110,6 +112,8 @@ def column_name(test: str, param: str, part: str, attribution: str | None = None
         return "pgd_large_eps"
     if test == "mprt":
         return f"mprt[{param}]_{part}"
+    if test == "alignment":
+        return f"attribution_{param}"
     qualifier = f"[{attribution}]" if attribution else ""
     if test == "lorenz":
         return f"lorenz@{param}{qualifier}"

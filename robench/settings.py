@@ -29,6 +29,8 @@ class InequalityConfig:
 
     ``attribution_options`` are keyword arguments of the attribution (``steps`` of integrated
     gradients, ``samples`` of SmoothGrad, ...; the CLI's ``--ig-steps``, ``--smoothgrad-samples``, ...).
+    ``reference_model``: a model whose attribution maps each image's map is compared with (docs/metrics.md,
+    "Alignment with a reference model"); None: no comparison.
     """
 
     attribution: str | Sequence[str] = setting("saliency", "saliency, integrated_gradients, input_x_gradient or "
@@ -52,6 +54,9 @@ class InequalityConfig:
     attack_batch: int | None = setting(None, "Max images per forward pass of the attacks; a third of it per "
                                              "attribution pass (default: from the image size, 256 at 32 px, 20 at "
                                              "224 px; sets the memory).")
+    reference_model: str | None = setting(None, "Reference model (a checkpoint or any --model form, same input size "
+                                                "and classes): per-image cosine and |·| Spearman correlation of its "
+                                                "attribution maps (first method) with the model's.")
 
     def __post_init__(self) -> None:
         if not isinstance(self.attribution, str):  # recorded as on the command line: "saliency,smoothgrad"
@@ -188,9 +193,12 @@ def recorded_settings(recorded: dict[str, Any]) -> dict[str, Any]:
 
     ``occlusion_max_radius`` (the user's value, None for the default) is dropped: older runs recorded the
     resolved radius beside it as ``occlusion_radius``, the name that holds it now. Runs recorded before
-    the occlusion search was a setting swept the grid.
+    the occlusion search was a setting swept the grid. An unset reference model is left out, so that runs
+    without one compare equal to those recorded before the setting existed.
     """
     settings = {LEGACY_NAMES.get(k, k): v for k, v in recorded.items() if k != "occlusion_max_radius"}
     if "occlusion_order" in settings:
         settings.setdefault("occlusion_search", "sweep")
+    if settings.get("reference_model", "") is None:  # no reference: as runs recorded before the setting existed
+        del settings["reference_model"]
     return settings

@@ -394,3 +394,28 @@ def test_fine_tuning_starts_from_the_init_checkpoint(cli, learnable: Path, npz12
              and not torch.allclose(before[k], after[k], atol=1e-6)]
     assert not moved  # a learning rate of 1e-9 leaves the initial weights in place
     assert len(pd.read_csv(f"{tuned}.log.csv")) == 1
+
+
+def test_freeze_bn_keeps_the_batchnorm_statistics(cli, learnable: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    start = tmp_path / "start.pt"
+    assert cli(*train_args(learnable, start, epochs=1)).code == 0
+    runs = {}
+    for name, extra in (("frozen", ["--freeze-bn"]), ("free", [])):
+        out = tmp_path / f"{name}.pt"
+        assert cli("train", "--method", "standard", "--init", start, "--data", f"npz:{learnable}", "--epochs", 1,
+                   "--batch-size", 32, "--eval-limit", 16, "--device", "cpu", "--out", out, *extra).code == 0
+        runs[name] = weights(out)
+    stats = [k for k in weights(start) if "running_mean" in k or "running_var" in k]
+    assert stats and all(torch.equal(weights(start)[k], runs["frozen"][k]) for k in stats)
+    assert not all(torch.equal(weights(start)[k], runs["free"][k]) for k in stats)
+
+
+def test_freeze_bn_survives_the_attacks_of_adversarial_training(cli, learnable: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    start = tmp_path / "start.pt"
+    assert cli(*train_args(learnable, start, epochs=1)).code == 0
+    out = tmp_path / "frozen-at.pt"
+    assert cli("train", "--method", "pgd-at", "--attack-steps", 2, "--eval-pgd-steps", 1, "--init", start, "--data",
+               f"npz:{learnable}", "--epochs", 1, "--batch-size", 32, "--eval-limit", 16, "--device", "cpu",
+               "--out", out, "--freeze-bn").code == 0
+    stats = [k for k in weights(start) if "running_mean" in k or "running_var" in k]
+    assert stats and all(torch.equal(weights(start)[k], weights(out)[k]) for k in stats)

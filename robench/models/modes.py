@@ -10,14 +10,16 @@ from torch import nn
 
 @contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Run the block with ``model`` in eval mode and restore its previous mode afterwards.
+    """Run the block with ``model`` in eval mode and restore every submodule's previous mode afterwards.
 
     BatchNorm in train mode both changes outputs and corrupts running statistics, so every
-    attribution and attack call runs inside this.
+    attribution and attack call runs inside this. Each module's own flag is put back, so layers a
+    training run keeps in eval mode (``--freeze-bn``) stay there after an attack.
     """
-    was_training = model.training
+    modes = [(module, module.training) for module in model.modules()]
     model.eval()
     try:
         yield model
     finally:
-        model.train(was_training)
+        for module, training in modes:
+            module.training = training

@@ -127,6 +127,10 @@ def comparison_table(runs: Sequence[Run]) -> pd.DataFrame:
         for _, row in run.rows("inductive_occlusion", "error_rate").iterrows():
             fill = row["variant"].split("/")[0]
             put("own", f"occlusion error, {fill} ({row['param']})", "inductive_occlusion", fill, label, row["value"])
+        for param in ("cosine", "spearman"):  # with a reference model only
+            value = run.value("alignment", "mean", param, "correct")
+            if not np.isnan(value):
+                put("own", f"{_common_label('alignment', param)} (correct)", "alignment", param, label, value)
         for test, name in (("noise_family", "noise family"), ("all", "all")):
             value = run.value(test, "error_rate", param="mean")
             if not np.isnan(value):
@@ -164,6 +168,8 @@ def _common_label(test: str, param: str) -> str:
         return {"entropy": "normalised entropy", "participation": "participation ratio"}[param]
     if test == "inductive_occlusion":
         return f"occlusion error, {param}"
+    if test == "alignment":
+        return {"cosine": "attribution cosine with the reference", "spearman": "|attribution| Spearman with the reference"}[param]
     return f"{names[test]} @ {_fmt_param(test, param)}"
 
 

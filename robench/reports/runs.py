@@ -191,6 +191,12 @@ HEADLINE_COLUMNS = [
 ATTRIBUTION_COLUMNS = ["gini_pixel_nonzero", "all_zero_share", "entropy", "participation", "top_mass_1pct"]
 
 
+#: The alignment of the attribution maps with a reference model's (docs/metrics.md), on the correctly classified
+#: images: the mean cosine of the signed maps and the mean Spearman correlation of their absolute values; NaN for a
+#: run without ``reference_model``. Not yet in the leaderboard's file schema (robench.reports.leaderboard).
+ALIGNMENT_COLUMNS = ["attribution_cosine", "attribution_spearman"]
+
+
 #: The training settings recorded in ``method_params`` for each training method.
 METHOD_PARAMS = {
     "standard": ("epochs",),
@@ -202,8 +208,8 @@ METHOD_PARAMS = {
 
 
 def headline(run: Run) -> dict[str, Any]:
-    """The run as one leaderboard row (keys :data:`HEADLINE_COLUMNS` + :data:`ATTRIBUTION_COLUMNS`; NaN for
-    tests it did not run).
+    """The run as one leaderboard row (keys :data:`HEADLINE_COLUMNS` + :data:`ATTRIBUTION_COLUMNS` +
+    :data:`ALIGNMENT_COLUMNS`; NaN for tests it did not run).
 
     Attack error rates are on the correctly classified images at the run's largest budget
     (``ina_budget``/``rn_budget``, fractions of entries); occlusion at grey fill when run;
@@ -256,6 +262,8 @@ def headline(run: Run) -> dict[str, Any]:
         "entropy": run.value("concentration", "mean", "entropy", "correct"),
         "participation": run.value("concentration", "mean", "participation", "correct"),
         "top_mass_1pct": run.value("concentration", "mean", "top_mass@0.01", "correct"),
+        "attribution_cosine": run.value("alignment", "mean", "cosine", "correct"),
+        "attribution_spearman": run.value("alignment", "mean", "spearman", "correct"),
     }
 
 

@@ -9,6 +9,11 @@ can later restrict to images that every compared model gets right.
 Several methods (``attribution="saliency,integrated_gradients"``): each is computed once per batch
 and gets its own Gini and concentration columns and rows (named by :mod:`robench.schema`: the first
 method's under the plain names, the others qualified by the method); the attacks use the first.
+
+With a reference model (``reference_model``), the first method's map of each image is compared with the
+reference's map of the same image and class (the same method and options, the same random draws):
+``attribution_cosine`` (cosine of the signed maps) and ``attribution_spearman`` (Spearman correlation of
+their absolute values); NaN where a map is all zero (constant, for the Spearman correlation).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 
 from robench.attacks import (
     default_attack_batch,
@@ -30,6 +36,7 @@ from robench.attacks import (
 )
 from robench.attribution import attribute, attribution_options, options_per_method
 from robench.data.imageset import ImageSet
+from robench.errors import SettingError
 from robench.metrics import (
     bootstrap_ci,
     default_block_size,
@@ -39,12 +46,15 @@ from robench.metrics import (
     transform_attribution,
 )
 from robench.metrics.concentration import TOP_FRACTIONS, concentration_columns
+from robench.metrics.similarity import spearman
+from robench.models.loading import load_model
 from robench.models.wrapper import RobenchModel
 from robench.schema import attribution_variant, column_name, per_image_columns
 from robench.settings import InequalityConfig
 from robench.suites.base import SUITES, Batch, result_row
 
 CONCENTRATION_COLUMNS = ("entropy", "participation", *(f"top_mass@{f:g}" for f in TOP_FRACTIONS))
+ALIGNMENT_MEASURES = ("cosine", "spearman")  # of the first method's maps with the reference model's
 LORENZ_GRID = 21  # population shares 0, 0.05, ..., 1 stored per image
 
 
@@ -65,12 +75,14 @@ class InequalitySuite:
         self.methods = self.config.methods
         self._method_options = options_per_method(self.methods, self.config.attribution_options)
         self._resolved: dict[str, Any] = {}
+        self._reference: RobenchModel | None = None
 
     def options(self) -> dict[str, Any]:
         return {**asdict(self.config), **self._resolved}
 
     def prepare(self, data: ImageSet) -> None:
-        """Fix the resolution-dependent defaults (block sizes, occlusion radius) before the run."""
+        """Fix the resolution-dependent defaults (block sizes, occlusion radius) and load the reference model,
+        recording its name and sha256, before the run."""
         c, h, w = data.image_shape
         numel = c * h * w
         self._resolved = {
@@ -83,6 +95,9 @@ class InequalitySuite:
         }
         if len(self.methods) > 1:
             self._resolved["attack_attribution"] = self.methods[0]
+        if self.config.reference_model:
+            self._reference = _load_reference(self.config.reference_model, data)
+            self._resolved["reference"] = {"name": self._reference.info.name, "sha256": self._reference.info.sha256}
 
     def restore(self, recorded: dict[str, Any]) -> None:
         self._resolved = {key: recorded[key] for key in ("block_sum", "block_avgpool", "occlusion_radius", "ina_k", "rn_k")}
@@ -91,16 +106,22 @@ class InequalitySuite:
     def run_batch(self, model: RobenchModel, batch: Batch) -> dict[str, np.ndarray]:
         cfg, res = self.config, self._resolved
         first, *further = self.methods
-        stages, done = len(self.methods) + 2 + len(cfg.occlusion_fill), 0  # for the progress within the batch
+        stages = len(self.methods) + 2 + len(cfg.occlusion_fill) + (self._reference is not None)
+        done = 0  # for the progress within the batch
 
         def finished_stage() -> None:
             nonlocal done
             done += 1
             batch.report(done / stages)
 
+        reference_generator = _copy_generator(batch.generator)  # the reference's map: the same random draws
         attr = self._attribute(first, model, batch, batch.generator)  # the attacks' map
         columns = self._gini_columns(attr, None)
         finished_stage()
+        if self._reference is not None:
+            reference = self._reference.to(batch.x.device)
+            columns.update(_alignment_columns(attr, self._attribute(first, reference, batch, reference_generator)))
+            finished_stage()
         for name in further:  # each with its own generator: the first method's map and the attacks stay as alone
             columns.update(self._gini_columns(self._attribute(name, model, batch, _method_generator(batch, name)), name))
             finished_stage()
@@ -183,6 +204,7 @@ class InequalitySuite:
         rows: list[dict[str, Any]] = []
         for name in self.methods:
             rows += self._attribution_rows(per_image, correct, name if name != self.methods[0] else None)
+        rows += self._alignment_rows(per_image, correct)
         for col in per_image_columns(per_image.columns, "lorenz"):
             values = per_image.loc[correct, col.name].to_numpy(dtype=float)
             if len(values):
@@ -216,6 +238,25 @@ class InequalitySuite:
                 values = per_image.loc[success, f"{tag}_{part}"].to_numpy(dtype=float)
                 rows.append(result_row(self.name, "inductive_occlusion", variant, param, f"mean_{part}",
                                        values.mean() if len(values) else np.nan, len(values)))
+        return rows
+
+    def _alignment_rows(self, per_image: pd.DataFrame, correct: np.ndarray) -> list[dict[str, Any]]:
+        """Mean (bootstrap CI) and standard deviation of each alignment with the reference model, over the
+        correctly classified and over all images (NaN values left out); none without a reference."""
+        rows: list[dict[str, Any]] = []
+        used = f"/attribution={self.methods[0]}" if len(self.methods) > 1 else ""
+        for measure in ALIGNMENT_MEASURES:
+            name = column_name("alignment", measure, "value")
+            if name not in per_image:
+                continue
+            for subset, mask in (("correct", correct), ("all", np.ones_like(correct))):
+                values = per_image.loc[mask, name].to_numpy(dtype=float)
+                values = values[~np.isnan(values)]
+                if len(values):
+                    rows.append(result_row(self.name, "alignment", f"{measure}{used}", subset, "mean", values.mean(),
+                                           len(values), bootstrap_ci(values, seed=self.seed)))
+                    rows.append(result_row(self.name, "alignment", f"{measure}{used}", subset, "std",
+                                           values.std(ddof=0), len(values)))
         return rows
 
     def _attribution_rows(self, per_image: pd.DataFrame, correct: np.ndarray, further: str | None) -> list[dict[str, Any]]:
@@ -255,6 +296,43 @@ class InequalitySuite:
                                                                                            further),
                                            subset, "mean", values.mean(), len(values), bootstrap_ci(values, seed=self.seed)))
         return rows
+
+
+def _load_reference(spec: str, data: ImageSet) -> RobenchModel:
+    """The reference model ``spec`` (on the CPU, eval mode), refused unless it takes the data's images and
+    outputs its class count."""
+    reference = load_model(spec)
+    c, h, w = data.image_shape
+    size = reference.info.input_size
+    if size is not None and tuple(size) != (c, h, w):
+        raise SettingError("reference_model", f"{spec} takes {'×'.join(map(str, size))} images but the data's are "
+                                              f"{c}×{h}×{w}")
+    try:
+        with torch.no_grad():
+            classes = reference(data.batch(0, 1)[0]).shape[-1]
+    except Exception as exc:  # any failure of the reference on the data's images is a mismatch
+        raise SettingError("reference_model", f"{spec} fails on a {c}×{h}×{w} image from the data: "
+                                              f"{str(exc).splitlines()[0][:200]}") from None
+    if classes != len(data.classes):
+        raise SettingError("reference_model", f"{spec} outputs {classes} classes but the data has {len(data.classes)}")
+    return reference
+
+
+def _alignment_columns(attr: torch.Tensor, reference_attr: torch.Tensor) -> dict[str, np.ndarray]:
+    """Per image, the cosine of the signed maps ``attr`` and ``reference_attr`` (N×C×H×W each, flattened) and
+    the Spearman correlation of their absolute values; NaN where a map is all zero (or constant)."""
+    a, b = attr.detach().flatten(1).double(), reference_attr.detach().flatten(1).double()
+    zero = (a == 0).all(1) | (b == 0).all(1)
+    values = {"cosine": F.cosine_similarity(a, b, dim=1).masked_fill(zero, float("nan")),
+              "spearman": spearman(a.abs(), b.abs())}
+    return {column_name("alignment", measure, "value"): values[measure].cpu().numpy() for measure in ALIGNMENT_MEASURES}
+
+
+def _copy_generator(generator: torch.Generator) -> torch.Generator:
+    """A new generator in the state ``generator`` is in now: it makes the same draws."""
+    copy = torch.Generator(device=generator.device)
+    copy.set_state(generator.get_state())
+    return copy
 
 
 def _method_generator(batch: Batch, name: str) -> torch.Generator:

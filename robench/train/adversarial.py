@@ -5,6 +5,7 @@ then the loss is computed with the model in the mode the trainer set (train). ``
 the module to use for the loss's main forward pass — the DistributedDataParallel wrapper in a
 distributed run, whose gradient hooks then average the whole step's gradient across ranks — and
 is called exactly once per step; every other forward pass uses ``model`` itself.
+:class:`GradientAlignment` measures the teacher–student gradient cosine of the other methods.
 """
 
 from __future__ import annotations
@@ -57,6 +58,40 @@ def input_gradient(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, tar
     objective = logits.gather(1, y[:, None]).sum() if target == "logit" else F.cross_entropy(logits, y, reduction="sum")
     grad, = torch.autograd.grad(objective, x, create_graph=create_graph)
     return grad
+
+
+def gradient_cosine(student_grad: torch.Tensor, teacher_grad: torch.Tensor) -> torch.Tensor:
+    """Per-image cosine between two N×C×H×W input gradients, each flattened: N values in [-1, 1]."""
+    return F.cosine_similarity(student_grad.flatten(1), teacher_grad.flatten(1), dim=1, eps=1e-12)
+
+
+def frozen(teacher: RobenchModel) -> RobenchModel:
+    """``teacher`` in eval mode with gradients off for its parameters (its input gradients still flow)."""
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher.eval()
+
+
+class GradientAlignment:
+    """The teacher–student input-gradient cosine of a method that does not compute it itself, measured only.
+
+    On the first ⌈``share``·N⌉ images of each batch (the batch is in random order: a random subset), both
+    models in eval mode (the student's BatchNorm statistics and dropout untouched), in float32, without a
+    graph into the update: the same weights train as without the measurement. Gradients of the true-class
+    logit (``target="loss"``: of the CE loss) at clean x.
+    """
+
+    def __init__(self, teacher: RobenchModel, target: str = "logit", share: float = 0.125) -> None:
+        self.teacher, self.target, self.share = frozen(teacher), target, share
+
+    def measure(self, model: RobenchModel, x: torch.Tensor, y: torch.Tensor) -> float:
+        """Mean cosine over the measured images of the batch ``x`` (N×C×H×W in [0, 1]), labels ``y``."""
+        m = math.ceil(self.share * len(y))
+        x_m, y_m = x[:m].detach().float(), y[:m]
+        with torch.autocast(x.device.type, enabled=False), eval_mode(self.teacher), eval_mode(model):
+            teacher_grad = input_gradient(self.teacher, x_m, y_m, self.target)
+            student_grad = input_gradient(model, x_m, y_m, self.target)
+        return float(gradient_cosine(student_grad, teacher_grad).mean())
 
 
 def trades_loss(model: torch.nn.Module, forward: torch.nn.Module, x: torch.Tensor, x_adv: torch.Tensor,
@@ -118,6 +153,9 @@ class IGD:
     (the batch is in random order, so a random subset): an unbiased estimate of the batch mean at a
     fraction of the double backprop's cost, which costs 2.4–3 single-step adversarial steps.
 
+    The loss parts hold the term's mean cosine twice: as ``cos`` and as ``grad_cosine``, the training log's
+    column that other methods fill through :class:`GradientAlignment` when given a teacher.
+
     ``lam_warmup`` > 0 raises λ linearly from 0 over that fraction of the training (``progress``, the share
     of the steps done, set by the trainer before each step), so that the cross-entropy is learned first.
     """
@@ -135,9 +173,7 @@ class IGD:
             raise RobenchError(f"--lam must be ≥ 0, got {lam}")
         if not 0 < fraction <= 1:
             raise RobenchError(f"--igd-fraction must lie in (0, 1], got {fraction}")
-        self.teacher = teacher.eval()
-        for p in self.teacher.parameters():
-            p.requires_grad_(False)
+        self.teacher = frozen(teacher)
         self.attack = attack or AttackSettings()
         self.attack.validate()
         self.lam, self.grad_target, self.student_input, self.base, self.beta = lam, grad_target, student_input, base, beta
@@ -166,9 +202,10 @@ class IGD:
                 teacher_grad = input_gradient(self.teacher, x_igd.float(), y_igd, self.grad_target).detach()
             student_x = (x_igd if self.student_input == "clean" else x_adv[:m]).float()
             student_grad = input_gradient(model, student_x, y_igd, self.grad_target, create_graph=True)
-            cosine = F.cosine_similarity(student_grad.flatten(1), teacher_grad.flatten(1), dim=1, eps=1e-12)
+            cosine = gradient_cosine(student_grad, teacher_grad)
         igd = (1 - cosine).mean()
-        parts.update(igd=float(igd.detach()), cos=float(cosine.mean().detach()))
+        mean_cosine = float(cosine.mean().detach())  # grad_cosine: the log's column shared with measured methods
+        parts.update(igd=float(igd.detach()), cos=mean_cosine, grad_cosine=mean_cosine)
         lam = self.lam * min(1.0, self.progress / self.lam_warmup) if self.lam_warmup else self.lam
         if self.lam_warmup:
             parts["lam"] = lam

@@ -101,6 +101,8 @@ class TrainConfig:
     select_tolerance: float = setting(0.0, "Adversarial methods: an epoch whose PGD test accuracy is within this "
                                            "fraction of the best so far and whose clean test accuracy beats the kept "
                                            "epoch's is kept instead (0: the best PGD epoch; 0.005 = half a point).")
+    freeze_bn: bool = setting(False, "Keep BatchNorm layers in eval mode while training (their running statistics "
+                                     "fixed): for fine-tuning on small batches or on images unlike the pretraining's.")
     amp: bool = setting(False, "Mixed precision (fp16 on CUDA, bf16 on CPU).")
     channels_last: bool = setting(False, "Channels-last memory format (faster convolutions on CUDA and on the CPU).")
 

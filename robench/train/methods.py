@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from robench.errors import RobenchError
 from robench.models.wrapper import RobenchModel
 from robench.registry import Registry
-from robench.train.adversarial import IGD, PGDAT, TRADES, AttackSettings
+from robench.train.adversarial import IGD, PGDAT, TRADES, AttackSettings, GradientAlignment
 from robench.train.config import TrainConfig
 
 
@@ -53,7 +53,7 @@ class Standard:
 
 def _teacher(config: TrainConfig, image_shape: tuple[int, int, int], num_classes: int,
              device: torch.device) -> RobenchModel:
-    """Load the IGD teacher and check it fits the student's data; frozen, eval mode."""
+    """Load the teacher (IGD's, or the gradient-cosine measurement's) and check it fits the student's data."""
     from robench.models.loading import load_model
 
     if not config.teacher:
@@ -110,3 +110,12 @@ def make_method(config: TrainConfig, image_shape: tuple[int, int, int], num_clas
     if config.method not in METHODS:
         raise RobenchError(f"unknown training method {config.method!r}; choose from {', '.join(METHODS)}")
     return METHODS[config.method](config, image_shape, num_classes, device)
+
+
+def make_alignment(config: TrainConfig, method: TrainMethod, image_shape: tuple[int, int, int], num_classes: int,
+                   device: torch.device) -> GradientAlignment | None:
+    """The gradient-cosine measurement against ``--teacher`` for a method that does not compute the cosine
+    itself (IGD does, on its own term's images); None without a teacher or for IGD."""
+    if not config.teacher or isinstance(method, IGD):
+        return None
+    return GradientAlignment(_teacher(config, image_shape, num_classes, device), config.grad_target)

@@ -5,7 +5,8 @@ Outputs for ``--out PATH`` (e.g. ``model.pt``):
 - ``PATH``: the selected checkpoint (best clean test accuracy for ``standard``, best PGD test
   accuracy for adversarial methods, as in the reference recipe), robench format;
 - ``PATH-last.pt``: the last epoch's checkpoint (same stem with ``-last``);
-- ``PATH.log.csv``: one row per epoch (losses, accuracies, learning rate, seconds);
+- ``PATH.log.csv``: one row per epoch (losses, accuracies, learning rate, seconds; ``grad_cosine``, the mean
+  teacher–student input-gradient cosine, for IGD and for any method given ``--teacher``);
 - ``PATH.state.pt``: the resume state (weights, optimizer, scheduler, RNG, epoch), removed at the end.
 
 ``--resume`` continues from the state file; a run interrupted and resumed ends with the same
@@ -39,9 +40,10 @@ from robench.models.checkpoint import save_checkpoint
 from robench.models.modes import eval_mode
 from robench.models.wrapper import ModelInfo, RobenchModel
 from robench.progress import make_progress
+from robench.train.adversarial import GradientAlignment
 from robench.train.augment import random_crop_flip
 from robench.train.config import TrainConfig
-from robench.train.methods import make_method
+from robench.train.methods import make_alignment, make_method
 
 
 def _paths(out: str) -> dict[str, Path]:
@@ -69,6 +71,7 @@ def train(config: TrainConfig) -> RobenchModel:
                             config.seed, **resize)
     c, h, w = train_set.image_shape
     method = make_method(config, (c, h, w), len(train_set.classes), device)
+    alignment = make_alignment(config, method, (c, h, w), len(train_set.classes), device)
     torch.manual_seed(config.seed)  # before building: --seed decides the initial weights too
     if start is None:
         built = build_net(config.arch, len(train_set.classes), c)
@@ -103,7 +106,7 @@ def train(config: TrainConfig) -> RobenchModel:
     images = torch.from_numpy(np.array(train_set.images)).to(device)
     labels = torch.from_numpy(train_set.labels).to(device)
     step = TrainStep(model, forward, method, optimizer, config, device, dist_ctx,
-                     scheduler if config.schedule == "onecycle" else None)
+                     scheduler if config.schedule == "onecycle" else None, alignment)
     with make_progress() as progress:
         task = progress.add_task("training", total=config.epochs, completed=state["epoch"])
         for epoch in range(state["epoch"], config.epochs):
@@ -187,12 +190,15 @@ class TrainStep:
     """One optimisation step and one epoch of them (mixed precision on request).
 
     ``batch_scheduler``, when given, is stepped after every optimiser step (the one-cycle schedule).
+    ``alignment``, when given, measures the teacher–student gradient cosine before each step (``grad_cosine``).
     """
 
     def __init__(self, model: RobenchModel, forward: torch.nn.Module, method: Any, optimizer: torch.optim.Optimizer,
-                 config: TrainConfig, device: torch.device, dist_ctx: DistContext, batch_scheduler: Any = None) -> None:
+                 config: TrainConfig, device: torch.device, dist_ctx: DistContext, batch_scheduler: Any = None,
+                 alignment: GradientAlignment | None = None) -> None:
         self.model, self.forward, self.method, self.optimizer = model, forward, method, optimizer
         self.config, self.device, self.dist, self.batch_scheduler = config, device, dist_ctx, batch_scheduler
+        self.alignment = alignment
         self.amp_dtype = (torch.float16 if device.type == "cuda" else torch.bfloat16) if config.amp else None
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype is torch.float16 else None
 
@@ -203,6 +209,10 @@ class TrainStep:
         A method with a ``progress`` attribute (IGD's λ warm-up) gets the share of the ``total_steps`` done
         before each step (``first_step``: the steps of the earlier epochs)."""
         self.model.train()
+        if self.config.freeze_bn:  # fine-tuning on small batches: BatchNorm keeps its statistics and normalises with them
+            for module in self.model.modules():
+                if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                    module.eval()
         order = torch.randperm(len(labels), generator=generator)
         totals: dict[str, float] = {}
         for index, start in enumerate(range(0, len(order), self.config.batch_size)):
@@ -227,6 +237,7 @@ class TrainStep:
 
     def step(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> dict[str, float]:
         """Loss, backward, optimiser step; returns the loss parts of this shard."""
+        measured = {} if self.alignment is None else {"grad_cosine": self.alignment.measure(self.model, x, y)}
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
             loss, parts = self.method.loss(self.model, x, y, generator, self.forward)
         if not torch.isfinite(loss):
@@ -241,7 +252,7 @@ class TrainStep:
             self.optimizer.step()
         if self.batch_scheduler is not None:
             self.batch_scheduler.step()
-        return {"loss": float(loss.detach()), **parts}
+        return {"loss": float(loss.detach()), **parts, **measured}
 
 
 def _device_generator(generator: torch.Generator, device: torch.device) -> torch.Generator:
