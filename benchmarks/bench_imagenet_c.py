@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
               "| set | generation (once) | Lite0 passes on this CPU, 1 thread | passes on one H100 (ResNet-50 pass time as "
               "an upper bound) |", "|---|---|---|---|"]
     for label, n in (("1,300 shared validation images", 1300), ("50,000 validation images", 50_000)):
-        lines.append(f"| {label} | {generation * n / 3600:.1f} CPU-hours ({generation * n / 3600 / 16:.1f} h on "
+        lines.append(f"| {label} | {generation * n / 3600:.1f} CPU-hours ({generation * n / 60 / 16:.0f} min on "
                      f"16 cores) | {passes * forward * n / 3600:.1f} h | "
                      f"{passes * H100_RESNET50_FORWARD_S * n / 60:.1f} min |")
     top = max(costs, key=costs.get)
