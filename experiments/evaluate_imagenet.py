@@ -23,6 +23,7 @@ from typing import Any
 import robench
 from robench.io import write_atomic
 from robench.reports.runs import Run, load_run
+from robench.settings import recorded_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -173,6 +174,10 @@ def inequality_section(ineq: Run, duan: Run | None) -> list[str]:
     for fill, duan_fill in (("0", "0.412 (standard, N = 10, R = 20)"), ("0.5", "–"), ("1", "–")):
         lines.append(f"| occlusion error, fill {fill} | {fmt(ineq.value('inductive_occlusion', 'error_rate', f'fill={fill}/'))} "
                      f"| {fmt(zoo.value('inductive_occlusion', 'error_rate', f'fill={fill}/'))} | {duan_fill} |")
+    searches = [recorded_settings(r.meta["suites"]["inequality"]).get("occlusion_search", "sweep") for r in (ineq, zoo)]
+    lines += ["", f"Occlusion search: {searches[0]} for Lite0, {searches[1]} for zoo:standard (a bisection misses the "
+              "successes a larger square undoes: on Lite0 its error was 0, 5.6 and 11 points below the sweep's at fills "
+              "0, 0.5 and 1, `reports/benchmarks/inequality-224.md`; at 32 px, 1 to 4 points, docs/attacks.md)."]
     if duan is not None:
         lines += ["", f"Duan's protocol on {len(duan.per_image)} images (integrated gradients, 50 steps; 5,000 entries "
                   "replaced by U[min x, max x] noise; black occlusion, radius outer): pixel Gini of abs(IG) "

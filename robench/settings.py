@@ -49,9 +49,11 @@ class InequalityConfig:
     occlusion_order: str = setting("count_first", "count_first (IGD) or radius_first (Duan).")
     occlusion_count: int = setting(10, "Max occluded patches N.")
     occlusion_radius: int | None = setting(None, "Max patch radius R (default max(2, round(20·H/224))).")
-    occlusion_search: str = setting("bisect", "bisect (search the monotone (n, r) grid, ~10 queries) or sweep "
-                                              "(every step in order, up to N·R queries).")
-    attack_batch: int | None = setting(None, "Max images per forward pass of the attacks; a third of it per "
+    occlusion_search: str = setting("auto", "sweep (every (n, r) step in order, up to N·R queries; the papers' loop), "
+                                            "bisect (each count's largest square, then a bisection of the radius: "
+                                            "about N + log2 R; can miss a success a larger square undoes) or auto "
+                                            "(sweep up to N·R = 50 steps, as at 32 px; bisect above, as at 224 px).")
+    attack_batch: int | None = setting(None, "Max images per forward pass of the attacks; half of it per "
                                              "attribution pass (default: from the image size, 256 at 32 px, 20 at "
                                              "224 px; sets the memory).")
     reference_model: str | None = setting(None, "Reference model (a checkpoint or any --model form, same input size "
@@ -76,7 +78,7 @@ class InequalityConfig:
 
         options_per_method(self.methods, self.attribution_options)
         for name, allowed in (("gini_value", ("abs", "positive")), ("noise_mode", NOISE_MODES), ("noise", NOISE_KINDS),
-                              ("occlusion_order", ORDERS), ("occlusion_search", SEARCHES)):
+                              ("occlusion_order", ORDERS), ("occlusion_search", ("auto", *SEARCHES))):
             if getattr(self, name) not in allowed:
                 raise SettingError(name, f"must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         for name in ("trials", "occlusion_count", "attack_batch"):

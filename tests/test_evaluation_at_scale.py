@@ -149,3 +149,15 @@ def test_importing_the_plots_leaves_the_matplotlib_backend_alone() -> None:
 def test_list_shows_full(cli) -> None:  # type: ignore[no-untyped-def]
     result = cli("list", "suites")
     assert result.code == 0 and "full" in result.out
+
+
+def test_auto_occlusion_search_sweeps_small_grids_and_bisects_large_ones() -> None:
+    from robench.suites.inequality import default_occlusion_search
+
+    assert default_occlusion_search("auto", 10, 3) == "sweep"  # 32 px: 30 steps, the papers' loop
+    assert default_occlusion_search("auto", 10, 20) == "bisect"  # 224 px: 200 steps
+    assert default_occlusion_search("sweep", 10, 20) == "sweep" and default_occlusion_search("bisect", 10, 3) == "bisect"
+    run = robench.evaluate(robench.wrap(ConstantClass(2), input_size=(3, 32, 32)),
+                           ImageSet(np.zeros((2, 32, 32, 3), dtype=np.uint8), np.zeros(2, dtype=np.int64), ["a", "b"],
+                                    np.arange(2)), "inequality", ina_budgets="0.01", rn_budgets="0.1")
+    assert run.meta["suites"]["inequality"]["occlusion_search"] == "sweep"

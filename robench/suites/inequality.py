@@ -93,6 +93,8 @@ class InequalitySuite:
             "rn_k": resolve_budgets(self.config.rn_budgets, numel),
             "attack_batch": self.config.attack_batch or default_attack_batch(h, w),
         }
+        self._resolved["occlusion_search"] = default_occlusion_search(
+            self.config.occlusion_search, self.config.occlusion_count, self._resolved["occlusion_radius"])
         if len(self.methods) > 1:
             self._resolved["attack_attribution"] = self.methods[0]
         if self.config.reference_model:
@@ -102,6 +104,7 @@ class InequalitySuite:
     def restore(self, recorded: dict[str, Any]) -> None:
         self._resolved = {key: recorded[key] for key in ("block_sum", "block_avgpool", "occlusion_radius", "ina_k", "rn_k")}
         self._resolved["attack_batch"] = recorded.get("attack_batch") or default_attack_batch(1, 1)
+        self._resolved["occlusion_search"] = recorded.get("occlusion_search", "sweep")  # the only search before it was a setting
 
     def run_batch(self, model: RobenchModel, batch: Batch) -> dict[str, np.ndarray]:
         cfg, res = self.config, self._resolved
@@ -144,7 +147,7 @@ class InequalitySuite:
             if len(keep):
                 occ = inductive_occlusion(model, x, y, a, max_count=cfg.occlusion_count,
                                           max_radius=res["occlusion_radius"], fill=fill, order=cfg.occlusion_order,
-                                          search=cfg.occlusion_search, max_batch=res["attack_batch"])
+                                          search=res["occlusion_search"], max_batch=res["attack_batch"])
                 won = occ.fooled.numpy()
                 parts = {"fooled": won.astype(float), "area": np.where(won, occ.area.numpy(), np.nan),
                          "queries": occ.queries.numpy().astype(float),
@@ -333,6 +336,18 @@ def _copy_generator(generator: torch.Generator) -> torch.Generator:
     copy = torch.Generator(device=generator.device)
     copy.set_state(generator.get_state())
     return copy
+
+
+#: The largest occlusion grid (N·R steps) that ``occlusion_search="auto"`` sweeps: 30 at 32 px, 200 at 224 px.
+AUTO_SWEEP_STEPS = 50
+
+
+def default_occlusion_search(search: str, count: int, radius: int) -> str:
+    """The occlusion search a run uses: ``search`` unless ``auto``, which sweeps grids of up to
+    :data:`AUTO_SWEEP_STEPS` steps (the papers' loop, where it is cheap) and bisects larger ones."""
+    if search != "auto":
+        return search
+    return "sweep" if count * radius <= AUTO_SWEEP_STEPS else "bisect"
 
 
 def _method_generator(batch: Batch, name: str) -> torch.Generator:
