@@ -5,7 +5,7 @@
 #   OMP_NUM_THREADS=1 bash experiments/finetune_imagenet.sh [TRAIN_LIMIT] [EPOCHS] [ADVERSARIAL_LR]
 # The adversarial runs take a smaller learning rate: at ε = 1/255 the untouched model's adversarial cross-entropy
 # on the upsampled training images starts near 9 nats, and at the standard run's 0.002 PGD-AT collapsed to
-# chance within the first steps (reports/imagenet/finetune/failed/).
+# chance within the first steps, and at 3e-4 too: one CPU epoch is far too short (reports/imagenet/finetune/README.md).
 # Writes runs/imagenet-ft/*.pt (not committed: 18 MB each; logs copied to reports/imagenet/finetune/) and
 # reports/imagenet/runs/{lite0-ft-baseline,ft-*}: the untouched and the fine-tuned models on the same 150 images
 # of Tiny ImageNet's classes.
