@@ -54,6 +54,7 @@ EVALUATIONS: dict[str, Evaluation] = {
     "lite2-clean": Evaluation("lite2", "clean", None),
     "lite0-inequality": Evaluation("lite0", "inequality", 500),
     "lite0-adversarial": Evaluation("lite0", "adversarial", 100, {"eps": "1/255,4/255"}),
+    "lite0-autoattack": Evaluation("lite0", "adversarial", 50, {"eps": "1/255,4/255", "autoattack": True}),
     "lite0-corruptions": Evaluation("lite0", "corruptions", 100),
     "lite0-inequality-duan-ig": Evaluation("lite0", "inequality", 100, DUAN),
     # the fine-tuning images as the untouched model sees them (64 px upsampled to 224): the change of statistics
@@ -129,6 +130,12 @@ def summary(out: Path, data: str) -> str:
             fgsm = adv.value("fgsm", "robust_accuracy", None, row["param"])
             lines.append(f"| {float(row['param']) * 255:.0f}/255 | {fmt(row['value'])} | {fmt(fgsm)} |")
         lines.append("")
+    aa = runs.get("lite0-autoattack")
+    if aa is not None:
+        lines += [f"AutoAttack (standard: APGD-CE, APGD-T, FAB-T, Square) on {len(aa.per_image)} of the images: "
+                  + ", ".join(f"{float(row['param']) * 255:.0f}/255: {fmt(row['value'])} (PGD-10 on the same images "
+                              f"{fmt(aa.value('pgd', 'robust_accuracy', None, row['param']))})"
+                              for _, row in aa.rows("autoattack", "robust_accuracy").iterrows()) + ".", ""]
     corr = runs.get("lite0-corruptions")
     if corr is not None:
         lines += ["## Corruptions (Lite0)", "", f"{len(corr.per_image)} images, 19 corruptions × 5 severities, "
