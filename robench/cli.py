@@ -390,6 +390,19 @@ def leaderboard_show(
         sys.stdout.write(leaderboard.with_notes(text, notes, fmt))
 
 
+@leaderboard_app.command("html")
+def leaderboard_html(
+    out: Path = typer.Option(..., help="Directory for index.html and models/*.html (created)."),
+    file: Optional[Path] = typer.Option(None, "--file", help=LEADERBOARD_FILE_HELP),
+) -> None:
+    """Write a static web leaderboard (sortable, filterable tables, a card per model) that opens from file://."""
+    from robench.reports import leaderboard
+    from robench.reports.leaderboard_site import write_site
+
+    index = write_site(file or leaderboard.DEFAULT_PATH, out)
+    console.print(f"wrote {index}", markup=False, highlight=False, soft_wrap=True)
+
+
 @leaderboard_app.command("remove")
 def leaderboard_remove(
     name: str = typer.Argument(..., help="Name of the row to remove."),
