@@ -139,7 +139,8 @@ def summary(out: Path, data: str) -> str:
     corr = runs.get("lite0-corruptions")
     if corr is not None:
         lines += ["## Corruptions (Lite0)", "", f"{len(corr.per_image)} images, 19 corruptions × 5 severities, "
-                  f"ImageNet-C parameters; error rate per corruption (mean over severities):", "",
+                  f"ImageNet-C parameters; error rate per corruption over all the images (mean over severities; clean error "
+                  f"{fmt(corr.value('accuracy', 'error_rate', 'all'))}):", "",
                   "| corruption | error |", "|---|---|"]
         table = corr.results
         for _, row in table[(table["suite"] == "corruptions") & (table["param"] == "mean")
