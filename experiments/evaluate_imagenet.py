@@ -190,7 +190,7 @@ def inequality_section(ineq: Run, duan: Run | None) -> list[str]:
     if duan is not None:
         lines += ["", f"Duan's protocol on {len(duan.per_image)} images (integrated gradients, 50 steps; 5,000 entries "
                   "replaced by U[min x, max x] noise; black occlusion, radius outer): pixel Gini of abs(IG) "
-                  f"{fmt(duan.value('gini', 'mean', 'pixel', 'correct'))}, positive-part regional Gini (16 × 16) "
+                  f"{fmt(duan.value('gini', 'mean', 'pixel', 'correct'))}, regional Gini (sum, 16 × 16) "
                   f"{fmt(duan.value('gini', 'mean', 'region_sum', 'correct'))}, INA error "
                   f"{fmt(duan.value('inductive_noise', 'error_rate'))}, occlusion error "
                   f"{fmt(duan.value('inductive_occlusion', 'error_rate'))} (every step swept, as Duan's code does)."]
