@@ -30,7 +30,6 @@ import os
 import resource
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -58,7 +57,7 @@ from robench.metrics import (  # noqa: E402
 from robench.models.modes import eval_mode  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import Timings, interleave, machine, set_threads, synchronizer  # noqa: E402,F401
+from benchlib import Timings, child_json, interleave, machine, set_threads, synchronizer  # noqa: E402,F401
 
 from robench.devices import full_float32, resolve_device  # noqa: E402
 from robench.models.registry import create_model  # noqa: E402
@@ -485,18 +484,10 @@ def rss_child(n: int, preset: str, threads: int, batch_size: int) -> dict[str, A
 
 
 def measure_rss(n: int, preset: str, threads: int, batch_size: int) -> dict[str, Any]:
-    """Peak RSS of a fresh process running :func:`rss_child`.
-
-    The child is started through ``sh`` (which forks it, rather than exec'ing it): Linux carries a
-    process's RSS high-water mark across ``exec``, so a child forked directly from this (large)
-    process would report this process's RSS as its own ``ru_maxrss``.
-    """
+    """Peak RSS of a fresh process running :func:`rss_child` (:func:`benchlib.child_json`)."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--rss-child", str(n), "--rss-preset", preset,
            "--threads", str(threads), "--batch-size", str(batch_size)]
-    proc = subprocess.run(["sh", "-c", f"{shlex.join(cmd)}; exit $?"], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"memory child for {n} images failed:\n{proc.stderr[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return child_json(cmd, f"memory child for {n} images")
 
 
 def target_memory(sizes: tuple[int, int], preset: str, threads: int, batch_size: int) -> dict[str, Any]:

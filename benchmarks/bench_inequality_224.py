@@ -27,8 +27,6 @@ import argparse
 import json
 import os
 import resource
-import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -41,7 +39,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_inequality import PassRecorder, floor_inputs, replay_passes, run_suite  # noqa: E402
-from benchlib import interleave, machine, publish, set_threads  # noqa: E402
+from benchlib import child_json, interleave, machine, publish, set_threads  # noqa: E402
 
 from robench.attacks import default_attack_batch, inductive_occlusion  # noqa: E402
 from robench.attribution import attribute  # noqa: E402
@@ -172,12 +170,9 @@ def memory_child(n: int) -> dict[str, Any]:
 
 
 def measure_memory(n: int) -> dict[str, Any]:
-    """Peak RSS of a fresh process running :func:`memory_child` (forked by ``sh``: see bench_inequality)."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--memory-child", str(n)]
-    proc = subprocess.run(["sh", "-c", f"{shlex.join(cmd)}; exit $?"], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"memory child for {n} images failed:\n{proc.stderr[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    """Peak RSS of a fresh process running :func:`memory_child` (:func:`benchlib.child_json`)."""
+    return child_json([sys.executable, str(Path(__file__).resolve()), "--memory-child", str(n)],
+                      f"memory child for {n} images")
 
 
 # ------------------------------------------------------------------------------------------

@@ -6,9 +6,12 @@ machine slows every variant alike; ratios of medians are the reported figures, n
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import shlex
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -99,6 +102,19 @@ def machine() -> dict[str, str]:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     return {"nproc": nproc, "cpu": cpu, "gpu": gpu, "torch": torch.__version__, "python": platform.python_version(),
             "platform": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "loadavg": load}
+
+
+def child_json(cmd: list[str], what: str) -> dict[str, Any]:
+    """Run ``cmd`` in a fresh process and return the JSON object on the last line of its output.
+
+    The child is started through ``sh`` (which forks it, rather than exec'ing it): Linux carries a
+    process's RSS high-water mark across ``exec``, so a child forked directly from this (large)
+    process would report this process's RSS as its own ``ru_maxrss``.
+    """
+    proc = subprocess.run(["sh", "-c", f"{shlex.join(cmd)}; exit $?"], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def publish(report: str, out: Path | None) -> None:

@@ -136,6 +136,18 @@ def stack_images(items: Iterable[tuple[bytes | Path, str]], count: int, size: tu
     return out
 
 
+def split_root(path: Path, split: str, what: str) -> Path:
+    """``path/split`` when it exists; ``path`` itself when it has no split folders at all; a RobenchError (naming
+    ``what``, e.g. "image folder") when it has other split folders but not this one: they are not classes."""
+    if (path / split).is_dir():
+        return path / split
+    others = [s for s in SPLITS if (path / s).is_dir()]
+    if others:
+        raise RobenchError(f"{what} {path} has no {split}/ sub-directory (it has {', '.join(others)}); "
+                           f"pass --split {others[0]}")
+    return path
+
+
 def folder_listing(root: Path) -> tuple[list[tuple[Path, int]], list[str]]:
     """ImageFolder layout: ``root/<class>/<image>``; classes sorted by name, files sorted within each."""
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))

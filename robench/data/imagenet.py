@@ -46,6 +46,7 @@ from robench.data.decode import (
     cache_key,
     cached_array,
     resize_info,
+    split_root,
     stack_images,
     tar_image_names,
     tar_images,
@@ -83,7 +84,7 @@ def load_imagenet(path: Path, split: str, image_size: tuple[int, int] | None, cr
     """``imagenet:PATH`` → uint8 N×H×W×3 images (resized to ``image_size`` (H, W) with ``crop_pct`` when
     given), labels in the standard 1,000-class index, the 1,000 class names."""
     if path.is_dir():
-        root = _split_root(path, split)
+        root = split_root(path, split, "ImageNet folder")
         names, labels, labels_from = _folder_labels(root, path)
         stat = [(name, (root / name).stat().st_size, (root / name).stat().st_mtime_ns) for name in names]
         source: tuple = ("imagenet-folder", str(root.resolve()), stat)
@@ -118,17 +119,6 @@ def _archive_items(archive: Path, names: list[str]) -> Iterator[tuple[bytes, str
     wanted = set(names)
     for data, name in tar_images(archive, wanted.__contains__):
         yield data, f"{archive}:{name}"
-
-
-def _split_root(path: Path, split: str) -> Path:
-    """``path/split`` when it exists; ``path`` when it has no split folders at all."""
-    if (path / split).is_dir():
-        return path / split
-    others = [s for s in SPLITS if (path / s).is_dir()]
-    if others:
-        raise RobenchError(f"ImageNet folder {path} has no {split}/ sub-directory (it has {', '.join(others)}); "
-                           f"pass --split {others[0]}")
-    return path
 
 
 def _is_image(name: str) -> bool:

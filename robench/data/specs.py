@@ -32,6 +32,7 @@ from robench.data.decode import (
     folder_is_grayscale,
     folder_listing,
     resize_info,
+    split_root,
     stack_images,
     tar_members,
 )
@@ -233,11 +234,7 @@ def read_idx(path: Path) -> np.ndarray:
 def _imagefolder(path: Path, split: str, image_size: tuple[int, int] | None, crop_pct: float) -> ImageSet:
     if not path.is_dir():
         raise RobenchError(f"image folder {path} " + ("is not a directory" if path.exists() else "not found"))
-    root = path / split if (path / split).is_dir() else path
-    others = [s for s in SPLITS if (path / s).is_dir()]
-    if root == path and others:  # split sub-directories, but not this one: they are not classes
-        raise RobenchError(f"image folder {path} has no {split}/ sub-directory (it has {', '.join(others)}); "
-                           f"pass --split {others[0]}")
+    root = split_root(path, split, "image folder")
     return _decode_folder(root, {"name": path.name, "path": str(path.resolve())}, image_size, crop_pct)
 
 

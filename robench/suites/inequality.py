@@ -103,8 +103,6 @@ class InequalitySuite:
 
     def restore(self, recorded: dict[str, Any]) -> None:
         self._resolved = {key: recorded[key] for key in ("block_sum", "block_avgpool", "occlusion_radius", "ina_k", "rn_k")}
-        self._resolved["attack_batch"] = recorded.get("attack_batch") or default_attack_batch(1, 1)
-        self._resolved["occlusion_search"] = recorded.get("occlusion_search", "sweep")  # the only search before it was a setting
 
     def run_batch(self, model: RobenchModel, batch: Batch) -> dict[str, np.ndarray]:
         cfg, res = self.config, self._resolved

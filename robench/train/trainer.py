@@ -76,14 +76,14 @@ def train(config: TrainConfig) -> RobenchModel:
     if start is None:
         built = build_net(config.arch, len(train_set.classes), c)
         _init_from_data(built.net, train_set, config.seed)
-        net, arch, mean, std = built.net, config.arch, (0.0,) * c, (1.0,) * c
+        net, arch, mean, std, crop, interpolation = built.net, config.arch, (0.0,) * c, (1.0,) * c, None, None
     else:
         net, arch, mean, std = start.net, start.info.arch or config.arch, start.info.mean, start.info.std
+        crop, interpolation = start.info.crop_pct, start.info.interpolation
     info = ModelInfo(
         name=config.name or Path(config.out).stem, arch=arch, num_classes=len(train_set.classes),
-        input_size=(c, h, w), mean=mean, std=std, classes=train_set.classes,
-        crop_pct=start.info.crop_pct if start is not None else None,
-        interpolation=start.info.interpolation if start is not None else None,
+        input_size=(c, h, w), mean=mean, std=std, classes=train_set.classes, crop_pct=crop,
+        interpolation=interpolation,
         training={"config": asdict(config), "method": method.name, "dataset": train_set.identity,
                   "robench": __version__, "torch": str(torch.__version__), "world_size": dist_ctx.world,
                   "device": describe_device(device)},
