@@ -58,6 +58,26 @@ def test_onecycle_schedule_warms_up_then_decays_to_zero() -> None:
     assert all(a < b for a, b in zip(lrs[:5], lrs[1:6])) and all(a > b for a, b in zip(lrs[5:], lrs[6:]))
 
 
+def test_plateau_schedule_waits_patience_epochs_before_dropping() -> None:
+    from robench.train.config import TrainConfig
+    from robench.train.trainer import _step_scheduler
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    sched = _make_scheduler(opt, TrainConfig(out="x.pt", schedule="plateau", plateau_patience=2, lr=0.1), 10)
+    lrs = []
+    for loss in (1.0, 1.0, 1.0, 1.0, 0.5):  # no improvement after the first epoch
+        _step_scheduler(sched, loss)
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs == pytest.approx([0.1, 0.1, 0.1, 0.01, 0.01])  # the third epoch without improvement drops it
+
+
+def test_reference_preset_follows_the_igd_authors_recipe() -> None:
+    ref = preset("cifar10-reference", "igd")
+    assert (ref["epochs"], ref["batch_size"], ref["schedule"], ref["plateau_patience"]) == (150, 128, "plateau", 10)
+    assert (ref["inner_attack"], ref["attack_steps"], ref["igd_fraction"]) == ("pgd", 10, 1.0)
+    assert ref["step_size"] == pytest.approx(2 / 255) and ref["label_smoothing"] == 0.0
+
+
 def test_n_fgsm_is_one_unprojected_step_from_wide_noise(images: torch.Tensor) -> None:
     model = tiny_model().eval()
     x, y = images[:16], torch.zeros(16, dtype=torch.long)
