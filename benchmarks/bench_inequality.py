@@ -33,7 +33,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,7 @@ from robench.devices import full_float32, resolve_device  # noqa: E402
 from robench.models.registry import create_model  # noqa: E402
 from robench.models.wrapper import ModelInfo, RobenchModel  # noqa: E402
 from robench.runner import evaluate  # noqa: E402
+from robench.settings import config_record  # noqa: E402
 from robench.suites import InequalityConfig, make_suites  # noqa: E402
 from robench.suites.inequality import LORENZ_GRID, InequalitySuite, _budget_label  # noqa: E402
 
@@ -236,7 +237,7 @@ def target_suite_vs_floor(model: RobenchModel, n_images: int, repeats: int, conf
         "details": {"images": n_images, "attacked": int(ev.per_image["correct"].sum()), **counts,
                     "expected_forward_images": expected,
                     "layout_matches_suite_counts": expected == counts["forward_images"],
-                    "config": asdict(config)},
+                    "config": config_record(config)},
     }
 
 
@@ -359,7 +360,7 @@ def per_image_reference(model: RobenchModel, data: ImageSet, config: InequalityC
 
     def attr_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with torch.enable_grad():
-            return attribute(cfg.attribution, model, x, y, **cfg.attribution_options)
+            return attribute(cfg.attribution, model, x, y, **cfg.attribution_options.keywords())
 
     rows = []
     with eval_mode(model):
@@ -444,7 +445,7 @@ def target_per_image(model: RobenchModel, n_images: int, repeats: int, config: I
                         "reference_overhead": t.ratio("per_image", "per_image_floor"),
                         "suite_overhead": t.ratio("suite", "suite_floor"),
                         "occlusion_queries_equal": f"{min(checks)}/{n_images} images (worst fill)",
-                        "max_gini_pixel_difference": f"{gini_diff:.1e}", "config": asdict(config)}}
+                        "max_gini_pixel_difference": f"{gini_diff:.1e}", "config": config_record(config)}}
 
 
 # ------------------------------------------------------------------------------------------
@@ -496,7 +497,7 @@ def target_memory(sizes: tuple[int, int], preset: str, threads: int, batch_size:
     return {"id": 5, "name": f"peak RSS {sizes[1]:,} / {sizes[0]:,} images", "ratio": ratio, "target": "<= 1.2",
             "pass": ratio <= 1.2, "runs": [small, large],
             "details": {"model": "cnn_tiny (random init)", "batch_size": batch_size,
-                        "config": asdict(InequalityConfig(**MEMORY_CONFIGS[preset]))}}
+                        "config": config_record(InequalityConfig(**MEMORY_CONFIGS[preset]))}}
 
 
 # ------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@
 
 Each ``--run LABEL=LOG`` is a ``robench train`` log (``OUT.log.csv``: one row per epoch with its
 wall ``seconds``, including the per-epoch evaluation, and ``test_acc`` / ``test_pgd_acc``). Writes
-``OUT.md`` (a summary and every point of the curves) and ``OUT.png`` / ``OUT.svg`` (the plot).
+``OUT.md`` (a summary and every point of the curves) and ``OUT.png`` (the plot, the one copy).
 """
 
 from __future__ import annotations
@@ -57,8 +57,7 @@ def main() -> int:
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", fontsize=8, frameon=False)  # below the panels, off the curves
     fig.tight_layout(rect=(0, 0.045 * n_runs, 1, 1))
-    for suffix in (".png", ".svg"):
-        write_atomic(args.out.with_suffix(suffix), lambda tmp: fig.savefig(tmp, format=suffix[1:], dpi=120))
+    write_atomic(args.out.with_suffix(".png"), lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     summary = curves.groupby("run", sort=False).agg(
         epochs=("epoch", "max"), minutes=("minutes", "max"), best_clean=("clean", "max"), best_pgd=("pgd", "max"))
     command = "python benchmarks/bench_time_to_accuracy.py " + " ".join(f'--run "{label}={log}"' for label, log in runs)

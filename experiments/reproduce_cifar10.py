@@ -16,7 +16,7 @@ Every step is a call of the Python API (``robench.train``, ``robench.evaluate``,
 command line, with its wall time.
 `--stage report` only rewrites the comparison report and the leaderboard rows; `--stage verify`
 re-runs the evaluation of the checkpoints in OUT/models into OUT/verify/ and checks that it
-reproduces the committed results.csv and per_image.csv byte for byte (exit status 1 if not).
+reproduces the committed results.csv and per_image.csv.gz byte for byte (exit status 1 if not).
 Presets: `cpu` (a 73 k-parameter CNN sized for a 2-core CPU in about two hours), `fast` (the
 `cifar10-fast` training recipe on all 50,000 images, two seeds for PGD-AT ε = 8 and IGD λ = 1:
 many CPU hours, run it stage by stage with `--only`), `reference`
@@ -39,7 +39,9 @@ from typing import Any
 from claims_cifar10 import ORDER, write_claims  # beside this script
 
 import robench
+from robench.io import gzip_bytes
 from robench.options import flag
+from robench.reports.runs import LEGACY_PER_IMAGE_FILE, PER_IMAGE_FILE
 
 EPS = {2: 2 / 255, 4: 4 / 255, 8: 8 / 255}
 Options = dict[str, Any]
@@ -284,6 +286,14 @@ def evaluations(name: str, preset: StudyPreset, runs: Path, kinds: Collection[st
     return out
 
 
+def committed_bytes(run: Path, file: str) -> bytes:
+    """The bytes of ``run``'s result ``file`` as robench writes it now: a committed plain per_image.csv (a run
+    written before the table was compressed) is compressed the way robench compresses it."""
+    if file == PER_IMAGE_FILE and not (run / file).exists() and (run / LEGACY_PER_IMAGE_FILE).exists():
+        return gzip_bytes((run / LEGACY_PER_IMAGE_FILE).read_bytes())
+    return (run / file).read_bytes()
+
+
 def verify(names: list[str], preset: StudyPreset, models: Path, runs: Path, scratch: Path, study_data: Options,
            device: str) -> int:
     """Re-evaluate each checkpoint into ``scratch`` and compare the result files with ``runs`` byte for byte."""
@@ -296,8 +306,8 @@ def verify(names: list[str], preset: StudyPreset, models: Path, runs: Path, scra
             again = scratch / run.name
             shutil.rmtree(again, ignore_errors=True)
             evaluate(models / f"{name}.pt", options, study_data, device, again, None)
-            for file in ("results.csv", "per_image.csv"):
-                same = (again / file).read_bytes() == (run / file).read_bytes()
+            for file in ("results.csv", PER_IMAGE_FILE):
+                same = (again / file).read_bytes() == committed_bytes(run, file)
                 print(f"{run.name}/{file}: {'identical' if same else 'DIFFERS'}", flush=True)
                 if not same:
                     differ.append(f"{run.name}/{file}")

@@ -4,14 +4,18 @@
     run = robench.evaluate("zoo:standard", "sample", suites="inequality", limit=64)
     run.results, run.per_image, run.headline()
 
-The CLI is a thin layer over the same machinery; a run made here writes (``run.save(dir)``) and
-reloads (:func:`load_run`) exactly like ``robench evaluate --out DIR``.
+The CLI is a thin layer over these functions: ``robench evaluate`` turns its command line into the
+arguments of :func:`evaluate` and calls it, so every check, the loading, the clean-up and the warnings
+are the same from Python; a run made here writes (``run.save(dir)``) and reloads (:func:`load_run`)
+exactly like ``robench evaluate --out DIR``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Sequence
+import logging
+import shutil
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +24,15 @@ import torch
 from torch import nn
 
 from robench.data.imageset import ImageSet
-from robench.errors import RobenchError
+from robench.errors import RobenchError, SettingError
 from robench.models.wrapper import ModelInfo, RobenchModel
-from robench.options import config_from_values, parse_floats
+from robench.options import config_from_values, parse_size
 from robench.reports.runs import Run, load_run
+from robench.settings import ATTRIBUTION_OPTIONS, DEFAULT_SUITE, AttributionOptions, LoadOptions, load_options
 
 ModelLike = str | Path | nn.Module
 DataLike = str | Path | ImageSet | torch.Tensor | np.ndarray | torch.utils.data.Dataset
+log = logging.getLogger(__name__)  # warnings as one "robench: warning:" line on stderr (robench.runner explains)
 
 
 def wrap(module: nn.Module, *, mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
@@ -51,32 +57,30 @@ def wrap(module: nn.Module, *, mean: Sequence[float] | None = None, std: Sequenc
     return RobenchModel(module.eval(), info)
 
 
-def load_model(spec: ModelLike, *, arch: str | None = None, arch_path: str | None = None, weights: str | None = None,
-               mean: Sequence[float] | str | None = None, std: Sequence[float] | str | None = None,
-               num_classes: int | None = None, input_size: Sequence[int] | None = None,
-               trust_checkpoint: bool = False, test_time_flip: bool = False) -> RobenchModel:
+def load_model(spec: ModelLike, options: LoadOptions | Mapping[str, Any] | None = None, /,
+               **values: Any) -> RobenchModel:
     """A model from any ``--model`` form (path, ``timm:NAME``, ``zoo:NAME``) or an ``nn.Module`` (see :func:`wrap`).
 
-    The keyword options are the CLI's (``arch="pkg.module:callable"``, ``mean=(0.485, 0.456, 0.406)``, ...).
+    The options are :class:`robench.settings.LoadOptions`, the flags of ``robench evaluate`` under the same names:
+    ``arch`` (``"pkg.module:callable"``), ``arch_path``, ``weights``, ``mean`` and ``std`` (``(0.485, 0.456, 0.406)``
+    or ``"0.485,0.456,0.406"``), ``num_classes``, ``input_size`` (C, H, W), ``trust_checkpoint``,
+    ``test_time_flip``; as keywords, as a ``LoadOptions`` or mapping (a run's ``meta["model_loading"]``), or
+    both (keywords win). An ``nn.Module`` takes the normalisation, size, class count and flip.
     """
+    opts = load_options(options, **values)
     if isinstance(spec, nn.Module):
-        return wrap(spec, mean=_floats(mean, "mean"), std=_floats(std, "std"), num_classes=num_classes,
-                    input_size=tuple(input_size) if input_size else None,  # type: ignore[arg-type]
-                    test_time_flip=test_time_flip)
-    from robench.models.loading import LoadOptions
+        opts.validate()
+        return wrap(spec, mean=opts.mean, std=opts.std, num_classes=opts.num_classes, input_size=opts.input_size,
+                    test_time_flip=opts.test_time_flip)
     from robench.models.loading import load_model as load
 
-    options = LoadOptions(arch=arch, arch_path=arch_path, weights=weights, mean=_floats(mean, "mean"),
-                          std=_floats(std, "std"), num_classes=num_classes,
-                          input_size=tuple(input_size) if input_size else None,  # type: ignore[arg-type]
-                          trust_checkpoint=trust_checkpoint, test_time_flip=test_time_flip)
-    return load(str(spec), options)
+    return load(str(spec), opts)
 
 
 def load_data(spec: DataLike, labels: Sequence[int] | np.ndarray | torch.Tensor | None = None, *, split: str = "test",
               data_dir: str | None = None, limit: int | None = None, seed: int = 0,
-              image_size: tuple[int, int] | None = None, classes: list[str] | None = None,
-              crop_pct: float = 0.875) -> ImageSet:
+              image_size: int | Sequence[int] | str | None = None, classes: list[str] | None = None,
+              crop_pct: float | None = None) -> ImageSet:
     """Images from any ``--data`` form, or from memory.
 
     - a spec (``"sample"``, ``"cifar10"``, ``"npz:PATH"``, ``"imagefolder:PATH"``, ``"imagenet:PATH"``,
@@ -86,14 +90,16 @@ def load_data(spec: DataLike, labels: Sequence[int] | np.ndarray | torch.Tensor 
     - a torch ``Dataset`` of (image, label) pairs, images as C×H×W tensors in [0, 1] or PIL images.
 
     ``limit`` keeps a seeded random subset of that many images, in order (as ``--limit``).
-    ``image_size`` (H, W) resizes the images of folder and archive specs: shorter side (bicubic) to
-    max(H, W)/``crop_pct`` px, then a centre crop; ``crop_pct`` in (0, 1] is timm's pretrained_cfg value
-    (0.875 for most ImageNet models, 0.882 for EfficientNet-Lite1).
+    ``image_size`` (H, W; one size for a square, also as text: ``"224"``, ``"240,240"``) resizes the images of
+    folder and archive specs: shorter side (bicubic) to max(H, W)/``crop_pct`` px, then a centre crop;
+    ``crop_pct`` in (0, 1] is timm's pretrained_cfg value (default 0.875, most ImageNet models; 0.882 for
+    EfficientNet-Lite1).
     """
     if isinstance(spec, (str, Path)):
         from robench.data import load_dataset
 
-        return load_dataset(str(spec), split, data_dir, limit, seed, image_size=image_size, crop_pct=crop_pct)
+        return load_dataset(str(spec), split, data_dir, limit, seed, image_size=_image_size(image_size),
+                            crop_pct=0.875 if crop_pct is None else crop_pct)
     if isinstance(spec, ImageSet):
         data = spec
     elif isinstance(spec, torch.utils.data.Dataset) and not isinstance(spec, torch.Tensor):
@@ -147,18 +153,26 @@ def _from_dataset(dataset: torch.utils.data.Dataset, classes: list[str] | None) 
     return _from_arrays(stacked, labels, classes or list(getattr(dataset, "classes", []) or []) or None)
 
 
-def _floats(value: Sequence[float] | str | None, name: str) -> tuple[float, ...] | None:
-    if value is None or isinstance(value, str):
-        return parse_floats(value, name)
-    return tuple(float(v) for v in value)
+def _image_size(value: int | Sequence[int] | str | None) -> tuple[int, int] | None:
+    """(H, W) from one size, (H, W) or their text; a SettingError for anything else (C,H,W included)."""
+    if value is None:
+        return None
+    size = parse_size(value, "image_size") if isinstance(value, str) else (value,) if isinstance(value, int) \
+        else tuple(int(v) for v in value)
+    if len(size) not in (1, 2) or min(size) < 1:  # type: ignore[arg-type]
+        raise SettingError("image_size", "takes H,W or one size, e.g. 224", sep=" ")
+    return (size[0], size[-1])  # type: ignore[index]
 
 
 def suite_configs(suites: str | Iterable[str], options: dict[str, Any],
                   label: Callable[[str], str] = str) -> dict[str, dict[str, Any]]:
     """``make_suites`` options for the named suites from config field values (e.g. ``attribution="smoothgrad"``,
-    ``eps="2/255,8/255"`` or ``(2/255, 8/255)``); a RobenchError names an unknown or unselected setting
-    (``label(name)``: the CLI passes its flag). A setting several suites share (``attribution`` of
-    inequality and sanity) goes to each selected one."""
+    ``eps="2/255,8/255"`` or ``(2/255, 8/255)``, ``ig_steps=8``); a RobenchError names an unknown setting, a
+    SettingError one of a suite that does not run. A setting several suites share (``attribution`` and the
+    attribution options, ``ig_steps``, ... of inequality and sanity) goes to each selected one.
+    ``attribution_options`` (an :class:`AttributionOptions`, or a mapping by name or by the methods' keywords,
+    ``{"steps": 8}``, as robench took them before) joins the named options. ``label`` names the setting in parse
+    errors (default: its name)."""
     from robench.settings import SUITE_CONFIGS, setting_owners
     from robench.suites import suite_names
 
@@ -171,50 +185,127 @@ def suite_configs(suites: str | Iterable[str], options: dict[str, Any],
             raise RobenchError(f"unknown evaluation option {key!r}; options: {', '.join(sorted(owners))}")
         selected = [suite for suite in owners[key] if suite in wanted]
         if not selected:
-            raise RobenchError(f"{label(key)} is an option of the {' and '.join(owners[key])} suite, which the "
-                               f"suites run ({', '.join(wanted)}) do not include; add {owners[key][0]} to the "
-                               "suites or leave the option out")
+            raise SettingError(key, f"is an option of the {' and '.join(owners[key])} suite, which the suites run "
+                                    f"({', '.join(wanted)}) do not include; add {owners[key][0]} to the suites or "
+                                    "leave the option out", sep=" ")
         for suite in selected:
-            given.setdefault(suite, {})[key] = value
+            fields = given.setdefault(suite, {})
+            if key in ATTRIBUTION_OPTIONS:
+                fields.setdefault("attribution_options", {})[key] = value
+            elif key == "attribution_options":
+                fields["attribution_options"] = {**AttributionOptions.of(value).record(),
+                                                 **fields.get("attribution_options", {})}
+            else:
+                fields[key] = value
     return {suite: {"config": config_from_values(SUITE_CONFIGS[suite], fields, label)}
             for suite, fields in given.items()}
 
 
-def evaluate(model: ModelLike, data: DataLike = "sample", suites: str | Iterable[str] = "inequality", *,
+def evaluate(model: ModelLike, data: DataLike = "sample", suites: str | Iterable[str] = DEFAULT_SUITE, *,
              out: str | Path | None = None, seed: int = 0, batch_size: int | None = None, device: str = "auto",
-             limit: int | None = None, overwrite: bool = False, model_options: dict[str, Any] | None = None,
-             data_options: dict[str, Any] | None = None, **suite_options: Any) -> Run:
+             limit: int | None = None, overwrite: bool = False,
+             model_options: LoadOptions | Mapping[str, Any] | None = None, data_options: dict[str, Any] | None = None,
+             **suite_options: Any) -> Run:
     """Evaluate ``model`` on ``data`` with ``suites``; returns the :class:`Run` (results, per-image table, meta).
 
-    ``model`` and ``data`` take every form of :func:`load_model` / :func:`load_data` (their keyword
-    options through ``model_options`` / ``data_options``). ``suite_options`` are the suites' config
-    fields (``attribution``, ``ina_budgets``, ``eps``, ``autoattack``, ``corruptions``, ...; see
-    ``robench.settings``). Defaults are the CLI's; ``batch_size=None`` takes 128 images up to 64×64 px and
-    fewer above (16 at 224 px, :func:`robench.runner.default_batch_size`). With ``out`` the run is written there (and resumed
-    there when interrupted), as ``robench evaluate --out``.
+    ``model`` and ``data`` take every form of :func:`load_model` / :func:`load_data`, their options through
+    ``model_options`` (:class:`robench.settings.LoadOptions`) / ``data_options`` (``split``, ``data_dir``,
+    ``image_size``, ``crop_pct``; folder images are decoded at the model's size and crop unless these say
+    otherwise). ``suite_options`` are the suites' settings (``attribution``, ``ig_steps``, ``ina_budgets``,
+    ``eps``, ``autoattack``, ``corruptions``, ...; see ``robench.settings``). ``suites`` defaults to ``"clean"``
+    (:data:`robench.settings.DEFAULT_SUITE`), as ``robench evaluate``'s ``--suite``: clean accuracy, the cheap
+    check that a model and its data fit; name ``"inequality"`` (or more) for the rest. ``batch_size=None`` takes
+    128 images up to 64×64 px and fewer above (16 at 224 px, :func:`robench.runner.default_batch_size`). With
+    ``out`` the run is written there (and resumed there when interrupted).
+
+    This is the one orchestrator: ``robench evaluate`` turns its command line into these arguments and calls
+    it. In order: ``out`` is checked to be writable; the suites are built (an unknown setting, one of a suite
+    that does not run, or a value out of range is an error naming it); the distributed context is read (under
+    ``torchrun``: this rank and its device); the model and the data are loaded and the run starts. A user error
+    before any batch has finished removes the ``out`` directories this call created. ``meta.json`` records how
+    the model was loaded (``model_loading``: every LoadOptions field), which reports and ``robench.gini_check``
+    use to rebuild the same model. Warnings (clean accuracy near chance, all-zero attribution maps) are logged
+    (logger ``robench.api``; one ``robench: warning:`` line on stderr where logging is not configured, as in
+    the CLI). Under ``torchrun``, ranks other than 0 return an empty Run.
     """
-    from robench.devices import resolve_device
+    from robench.distributed import DistContext
+    from robench.io import check_writable
     from robench.runner import evaluate as run_evaluation
     from robench.suites import make_suites
 
+    out_dir = Path(out) if out is not None else None
+    if out_dir is not None:
+        check_writable(out_dir)  # a read-only or full out fails now, not after loading the model and data
     names = suites if isinstance(suites, str) else ",".join(suites)
     built = make_suites(names, seed=seed, suite_options=suite_configs(names, suite_options))
-    net = load_model(model, **(model_options or {}))
+    dist = DistContext.from_env(device)  # under torchrun: this rank, its device, the process group
+    loading = load_options(model_options)
+    net = load_model(model, loading)
     data_options = net.info.image_options(data_options) if isinstance(data, (str, Path)) else data_options
     dataset = load_data(data, limit=limit, seed=seed, **(data_options or {}))
-    # recorded like the CLI's options, so that reports can reload a model and images given by their specs
+    # as reports re-read them: the model and images given by their specs, the data and suite options as text
     options = {"model": str(model) if isinstance(model, (str, Path)) else None,
                "data": str(data) if isinstance(data, (str, Path)) else None, "suite": names, "seed": seed,
                "limit": limit, "batch_size": batch_size, "device": device, "out": str(out) if out else None,
-               **{k: _as_text(v) for k, v in {**(model_options or {}), **(data_options or {})}.items()},
-               **{k: list(v) if isinstance(v, tuple) else v for k, v in suite_options.items()}}
-    return run_evaluation(net, dataset, built, out_dir=Path(out) if out is not None else None, seed=seed,
-                          batch_size=batch_size, device=resolve_device(device), options=options, overwrite=overwrite)
+               **{k: _as_text(v) for k, v in (data_options or {}).items()},
+               **{k: _recorded(v) for k, v in suite_options.items()}}
+    created = _first_missing(out_dir) if out_dir is not None else None
+    try:
+        run = run_evaluation(net, dataset, built, out_dir=out_dir, seed=seed, batch_size=batch_size,
+                             device=dist.device, options=options, overwrite=overwrite, dist_ctx=dist,
+                             model_loading=loading.record())
+    except RobenchError:
+        # a mistake found in the first batch leaves no output directory; finished batches stay for a resume
+        if created is not None and dist.is_main and all(p.name == "signature" for p in created.rglob("*") if p.is_file()):
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+    if dist.is_main:
+        for warning in _warnings(run, model, data, loading, len(dataset.classes)):
+            log.warning(f"robench: warning: {warning}")
+    return run
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost of ``path`` and its parents that does not exist yet (what a run would create)."""
+    missing = None
+    for p in (path, *path.parents):
+        if p.exists():
+            break
+        missing = p
+    return missing
+
+
+def _warnings(run: Run, model: ModelLike, data: DataLike, loading: LoadOptions, classes: int) -> list[str]:
+    """What a finished run should tell its user: clean accuracy near chance (with the command that probes the
+    normalisation), most attribution maps all zero."""
+    from robench.models.probe import near_chance
+
+    warnings = []
+    rows = run.results.query("suite == 'clean' and metric == 'accuracy' and variant == 'all'")["value"]
+    if len(rows) and near_chance(float(rows.iloc[0]), classes):
+        if isinstance(model, (str, Path)) and isinstance(data, (str, Path)):
+            given = "".join(f" {flag} {value}" for flag, value in (("--arch", loading.arch),
+                                                                    ("--arch-path", loading.arch_path)) if value)
+            probe = f"try robench probe-normalization --model {model}{given} --data {data}"
+        else:
+            probe = "robench.models.probe.probe_normalization tries the usual ones"
+        warnings.append(f"clean accuracy {float(rows.iloc[0]):.3f} is near chance ({1 / classes:.3f}); the input "
+                        f"normalisation may be wrong: {probe}")
+    if (zero_maps := run.all_zero_warning()) is not None:
+        warnings.append(zero_maps)
+    return warnings
 
 
 def _as_text(value: Any) -> Any:
     """A sequence option in its command-line form (``(0.5, 0.5)`` → ``"0.5,0.5"``), as reports re-read it."""
     return ",".join(str(v) for v in value) if isinstance(value, (tuple, list)) else value
+
+
+def _recorded(value: Any) -> Any:
+    """A suite option as meta.json's ``options`` holds it (tuples as lists, attribution options by name)."""
+    if isinstance(value, AttributionOptions):
+        return value.record()
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _run_dirs(runs: Run | str | Path | Sequence[Run | str | Path]) -> list[Path]:

@@ -6,11 +6,9 @@ exits with status 2, without a traceback.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
-import shutil
+import logging
 import sys
-from dataclasses import field
 from pathlib import Path
 from typing import Optional
 
@@ -22,8 +20,18 @@ from rich.table import Table
 from robench.cli_options import dataclass_options, with_options
 from robench.errors import RobenchError, SettingError
 from robench.io import check_writable
-from robench.options import flag, parse_floats, parse_size
-from robench.settings import AdversarialConfig, CorruptionsConfig, InequalityConfig, SanityConfig, setting_owners
+from robench.options import flag, parse_floats
+from robench.settings import (
+    DEFAULT_SUITE,
+    LOAD_OPTIONS,
+    AdversarialConfig,
+    AttributionOptions,
+    CorruptionsConfig,
+    InequalityConfig,
+    LoadOptions,
+    SanityConfig,
+    setting_owners,
+)
 from robench.train.config import TrainConfig
 
 # typer ≥ 0.20 ships its own copy of click: catch the exceptions of whichever one parses the command line.
@@ -37,10 +45,7 @@ console = Console(width=None if sys.stdout.isatty() else 140)
 ZOO_DEFAULT = "zoo:standard"
 
 
-#: Options that several commands take, declared once.
-ARCH = typer.Option(None, help="Architecture for a bare state dict: robench name, timm name or pkg.module:callable.")
-ARCH_PATH = typer.Option(None, help="Directory to import --arch pkg.module from.")
-TRUST_CHECKPOINT = typer.Option(False, help="Allow checkpoints that run pickled code when loaded.")
+#: Options that several commands take, declared once (the model-loading options are LoadOptions' fields).
 DATA_DIR = typer.Option(None, help="Where to look for datasets (default $ROBENCH_DATA).")
 SPLIT = typer.Option("test", help="Dataset split: test, train or val.")
 
@@ -49,18 +54,8 @@ def evaluate(
     ctx: typer.Context,
     model: str = typer.Option(ZOO_DEFAULT, "--model", "-m", help="Checkpoint path, timm:NAME, or zoo:NAME (bundled)."),
     data: str = typer.Option("sample", "--data", "-d", help="cifar10, imagefolder:PATH, imagenet:PATH, mnist:DIR, npz:PATH or sample (bundled)."),
-    suite: str = typer.Option("clean", "--suite", "-s", help="Suite name(s), comma-separated."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory for results.csv, per_image.csv, meta.json."),
-    arch: Optional[str] = ARCH,
-    arch_path: Optional[str] = ARCH_PATH,
-    weights: Optional[str] = typer.Option(None, help="Local weights file for a timm:NAME model."),
-    mean: Optional[str] = typer.Option(None, help="Per-channel normalisation mean, e.g. 0.485,0.456,0.406."),
-    std: Optional[str] = typer.Option(None, help="Per-channel normalisation std, e.g. 0.229,0.224,0.225."),
-    num_classes: Optional[int] = typer.Option(None, help="Override the model's class count."),
-    input_size: Optional[str] = typer.Option(None, help="Override the model's input size: C,H,W."),
-    trust_checkpoint: bool = TRUST_CHECKPOINT,
-    test_time_flip: bool = typer.Option(False, help="Average each image's logits with its left-right mirror's "
-                                        "(airbench's test-time augmentation; attacks and attributions see the average)."),
+    suite: str = typer.Option(DEFAULT_SUITE, "--suite", "-s", help="Suite name(s), comma-separated (robench list suites)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory for results.csv, per_image.csv.gz, meta.json."),
     data_dir: Optional[str] = DATA_DIR,
     split: str = SPLIT,
     limit: Optional[int] = typer.Option(None, help="Evaluate a seeded random subset of this many images."),
@@ -76,139 +71,63 @@ def evaluate(
 ) -> None:
     """Evaluate a model with one or more suites and print the results table.
 
-    The suites' options are their config fields (robench.settings), generated below with the
-    attribution options (ATTRIBUTION_FLAGS).
+    The command line becomes the arguments of robench.api.evaluate, which does the work (checks, loading,
+    clean-up, warnings): the model-loading options (LoadOptions) and the suites' settings (their config
+    fields and the attribution options, robench.settings) are generated below from their dataclasses.
     """
-    options = {**{k: v for k, v in locals().items() if k not in ("ctx", "settings")}, **settings,
-               "out": str(out) if out else None}  # every option, recorded in meta.json
-    from robench.api import suite_configs
-    from robench.data import load_dataset
-    from robench.distributed import DistContext
-    from robench.models.loading import LoadOptions, load_model
-    from robench.runner import evaluate as run_evaluation
-    from robench.suites import make_suites
+    from robench.api import evaluate as run_evaluation
 
-    if out is not None:
-        check_writable(out)  # a read-only or full --out fails now, not after loading the model and data
-    typed = [k for k in settings if _given(ctx, k)]  # the options typed on the command line
-    given = {k: settings[k] for k in typed if k not in ATTRIBUTION_FLAGS}
-    if chosen := {ATTRIBUTION_FLAGS[k]: settings[k] for k in typed if k in ATTRIBUTION_FLAGS}:
-        given["attribution_options"] = chosen
-    first_attribution_flag = next((flag(k) for k in typed if k in ATTRIBUTION_FLAGS), "")
-    configs = suite_configs(suite, given, label=lambda k: first_attribution_flag if k == "attribution_options" else flag(k))
-    suites = make_suites(suite, seed=seed, suite_options=configs)
-    dist = DistContext.from_env(device)  # under torchrun: this rank, its device, the process group
-    size = parse_size(input_size, "--input-size")
-    if size is not None and len(size) != 3:
-        raise RobenchError("--input-size takes C,H,W, e.g. 3,32,32")
-    load_opts = LoadOptions(arch=arch, arch_path=arch_path, weights=weights, mean=parse_floats(mean, "--mean"),
-                            std=parse_floats(std, "--std"), num_classes=num_classes, input_size=size,  # type: ignore[arg-type]
-                            trust_checkpoint=trust_checkpoint, test_time_flip=test_time_flip)
-    if num_classes is not None and num_classes < 1:
-        raise RobenchError("--num-classes must be at least 1")
-    net = load_model(model, load_opts)
-    img = parse_size(image_size, "--image-size")
-    if img is not None and len(img) == 3:
-        raise RobenchError("--image-size takes H,W or one size, e.g. 224")
-    hw = (img[0], img[-1]) if img else None  # one value: square
-    resize = net.info.image_options({"image_size": hw, "crop_pct": crop_pct})
-    dataset = load_dataset(data, split, data_dir, limit, seed, **resize)
-    if any(s.name == "inequality" for s in suites):
-        _check_counts(dataset.image_shape, configs.get("inequality", {}).get("config", InequalityConfig()))
-    created = _first_missing(out) if out is not None else None
-    try:
-        result = run_evaluation(net, dataset, suites, out_dir=out, seed=seed, batch_size=batch_size, device=dist.device,
-                                options=options, overwrite=overwrite, dist_ctx=dist)
-    except RobenchError:
-        # a mistake found in the first batch leaves no output directory; finished batches stay for a resume
-        if created is not None and dist.is_main and all(p.name == "signature" for p in created.rglob("*") if p.is_file()):
-            shutil.rmtree(created, ignore_errors=True)
-        raise
-    if not dist.is_main:
+    loading = {k: settings[k] for k in LOAD_OPTIONS}
+    typed = {k: settings[k] for k in settings if k not in LOAD_OPTIONS and _given(ctx, k)}  # suite settings typed
+    result = run_evaluation(model, data, suite, out=out, seed=seed, batch_size=batch_size, device=device, limit=limit,
+                            overwrite=overwrite, model_options=loading,
+                            data_options={"split": split, "data_dir": data_dir, "image_size": image_size,
+                                          "crop_pct": crop_pct}, **typed)
+    if result.per_image.empty:  # a rank other than 0 of a distributed run: rank 0 prints
         return
-    print_results(result.results, title=f"{net.info.name} on {dataset.identity.get('description', data)} "
-                                        f"({len(result.per_image)} images)")
-    _warn_near_chance(result.results, len(dataset.classes), model, arch, arch_path, data)
-    if (zero_maps := result.all_zero_warning()) is not None:
-        Console(stderr=True, highlight=False, soft_wrap=True).print(f"robench: warning: {zero_maps}", markup=False)
+    description = result.meta["dataset"].get("description", data)
+    print_results(result.results, title=f"{result.name} on {description} ({len(result.per_image)} images)")
     if out:
         console.print(f"results written to {out}/")
 
 
-# The suites' options are the fields of their settings dataclasses, declared once there (robench.settings).
+# Each option is declared once: the model-loading options in LoadOptions, the suites' in their settings
+# dataclasses, the attribution options in AttributionOptions (robench.settings).
 def _owners(name: str) -> str:
     return ", ".join(setting_owners()[name])
 
 
-@dataclasses.dataclass(frozen=True)
-class AttributionFlags:
-    """The attribution options of the command line. They reach the suites as ``attribution_options``, under the
-    keyword (metadata ``keyword``) of robench.attribution's methods that accept them; unset leaves its default."""
-
-    ig_steps: int | None = field(default=None, metadata={"keyword": "steps", "help": "Integrated-gradients steps (default 50)."})
-    ig_method: str | None = field(default=None, metadata={
-        "keyword": "method", "help": "gausslegendre or riemann_{trapezoid,left,right,middle}."})
-    ig_baseline: str | None = field(default=None, metadata={
-        "keyword": "baseline", "help": "zero (black) or mean (the model's normalisation mean)."})
-    internal_batch_size: int | None = field(default=None, metadata={
-        "keyword": "internal_batch_size", "help": "Max inputs per forward pass inside IG/smoothgrad."})
-    smoothgrad_samples: int | None = field(default=None, metadata={
-        "keyword": "samples", "help": "Smoothgrad noise samples (default 20)."})
-    smoothgrad_sigma: float | None = field(default=None, metadata={
-        "keyword": "sigma", "help": "Smoothgrad noise std in [0,1] units (default 0.2)."})
-
-
-#: Attribution option → the attribution methods' keyword argument it sets.
-ATTRIBUTION_FLAGS: dict[str, str] = {f.name: f.metadata["keyword"] for f in dataclasses.fields(AttributionFlags)}
-
-
 app.command("evaluate")(with_options(evaluate, settings=[
-    *dataclass_options(AttributionFlags, tag=lambda _: _owners("attribution_options")),
+    *dataclass_options(LoadOptions),
+    *dataclass_options(AttributionOptions, tag=_owners),
     *dataclass_options(InequalityConfig, skip=("attribution_options",), tag=_owners),
     *dataclass_options(AdversarialConfig, tag=_owners),
     *dataclass_options(CorruptionsConfig, tag=_owners),
     *dataclass_options(SanityConfig, skip=("attribution", "attribution_options"), tag=_owners)]))
 
 
-def _warn_near_chance(results, classes: int, model: str, arch: str | None, arch_path: str | None,  # type: ignore[no-untyped-def]
-                      data: str) -> None:
-    """A warning line on stderr when clean accuracy is near chance, suggesting ``robench probe-normalization``."""
-    from robench.models.probe import near_chance
-
-    rows = results.query("suite == 'clean' and metric == 'accuracy' and variant == 'all'")["value"]
-    if len(rows) and near_chance(float(rows.iloc[0]), classes):
-        given = " ".join(f"{flag} {value}" for flag, value in (("--arch", arch), ("--arch-path", arch_path)) if value)
-        Console(stderr=True, highlight=False, soft_wrap=True).print(
-            f"robench: warning: clean accuracy {float(rows.iloc[0]):.3f} is near chance ({1 / classes:.3f}); the input "
-            f"normalisation may be wrong: try robench probe-normalization --model {model} {given} --data {data}",
-            markup=False)
-
-
-@app.command("probe-normalization")
 def probe_normalization_command(
     model: str = typer.Option(..., "--model", "-m", help="Checkpoint path, timm:NAME, or zoo:NAME."),
     data: str = typer.Option("sample", "--data", "-d", help="Labelled images the model should classify."),
-    arch: Optional[str] = ARCH,
-    arch_path: Optional[str] = ARCH_PATH,
     mean: Optional[str] = typer.Option(None, help="Also try this mean (with --std)."),
     std: Optional[str] = typer.Option(None, help="Also try this std (with --mean)."),
-    trust_checkpoint: bool = TRUST_CHECKPOINT,
     data_dir: Optional[str] = DATA_DIR,
     split: str = SPLIT,
     limit: int = typer.Option(300, help="Probe on the first N images."),
+    **loading: object,
 ) -> None:
     """Clean accuracy under candidate input normalisations, to find a checkpoint's undocumented mean/std."""
+    from robench.api import load_model
     from robench.data import load_dataset
-    from robench.models.loading import load_model
     from robench.models.probe import CANDIDATES, probe_normalization
 
     candidates = dict(CANDIDATES)
-    given_mean, given_std = parse_floats(mean, "--mean"), parse_floats(std, "--std")
+    given_mean, given_std = parse_floats(mean, "mean"), parse_floats(std, "std")
     if (given_mean is None) != (given_std is None):
         raise RobenchError("--mean and --std go together: pass both to add a candidate")
     if given_mean is not None and given_std is not None:
         candidates["given"] = (given_mean, given_std)
-    net = load_model(model, arch=arch, arch_path=arch_path, trust_checkpoint=trust_checkpoint)
+    net = load_model(model, **loading)
     dataset = load_dataset(data, split, data_dir)
     table = probe_normalization(net, dataset, candidates, limit=limit)
     view = Table(title=f"{net.info.name}: clean accuracy on the first {table['n'].iloc[0]} images of {data}")
@@ -222,30 +141,15 @@ def probe_normalization_command(
                   "a few images ahead of the next is not established: compare the loss, or probe more images")
 
 
+# --mean/--std here add candidates; the other model-loading options are LoadOptions', as for evaluate.
+app.command("probe-normalization")(with_options(probe_normalization_command,
+                                                settings=dataclass_options(LoadOptions, skip=("mean", "std"))))
+
+
 def _given(ctx: typer.Context, name: str) -> bool:
     """Whether option ``name`` was typed on the command line (not left at its default)."""
     source = ctx.get_parameter_source(name)
     return source is not None and source.name == "COMMANDLINE"
-
-
-def _check_counts(shape: tuple[int, int, int], config: InequalityConfig) -> None:
-    """Absolute counts larger than the images, named by their option, before any work."""
-    c, h, w = shape
-    for option, budgets in ((flag("ina_budgets"), config.ina_budgets), (flag("rn_budgets"), config.rn_budgets)):
-        if too_big := [b for b in budgets if isinstance(b, int) and b > c * h * w]:
-            raise RobenchError(f"{option} count {too_big[0]} exceeds the {c * h * w} entries (C·H·W) of one image")
-    if config.occlusion_count > h * w:
-        raise RobenchError(f"{flag('occlusion_count')} {config.occlusion_count} exceeds the {h * w} pixels of one image")
-
-
-def _first_missing(path: Path) -> Path | None:
-    """The outermost of ``path`` and its parents that does not exist yet (what a run would create)."""
-    missing = None
-    for p in (path, *path.parents):
-        if p.exists():
-            break
-        missing = p
-    return missing
 
 
 def print_results(results, title: str) -> None:  # type: ignore[no-untyped-def]
@@ -434,14 +338,31 @@ def list_things(what: str = typer.Argument("all", help="archs, attributions, sui
             console.print(f"[bold]{key}[/bold]: {', '.join(names)}")
 
 
+class _WarningLines(logging.Handler):
+    """The library's logged warnings (``robench: warning: ...`` from robench.api, robench.runner, ...) as lines on
+    the stderr of the moment."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        Console(stderr=True, highlight=False, soft_wrap=True).print(record.getMessage(), markup=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app; user errors become one line on stderr and exit status 2."""
+    logger, handler = logging.getLogger("robench"), _WarningLines(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        return _main(argv)
+    finally:
+        logger.removeHandler(handler)
+
+
+def _main(argv: list[str] | None) -> int:
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     interrupted = "robench: interrupted; run the same command again to resume"
     try:
         code = app(args=argv, standalone_mode=False)  # typer returns 130 for Ctrl-C in this mode
     except SettingError as exc:  # named by its field in the library, by its flag here
-        err.print(f"robench: error: {flag(exc.field)}: {exc.message}", markup=False)
+        err.print(f"robench: error: {exc.named(flag(exc.field))}", markup=False)
         return 2
     except RobenchError as exc:
         err.print(f"robench: error: {exc}", markup=False)

@@ -24,11 +24,12 @@ from rich.markup import escape  # typer renders help as rich markup: [inequality
 def dataclass_options(cls: type, skip: tuple[str, ...] = (),
                       tag: Callable[[str], str] | None = None) -> list[inspect.Parameter]:
     """Keyword-only typer parameters for the fields of dataclass ``cls`` (except ``skip``), in field order;
-    ``tag(field)`` starts each help text as ``[tag]`` (the suites a setting belongs to)."""
+    ``tag(field)`` starts each help text as ``[tag]`` (the suites a setting belongs to). Fields marked
+    ``internal`` (:func:`robench.options.setting`) stay off the command line."""
     hints = typing.get_type_hints(cls)
     params = []
     for f in dataclasses.fields(cls):
-        if f.name in skip:
+        if f.name in skip or f.metadata.get("internal"):
             continue
         hint = hints[f.name]
         args = typing.get_args(hint)
@@ -39,7 +40,8 @@ def dataclass_options(cls: type, skip: tuple[str, ...] = (),
         help_text = f"[{tag(f.name)}] {f.metadata.get('help')}" if tag else f.metadata.get("help")
         if "parse" in f.metadata:  # a sequence, given as text; None keeps the default
             base, optional = str, True
-            help_text = f"{help_text} (default {f.metadata.get('shown', _as_text(default))})"
+            if default is not None or "shown" in f.metadata:
+                help_text = f"{help_text} (default {f.metadata.get('shown', _as_text(default))})"
             default = None
         decls = [f"--{f.name.replace('_', '-')}", f.metadata["short"]] if "short" in f.metadata else []
         option = typer.Option(default, *decls, help=escape(help_text or ""), min=f.metadata.get("min"))

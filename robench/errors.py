@@ -10,8 +10,16 @@ class RobenchError(Exception):
 
 
 class SettingError(RobenchError):
-    """A setting out of range, naming its field (``eps: values must lie in (0, 1]``); the CLI shows the flag."""
+    """A setting out of range, naming its field (``eps: values must lie in (0, 1]``); the CLI shows the flag.
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field, self.message = field, message
+    ``sep`` joins the name and the message: ``": "`` by default, ``" "`` for messages that read on from the
+    name (``limit must be at least 1, got 0``; on the command line ``--limit must be at least 1, got 0``).
+    """
+
+    def __init__(self, field: str, message: str, *, sep: str = ": ") -> None:
+        super().__init__(f"{field}{sep}{message}")
+        self.field, self.message, self.sep = field, message, sep
+
+    def named(self, name: str) -> str:
+        """The message with the setting called ``name`` (the CLI passes its flag)."""
+        return f"{name}{self.sep}{self.message}"

@@ -4,13 +4,14 @@
     .venv/bin/python -m robench.gini_check RUN_DIR [RUN_DIR ...] --images 100 --out gini_check.md
 
 For each run directory (written by ``robench evaluate`` with the inequality suite and saliency),
-reloads the model and images the way the run recorded them (the checkpoint's sha256 and the
-dataset's fingerprint are checked), takes the first IMAGES correctly classified images, recomputes
+reloads the model and images the way the run recorded them (the model from meta.json's
+``model_loading``, test-time flip included: robench.reports.examples.reload_model; the checkpoint's
+sha256 and the dataset's fingerprint are checked), takes the first IMAGES correctly classified images, recomputes
 |∂ logit_y / ∂ x| with Captum (not robench's attribution code), and the Gini of each map in float64
 by a formula robench does not use: the mean absolute difference Σ_ij |a_i − a_j| / (2 n² mean)
 for maps of up to ``--mad-limit`` entries, Quantus' ``Sparseness`` above that (the pairwise sum is
 O(n²): a 3×224×224 map has 2·10¹⁰ pairs). Compares with the ``gini_pixel`` column robench wrote to
-per_image.csv; exit 1 if any model's mean differs by 5e-4 or more (not equal to three decimals).
+per_image.csv.gz; exit 1 if any model's mean differs by 5e-4 or more (not equal to three decimals).
 This is how a third-party checkpoint's Gini is checked (docs/third-party.md).
 """
 
@@ -88,7 +89,7 @@ def render(results: list[dict[str, object]], command: str, images: int) -> str:
     lines = ["# Pixel Gini: robench vs an independent computation", "",
              f"`{command}`: for the first {images} correctly classified images of each model, Captum "
              "`Saliency(abs=True)` on the true-class logit and a Gini robench does not compute (float64), against "
-             "robench's `gini_pixel` in per_image.csv (written with 6 significant digits).", "",
+             "robench's `gini_pixel` in per_image.csv.gz (written with 6 significant digits).", "",
              "| model | images | mean Gini, robench | mean Gini, independent | max per-image \\|Δ\\| | formula | "
              "equal to 3 decimals |", "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['name']} | {r['images']} | {r['robench']:.6f} | {r['independent']:.6f} | {r['max_delta']:.1e} | "

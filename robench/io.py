@@ -1,8 +1,10 @@
-"""Atomic file writing and hashing: a result file is either whole or absent, never torn."""
+"""Atomic file writing, reproducible gzip and hashing: a result file is either whole or absent, never torn."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -112,6 +114,20 @@ def json_text(obj: Any) -> str:
 def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
     write_text_atomic(path, json_text(obj))
+
+
+#: The compression level of the gzip files robench writes (:func:`gzip_bytes`); part of their bytes, so fixed.
+GZIP_LEVEL = 9
+
+
+def gzip_bytes(data: bytes) -> bytes:
+    """``data`` gzip-compressed reproducibly: level :data:`GZIP_LEVEL`, modification time 0 and no file name in the
+    header, so the same data always give the same bytes, whatever the file is called and whenever it is written
+    (``gzip -dc`` or pandas read it back; committed files compare byte for byte with re-written ones)."""
+    buffer = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, compresslevel=GZIP_LEVEL, mtime=0) as f:
+        f.write(data)
+    return buffer.getvalue()
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

@@ -2,10 +2,11 @@
 
 Layout of an output directory::
 
-    results.csv     long format, one row per suite/test/variant/param/metric
-    per_image.csv   one row per image: index, label, prediction, correct, then suite columns
-    meta.json       versions, seed, device, options, checkpoint sha256, dataset identity
-    .partial/       per-batch results of an unfinished run (removed when the run completes)
+    results.csv       long format, one row per suite/test/variant/param/metric
+    per_image.csv.gz  one row per image: index, label, prediction, correct, then suite columns (CSV, gzip
+                      without time stamp: equal tables give equal bytes; robench.reports.runs.PER_IMAGE_FILE)
+    meta.json         versions, seed, device, options, checkpoint sha256, dataset identity
+    .partial/         per-batch results of an unfinished run (removed when the run completes)
 
 A run interrupted at any point and started again with the same settings skips the batches it
 had finished; per-batch random generators are seeded from (seed, batch start), so the resumed
@@ -35,12 +36,12 @@ from robench import __version__
 from robench.data.imageset import ImageSet
 from robench.devices import full_float32
 from robench.distributed import DistContext
-from robench.errors import RobenchError
-from robench.io import atomic_path, json_text, write_atomic
+from robench.errors import RobenchError, SettingError
+from robench.io import atomic_path, gzip_bytes, json_text, write_atomic
 from robench.models.modes import eval_mode
 from robench.models.wrapper import RobenchModel
 from robench.progress import make_progress
-from robench.reports.runs import Run
+from robench.reports.runs import LEGACY_PER_IMAGE_FILE, PER_IMAGE_FILE, Run
 from robench.schema import RESULT_COLUMNS
 from robench.suites.base import Batch, Suite
 
@@ -104,19 +105,21 @@ def default_batch_size(height: int, width: int) -> int:
 
 def evaluate(model: RobenchModel, data: ImageSet, suites: list[Suite], *, out_dir: Path | None, seed: int = 0,
              batch_size: int | None = None, device: torch.device | None = None, options: dict[str, Any] | None = None,
-             overwrite: bool = False, dist_ctx: DistContext | None = None) -> Run:
+             overwrite: bool = False, dist_ctx: DistContext | None = None,
+             model_loading: dict[str, Any] | None = None) -> Run:
     """Run ``suites`` on ``data`` and (with ``out_dir``) write results atomically; resumes unfinished runs.
 
     Under ``torchrun`` (``dist_ctx`` with several ranks) rank r runs batches r, r + world, …, each
     with the same per-batch seed as in one process; rank 0 gathers the per-image rows and writes
-    the same files a single process would. Other ranks return an empty :class:`Run`.
+    the same files a single process would. Other ranks return an empty :class:`Run`. ``model_loading`` (how the
+    model was loaded, :meth:`robench.settings.LoadOptions.record`) goes to meta.json as it is.
     """
     ctx = dist_ctx or DistContext(0, 1, device or torch.device("cpu"))
     device = ctx.device
     if batch_size is None:
         batch_size = default_batch_size(*data.image_shape[1:])
     if batch_size < 1:
-        raise RobenchError(f"--batch-size must be at least 1, got {batch_size}")
+        raise SettingError("batch_size", f"must be at least 1, got {batch_size}", sep=" ")
     model = model.to(device)
     check_compatible(model, data, device)
     for suite in suites:
@@ -128,6 +131,7 @@ def evaluate(model: RobenchModel, data: ImageSet, suites: list[Suite], *, out_di
         "device": str(device),
         "batch_size": batch_size,
         "options": options or {},
+        **({"model_loading": model_loading} if model_loading is not None else {}),
         "model": model.info.to_dict(),
         "dataset": dict(data.identity, fingerprint=data.fingerprint(), classes=data.classes,
                         image_shape=list(data.image_shape)),
@@ -314,10 +318,13 @@ def write_results(out_dir: Path, results: pd.DataFrame, per_image: pd.DataFrame,
     meta.json removed and the files renamed into place (results, per-image, meta). A failure while
     writing (a full disk) leaves the previous run's files exactly as they were; a failure between
     the renames leaves no meta.json, so the directory never looks like a finished run of other settings.
+    The per-image table is its CSV text gzip-compressed without a time stamp (:func:`robench.io.gzip_bytes`):
+    the same table gives the same bytes. A plain per_image.csv left by an older run there is removed.
     """
-    with atomic_path(out_dir / "meta.json") as meta_tmp, atomic_path(out_dir / "per_image.csv") as image_tmp, \
+    with atomic_path(out_dir / "meta.json") as meta_tmp, atomic_path(out_dir / PER_IMAGE_FILE) as image_tmp, \
             atomic_path(out_dir / "results.csv") as results_tmp:
         results.to_csv(results_tmp, index=False, float_format="%.6g")
-        per_image.to_csv(image_tmp, index=False, float_format="%.6g")
+        image_tmp.write_bytes(gzip_bytes(per_image.to_csv(index=False, float_format="%.6g").encode()))
         meta_tmp.write_text(json_text(meta))
         (out_dir / "meta.json").unlink(missing_ok=True)
+        (out_dir / LEGACY_PER_IMAGE_FILE).unlink(missing_ok=True)

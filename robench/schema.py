@@ -1,7 +1,7 @@
 """The columns of ``results.csv``, shared by the suites that write it and the reports that read it back.
 
 Also the one description of the suites' per-image columns (:func:`describe_column`): every reader of
-``per_image.csv`` asks it what a column holds instead of parsing names. Kept free of torch so that
+``per_image.csv.gz`` asks it what a column holds instead of parsing names. Kept free of torch so that
 readers (``robench leaderboard``, ``robench compare``) start fast.
 """
 
@@ -13,12 +13,12 @@ from typing import Any
 RESULT_COLUMNS = ["suite", "test", "variant", "param", "metric", "value", "n", "ci_low", "ci_high"]
 
 
-# ---------------------------------------------------------------------------------------------- per_image.csv
+# ------------------------------------------------------------------------------------------- per_image.csv.gz
 
 
 @dataclass(frozen=True)
 class PerImageColumn:
-    """One suite column of ``per_image.csv``: the ``results.csv`` test it feeds, its parameter, what a value is.
+    """One suite column of ``per_image.csv.gz``: the ``results.csv`` test it feeds, its parameter, what a value is.
 
     ``part``: ``value`` (a measure, e.g. a Gini, or the ``alignment`` of the map with a reference model's:
     param ``cosine`` of the signed maps, ``spearman`` of their absolute values), ``share`` (a Lorenz point), ``fooled`` (1 = the attack

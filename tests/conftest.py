@@ -97,9 +97,10 @@ def small_npz(tmp_path: Path) -> Path:
 
 
 def one_error_line(r: CliResult) -> str:
-    """The single ``robench: error:`` line of a failed CLI run (exit 2, no traceback)."""
+    """The single ``robench: error:`` line of a failed CLI run (exit 2, no traceback). Warnings the library logged
+    before the error (``robench: warning: ...``, e.g. a first batch near chance) may precede it, as on a terminal."""
     assert r.code == 2, (r.code, r.err)
-    lines = r.err.strip().splitlines()
+    lines = [line for line in r.err.strip().splitlines() if not line.startswith("robench: warning: ")]
     assert len(lines) == 1 and lines[0].startswith("robench: error:"), r.err
     assert "Traceback" not in r.err + r.out
     return lines[0]

@@ -11,6 +11,7 @@ import torch
 from robench.data import load_dataset
 from robench.models.loading import load_model
 from robench.models.wrapper import ModelInfo, RobenchModel
+from robench.reports.runs import PER_IMAGE_FILE
 from robench.runner import evaluate
 from robench.suites import AdversarialConfig, make_suites
 from tests.conftest import USER_ARCH, tiny_model
@@ -80,7 +81,7 @@ def test_cli_options_and_errors(cli, tiny_checkpoint: Path, tmp_path: Path) -> N
     r = cli("evaluate", "--model", tiny_checkpoint, "--suite", "adversarial", "--eps", "2/255,4/255", "--pgd-steps", "2",
             "--limit", "8", "--out", tmp_path / "run")
     assert r.code == 0, r.err
-    assert {"pgd@0.00784314", "pgd@0.0156863"} <= set(pd.read_csv(tmp_path / "run" / "per_image.csv").columns)
+    assert {"pgd@0.00784314", "pgd@0.0156863"} <= set(pd.read_csv(tmp_path / "run" / PER_IMAGE_FILE).columns)
     bad = cli("evaluate", "--model", tiny_checkpoint, "--suite", "adversarial", "--eps", "8/0", "--out", tmp_path / "x")
     assert bad.code == 2 and "--eps" in bad.err and not (tmp_path / "x").exists()
     bad = cli("evaluate", "--model", tiny_checkpoint, "--suite", "adversarial", "--eps", "2", "--out", tmp_path / "y")

@@ -113,6 +113,18 @@ def test_columns_equal_a_direct_computation(models: dict[str, Path]) -> None:
     assert reference["sha256"] == load_model(str(models["b"])).info.sha256 and reference["name"] == "tiny"
 
 
+def test_the_leaderboard_row_carries_the_alignment_and_its_reference(models: dict[str, Path], tmp_path: Path) -> None:
+    from robench.reports.leaderboard import add_run, read_leaderboard
+
+    run = robench.evaluate(str(models["a"]), "sample", "inequality", limit=40, reference_model=str(models["a"]),
+                           out=tmp_path / "run", **FAST)
+    assert run.per_image["correct"].any()  # the row's measures are over the correctly classified images
+    add_run(tmp_path / "run", name="aligned", path=tmp_path / "lb.csv")
+    row = read_leaderboard(tmp_path / "lb.csv").iloc[0]
+    assert row["attribution_cosine"] == pytest.approx(1.0) and row["attribution_spearman"] == pytest.approx(1.0)
+    assert row["reference_model"] == "tiny" and row["reference_sha256"] == load_model(str(models["a"])).info.sha256
+
+
 def test_a_model_against_itself_scores_one_and_the_other_columns_stay(models: dict[str, Path]) -> None:
     alone = robench.evaluate(str(models["a"]), "sample", "inequality", limit=6, attribution="smoothgrad", **FAST)
     itself = robench.evaluate(str(models["a"]), "sample", "inequality", limit=6, attribution="smoothgrad",

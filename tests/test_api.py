@@ -11,6 +11,7 @@ import torch
 
 import robench
 from robench.errors import RobenchError
+from robench.reports.runs import PER_IMAGE_FILE
 
 SUITE = {"ina_budgets": "0.01", "rn_budgets": (0.02,), "occlusion_fill": [0.5], "occlusion_count": 2}
 
@@ -51,7 +52,7 @@ def test_same_results_as_the_cli(zoo_run: robench.Run, cli, tmp_path: Path) -> N
             "--out", tmp_path / "cli")
     assert r.code == 0, r.err
     zoo_run.save(tmp_path / "api")
-    for name in ("results.csv", "per_image.csv"):
+    for name in ("results.csv", PER_IMAGE_FILE):
         assert (tmp_path / "cli" / name).read_bytes() == (tmp_path / "api" / name).read_bytes()
 
 

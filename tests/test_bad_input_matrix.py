@@ -8,6 +8,7 @@ and no file under the prepared artefacts or the row's temporary directory create
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import re
@@ -22,7 +23,9 @@ from conftest import ROOT, tiny_model  # tests/ is on sys.path (no package), und
 from PIL import Image
 
 from robench.cli import main
+from robench.io import gzip_bytes
 from robench.models.checkpoint import save_checkpoint
+from robench.reports.runs import PER_IMAGE_FILE
 
 DOC = ROOT / "docs" / "errors.md"
 COMMANDS = ("evaluate", "train", "compare", "report", "leaderboard add", "leaderboard show", "leaderboard remove", "list",
@@ -127,8 +130,9 @@ def artefacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         (a["run_edited"] / "results.csv").write_text("".join(lines))
         a["run_short"] = root / "run-short"
         shutil.copytree(a["run"], a["run_short"])
-        lines = (a["run_short"] / "per_image.csv").read_text().splitlines(keepends=True)
-        (a["run_short"] / "per_image.csv").write_text("".join(lines[:-1]))
+        table = a["run_short"] / PER_IMAGE_FILE
+        lines = gzip.decompress(table.read_bytes()).decode().splitlines(keepends=True)
+        table.write_bytes(gzip_bytes("".join(lines[:-1]).encode()))
         a["board"] = root / "board.csv"
         _run("leaderboard", "add", str(a["run"]), "--name", "tiny", "--file", str(a["board"]))
         Path(f"{a['board']}.lock").unlink()  # so that a row that takes the lock shows up as a change

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from robench import gini_check as check_gini  # captum and quantus (dev extras) are imported where used
+from robench.reports.runs import PER_IMAGE_FILE
 
 
 @pytest.fixture
@@ -25,7 +26,7 @@ def test_independent_gini_agrees_and_detects_a_wrong_value(run_dir: Path, tmp_pa
     assert "| yes |" in (tmp_path / "check.md").read_text() and "mean absolute difference" in (tmp_path / "check.md").read_text()
     pytest.importorskip("quantus")
     assert check_gini.main([str(run_dir), "--images", "10", "--mad-limit", "10"]) == 0  # Quantus for every map
-    per_image = pd.read_csv(run_dir / "per_image.csv")
+    per_image = pd.read_csv(run_dir / PER_IMAGE_FILE)
     per_image["gini_pixel"] += 0.001
-    per_image.to_csv(run_dir / "per_image.csv", index=False)
+    per_image.to_csv(run_dir / PER_IMAGE_FILE, index=False)
     assert check_gini.main([str(run_dir), "--images", "10"]) == 1

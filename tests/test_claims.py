@@ -10,6 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from robench.reports.runs import PER_IMAGE_FILE
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "experiments"))
 from claims_cifar10 import verdicts, write_claims, write_verdicts_beside  # noqa: E402
@@ -46,9 +48,9 @@ def test_a_seed_spread_larger_than_a_step_breaks_the_claim(tmp_path: Path) -> No
     meta = json.loads((twin / "meta.json").read_text())
     meta["model"]["name"] = "pgd-at-eps8-seed1"  # the name the comparison knows it by
     (twin / "meta.json").write_text(json.dumps(meta))
-    table = pd.read_csv(twin / "per_image.csv")
+    table = pd.read_csv(twin / PER_IMAGE_FILE)
     table["gini_pixel"] = table["gini_pixel"] + 0.05
-    table.to_csv(twin / "per_image.csv", index=False)
+    table.to_csv(twin / PER_IMAGE_FILE, index=False)
     text = write_claims(out).read_text()
     assert "Verdict: **does not hold** — pixel Gini" in text
     assert "but not always by more than the seed spread (0.050)" in text
@@ -67,9 +69,9 @@ def test_igd_on_trades_is_judged_against_trades(tmp_path: Path) -> None:
     meta = json.loads((twin / "meta.json").read_text())
     meta["model"]["name"] = "trades-igd"
     (twin / "meta.json").write_text(json.dumps(meta))
-    table = pd.read_csv(twin / "per_image.csv")
+    table = pd.read_csv(twin / PER_IMAGE_FILE)
     table["gini_pixel"] = table["gini_pixel"] - 0.05
-    table.to_csv(twin / "per_image.csv", index=False)
+    table.to_csv(twin / PER_IMAGE_FILE, index=False)
     text = write_claims(out).read_text()
     assert "| trades | trades | PGD-2, step 4/255 | cpu* | 44.1 | 10 | 71.1% / 40.5% |" in text  # the models table
     assert "| pgd-at-eps8 | pgd-at | N-FGSM | cpu* |" in text and "| standard | standard | – | cpu* |" in text

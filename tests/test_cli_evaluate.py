@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from robench.models.checkpoint import save_checkpoint
+from robench.reports.runs import PER_IMAGE_FILE
 from robench.runner import BATCH_SECONDS, _run_batch
 from tests.conftest import tiny_model
 
@@ -22,7 +23,7 @@ def test_evaluate_writes_results_per_image_and_meta(cli, tiny_checkpoint: Path, 
     assert "accuracy" in r.out
     results = pd.read_csv(out / "results.csv")
     assert {"suite", "test", "variant", "param", "metric", "value", "n"} <= set(results.columns)
-    per_image = pd.read_csv(out / "per_image.csv")
+    per_image = pd.read_csv(out / PER_IMAGE_FILE)
     assert list(per_image.columns[:4]) == ["index", "label", "prediction", "correct"] and len(per_image) == 50
     acc = results.query("metric == 'accuracy' and variant == 'all'")["value"].item()
     assert acc == pytest.approx(per_image["correct"].mean())
@@ -59,7 +60,7 @@ def test_interrupted_run_resumes_to_identical_results(cli, tiny_checkpoint: Path
     calls["n"] = 0
     assert cli(*args, "--out", tmp_path / "resumed").code == 0
     assert calls["n"] == 3  # 5 batches, 2 done before the interruption
-    for name in ("results.csv", "per_image.csv"):
+    for name in ("results.csv", PER_IMAGE_FILE):
         assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "resumed" / name).read_bytes()
 
 
@@ -82,7 +83,7 @@ def test_resumed_run_counts_the_time_of_its_earlier_batches(cli, tiny_checkpoint
     assert cli(*args).code == 0
     meta = json.loads((tmp_path / "run" / "meta.json").read_text())
     assert 2000 <= meta["duration_s"] < 2600
-    assert BATCH_SECONDS not in pd.read_csv(tmp_path / "run" / "per_image.csv").columns
+    assert BATCH_SECONDS not in pd.read_csv(tmp_path / "run" / PER_IMAGE_FILE).columns
 
 
 def test_same_seed_same_bytes_and_other_run_refused(cli, tiny_checkpoint: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -92,10 +93,10 @@ def test_same_seed_same_bytes_and_other_run_refused(cli, tiny_checkpoint: Path, 
     base = ["evaluate", "--model", tiny_checkpoint, *suites, "--limit", "30"]
     assert cli(*base, "--out", tmp_path / "a").code == 0
     assert cli(*base, "--out", tmp_path / "b").code == 0
-    for name in ("results.csv", "per_image.csv"):
+    for name in ("results.csv", PER_IMAGE_FILE):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     assert cli(*base[:-1], "30", "--seed", "1", "--out", tmp_path / "c").code == 0
-    assert (tmp_path / "a" / "per_image.csv").read_bytes() != (tmp_path / "c" / "per_image.csv").read_bytes()
+    assert (tmp_path / "a" / PER_IMAGE_FILE).read_bytes() != (tmp_path / "c" / PER_IMAGE_FILE).read_bytes()
     r = cli(*base[:-1], "31", "--out", tmp_path / "a")
     assert r.code == 2 and "different run" in r.err
     assert cli(*base[:-1], "31", "--out", tmp_path / "a", "--overwrite").code == 0
@@ -184,4 +185,4 @@ def test_every_attribution_repeats_byte_for_byte_and_resumes(cli, tiny_checkpoin
     monkeypatch.setattr("robench.runner._run_batch", _run_batch)
     assert cli(*args, "--out", tmp_path / "c").code == 0
     for run in ("b", "c"):
-        assert (tmp_path / "a" / "per_image.csv").read_bytes() == (tmp_path / run / "per_image.csv").read_bytes()
+        assert (tmp_path / "a" / PER_IMAGE_FILE).read_bytes() == (tmp_path / run / PER_IMAGE_FILE).read_bytes()

@@ -11,6 +11,7 @@ import pytest
 
 import robench.suites.corruptions as corruptions_suite
 from robench.models.checkpoint import save_checkpoint
+from robench.reports.runs import PER_IMAGE_FILE
 from robench.suites import FULL, make_suites
 from tests.conftest import tiny_model
 
@@ -20,7 +21,7 @@ ARGS = ["--suite", "corruptions", "--corruptions", "gaussian_noise,pixelate", "-
 def test_columns_rows_and_table(cli, tiny_checkpoint: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     r = cli("evaluate", "--model", tiny_checkpoint, *ARGS, "--out", tmp_path / "run")
     assert r.code == 0, r.err
-    per_image = pd.read_csv(tmp_path / "run" / "per_image.csv")
+    per_image = pd.read_csv(tmp_path / "run" / PER_IMAGE_FILE)
     cols = {"corr[gaussian_noise/1]", "corr[gaussian_noise/5]", "corr[pixelate/1]", "corr[pixelate/5]"}
     assert cols <= set(per_image.columns)
     results = pd.read_csv(tmp_path / "run" / "results.csv", dtype={"param": str})
@@ -49,7 +50,7 @@ def test_second_model_reuses_the_cached_corruptions(cli, tmp_path: Path, monkeyp
     assert cli("evaluate", "--model", second, *args, "--out", tmp_path / "b").code == 0
     assert calls == ["pixelate", "pixelate"]  # nothing regenerated for the second model
     assert cli("evaluate", "--model", first, *args, "--out", tmp_path / "a2").code == 0
-    a, a2 = (pd.read_csv(tmp_path / d / "per_image.csv") for d in ("a", "a2"))
+    a, a2 = (pd.read_csv(tmp_path / d / PER_IMAGE_FILE) for d in ("a", "a2"))
     pd.testing.assert_frame_equal(a, a2)
 
 

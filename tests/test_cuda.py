@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 import torch
 
+from robench.reports.runs import PER_IMAGE_FILE
+
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
@@ -28,7 +30,7 @@ def test_every_suite_runs_on_cuda(cli, tiny_checkpoint: Path, tmp_path: Path) ->
     assert set(results["suite"]) == {"clean", "inequality", "corruptions", "adversarial"}
     meta = json.loads((out / "meta.json").read_text())
     assert meta["device"].startswith("cuda") and "TF32 off" in meta["float32"]
-    assert len(pd.read_csv(out / "per_image.csv")) == 24
+    assert len(pd.read_csv(out / PER_IMAGE_FILE)) == 24
 
 
 @pytest.mark.parametrize("method", ["standard", "pgd-at", "trades"])
@@ -60,5 +62,5 @@ def test_sanity_suite_on_cuda_randomises_like_the_cpu() -> None:
     pd.testing.assert_frame_equal(runs["cpu"].per_image[columns], runs["cuda"].per_image[columns], atol=1e-4,
                                   check_exact=False)
     run = robench.evaluate("zoo:standard", "sample", suites="sanity", limit=16, device="cuda",
-                           attribution="smoothgrad", attribution_options={"samples": 2})
+                           attribution="smoothgrad", smoothgrad_samples=2)
     assert len(run.rows("mprt", "flagged")) == 1

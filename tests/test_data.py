@@ -624,7 +624,7 @@ def test_limit_above_size_keeps_all_and_below_one_is_an_error(tmp_path: Path) ->
     small = load_dataset(_save_npz(tmp_path / "s.npz", x=_pixels(0, (3, 2, 2, 3)), y=np.array([0, 1, 2])), limit=3)
     assert small.index.tolist() == [0, 1, 2]
     for bad in (0, -4):
-        with pytest.raises(RobenchError, match="--limit must be at least 1"):
+        with pytest.raises(RobenchError, match="limit must be at least 1"):
             load_dataset("sample", limit=bad)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -9,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from robench.reports.runs import PER_IMAGE_FILE
 
 ARGS = ["--suite", "inequality,adversarial", "--ina-budgets", "0.01,0.02", "--rn-budgets", "0.02",
         "--occlusion-fill", "0.5", "--occlusion-count", "3", "--pgd-steps", "3", "--batch-size", "16", "--device", "cpu"]
@@ -30,9 +33,9 @@ def test_two_gloo_processes_write_the_single_process_files(tmp_path: Path, tiny_
                                                            small_npz: Path) -> None:
     single = _evaluate(tiny_checkpoint, small_npz, tmp_path / "one", 1)
     double = _evaluate(tiny_checkpoint, small_npz, tmp_path / "two", 2)
-    for name in ("results.csv", "per_image.csv"):
+    for name in ("results.csv", PER_IMAGE_FILE):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
-    assert len((tmp_path / "two" / "per_image.csv").read_text().splitlines()) == 97  # 96 images + header
+    assert len(gzip.decompress((tmp_path / "two" / PER_IMAGE_FILE).read_bytes()).splitlines()) == 97  # 96 images + header
     meta = json.loads((tmp_path / "two" / "meta.json").read_text())
     assert meta["world_size"] == 2 and meta["n_images"] == 96
     assert not (tmp_path / "two" / ".partial").exists()

@@ -21,6 +21,7 @@ import torch
 
 from robench.errors import RobenchError
 from robench.io import check_writable
+from robench.reports.runs import PER_IMAGE_FILE
 from tests.conftest import one_error_line
 
 NO_SPACE = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -66,9 +67,9 @@ def test_evaluate_killed_with_sigkill_resumes_to_identical_files(cli, tiny_check
     assert 1 <= len(list((a / ".partial").glob("batch-*.npz"))) < 12
 
     finish(start([*args, "--out", a], tmp_path / "a2.log"), tmp_path / "a2.log")  # the same command again
-    for name in ("results.csv", "per_image.csv"):  # meta.json differs in its timing fields only
+    for name in ("results.csv", PER_IMAGE_FILE):  # meta.json differs in its timing fields only
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
-    assert len(pd.read_csv(a / "per_image.csv")) == 96
+    assert len(pd.read_csv(a / PER_IMAGE_FILE)) == 96
     assert not (a / ".partial").exists()
     assert not list(a.rglob(".*.tmp")), "temporary files left behind"
 
@@ -186,7 +187,7 @@ def test_disk_full_while_writing_results_keeps_the_previous_results(cli, monkeyp
     out = tmp_path / "run"
     base = ["evaluate", "--model", tiny_checkpoint, "--data", f"npz:{small_npz}", "--out", out]
     assert cli(*base, "--limit", 16).code == 0
-    names = ("results.csv", "per_image.csv", "meta.json")
+    names = ("results.csv", PER_IMAGE_FILE, "meta.json")
     before = {name: (out / name).read_bytes() for name in names}
 
     def full(self, path, *args, **kwargs):  # type: ignore[no-untyped-def]

@@ -22,6 +22,7 @@ import torch
 from robench.errors import RobenchError
 from robench.models.checkpoint import SIZE_LIMIT_ENV, save_checkpoint
 from robench.models.loading import load_model
+from robench.reports.runs import LEGACY_PER_IMAGE_FILE, PER_IMAGE_FILE
 from tests.conftest import one_error_line, tiny_model
 from tests.fixtures.hostile import Payload, nan_for_bright, nan_when_perturbed
 
@@ -314,7 +315,7 @@ def flat_images(tmp: Path, n: int = 16, white: int | None = None) -> Path:
 
 
 def assert_no_results(out: Path) -> None:
-    for name in ("results.csv", "per_image.csv", "meta.json"):
+    for name in ("results.csv", PER_IMAGE_FILE, LEGACY_PER_IMAGE_FILE, "meta.json"):
         assert not (out / name).exists(), f"{name} written from NaN outputs"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from robench.models.checkpoint import save_checkpoint
 from robench.models.loading import load_model
 from robench.models.registry import create_model
 from robench.models.wrapper import ModelInfo, RobenchModel
+from robench.reports.runs import PER_IMAGE_FILE
 from robench.runner import evaluate
 from robench.suites import InequalityConfig, make_suites
 from tests.conftest import USER_ARCH
@@ -41,7 +43,7 @@ def test_suite_writes_every_test(cli, tiny_checkpoint: Path, tmp_path: Path) -> 
     results = pd.read_csv(out / "results.csv", dtype={"param": str})
     tests = set(results.loc[results.suite == "inequality", "test"])
     assert tests == {"gini", "lorenz", "concentration", "inductive_noise", "random_noise", "inductive_occlusion"}
-    per_image = pd.read_csv(out / "per_image.csv")
+    per_image = pd.read_csv(out / PER_IMAGE_FILE)
     for col in ("gini_pixel", "gini_region_sum", "gini_region_avgpool", "ina@0.01", "ina@0.02", "rn@0.1",
                 "ioa[0.5]_fooled", "ioa[0.5]_area", "ioa[0.5]_queries"):
         assert col in per_image.columns
@@ -123,9 +125,10 @@ def test_integrated_gradients_options(cli, tiny_checkpoint: Path, tmp_path: Path
     r = cli("evaluate", "--model", tiny_checkpoint, "--limit", "6", "--suite", "inequality", *FAST,
             "--attribution", "integrated_gradients", "--ig-steps", "8", "--ig-baseline", "mean", "--out", tmp_path / "ig")
     assert r.code == 0, r.err
-    assert '"steps": 8' in (tmp_path / "ig" / "meta.json").read_text()
+    recorded = json.loads((tmp_path / "ig" / "meta.json").read_text())["suites"]["inequality"]["attribution_options"]
+    assert recorded == {"ig_steps": 8, "ig_baseline": "mean"}  # by the names of the flags and of robench.evaluate
     bad = cli("evaluate", "--model", tiny_checkpoint, "--suite", "inequality", "--ig-steps", "8", "--out", tmp_path / "x")
-    assert bad.code == 2 and "do not apply to attribution 'saliency'" in bad.err
+    assert bad.code == 2 and "--ig-steps does not apply to attribution 'saliency'" in bad.err
     bad = cli("evaluate", "--model", tiny_checkpoint, "--suite", "clean", "--ig-steps", "8", "--out", tmp_path / "z")
     assert bad.code == 2 and "--ig-steps is an option of the inequality and sanity suite" in bad.err
     bad = cli("evaluate", "--model", tiny_checkpoint, "--suite", "inequality", "--noise", "pink", "--out", tmp_path / "y")

@@ -6,6 +6,7 @@ Ranking across origins, AutoAttack rows, the checkpoint check and the committed 
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import math
@@ -19,8 +20,16 @@ import pandas as pd
 import pytest
 
 from robench.errors import RobenchError
+from robench.io import gzip_bytes
 from robench.reports import leaderboard as lb
-from robench.reports.runs import ATTRIBUTION_COLUMNS, HEADLINE_COLUMNS, headline, load_run
+from robench.reports.runs import (
+    ALIGNMENT_COLUMNS,
+    ATTRIBUTION_COLUMNS,
+    HEADLINE_COLUMNS,
+    PER_IMAGE_FILE,
+    headline,
+    load_run,
+)
 
 ZOO = Path(__file__).resolve().parents[1] / "reports" / "zoo"
 
@@ -44,13 +53,13 @@ def board(tmp_path: Path, zoo: dict[str, Path]) -> Path:
 
 
 def fewer_images(run: Path, dest: Path, n: int) -> Path:
-    """A copy of ``run`` claiming ``n`` images (meta.json and per_image.csv agree): other settings."""
+    """A copy of ``run`` claiming ``n`` images (meta.json and per_image.csv.gz agree): other settings."""
     shutil.copytree(run, dest)
     meta = json.loads((dest / "meta.json").read_text())
     meta["n_images"] = n
     (dest / "meta.json").write_text(json.dumps(meta))
-    lines = (dest / "per_image.csv").read_text().splitlines(keepends=True)
-    (dest / "per_image.csv").write_text("".join(lines[: n + 1]))
+    lines = gzip.decompress((dest / PER_IMAGE_FILE).read_bytes()).decode().splitlines(keepends=True)
+    (dest / PER_IMAGE_FILE).write_bytes(gzip_bytes("".join(lines[: n + 1]).encode()))
     return dest
 
 
@@ -68,7 +77,7 @@ def leftovers(path: Path) -> list[str]:
 
 def test_round_trip(tmp_path: Path, zoo: dict[str, Path]) -> None:
     path = tmp_path / "new" / "dir" / "leaderboard.csv"
-    schema = HEADLINE_COLUMNS + lb.PROVENANCE_COLUMNS + ATTRIBUTION_COLUMNS + lb.TRACE_COLUMNS
+    schema = HEADLINE_COLUMNS + lb.PROVENANCE_COLUMNS + ATTRIBUTION_COLUMNS + lb.TRACE_COLUMNS + ALIGNMENT_COLUMNS
     assert lb.read_leaderboard(path).columns.tolist() == schema
     assert len(lb.read_leaderboard(path)) == 0
     assert lb.add_run(zoo["igd"], path=path) == [f"added igd to {path}"]
@@ -76,7 +85,7 @@ def test_round_trip(tmp_path: Path, zoo: dict[str, Path]) -> None:
 
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
-    assert rows[0] == lb.LEADERBOARD_COLUMNS == schema and len(schema) == 40
+    assert rows[0] == lb.LEADERBOARD_COLUMNS == schema and len(schema) == 44
     assert [r[0] for r in rows[1:]] == ["igd", "standard"]
     assert all(len(r) == len(lb.LEADERBOARD_COLUMNS) for r in rows)
 

@@ -4,6 +4,7 @@ committed reports/leaderboard.csv built from the committed runs."""
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import shutil
@@ -140,7 +141,7 @@ def test_file_from_before_the_trace_columns_still_reads(tmp_path: Path) -> None:
     board = tmp_path / "lb.csv"
     lb.add_run(FAST / "trades-autoattack", name="trades-500", path=board)
     legacy = tmp_path / "legacy.csv"
-    width = len(lb.LEADERBOARD_COLUMNS) - len(lb.TRACE_COLUMNS)
+    width = lb.LEADERBOARD_COLUMNS.index(lb.TRACE_COLUMNS[0])
     legacy.write_text(lb.read_leaderboard(board).iloc[:, :width].to_csv(index=False, lineterminator="\n"))
     old = lb.read_leaderboard(legacy)
     assert old.columns.tolist() == lb.LEADERBOARD_COLUMNS and old["checkpoint"].tolist() == [""]
@@ -150,11 +151,26 @@ def test_file_from_before_the_trace_columns_still_reads(tmp_path: Path) -> None:
                                   "1ea79b40394f) is neither a bundled zoo model nor a file with that sha256"]
 
 
+def test_file_from_before_the_alignment_columns_still_reads(tmp_path: Path) -> None:
+    board = tmp_path / "lb.csv"
+    lb.add_run(FAST / "trades-autoattack", name="trades-500", path=board)
+    legacy = tmp_path / "legacy.csv"
+    width = lb.LEADERBOARD_COLUMNS.index(lb.ALIGNMENT_COLUMNS[0])
+    legacy.write_text(lb.read_leaderboard(board).iloc[:, :width].to_csv(index=False, lineterminator="\n"))
+    old = lb.read_leaderboard(legacy)
+    assert old.columns.tolist() == lb.LEADERBOARD_COLUMNS
+    assert old["autoattack_n_images"].tolist() == [500] and old["checkpoint"].tolist() == lb.read_leaderboard(board)["checkpoint"].tolist()
+    assert old["reference_model"].tolist() == [""] and old["attribution_cosine"].isna().all()
+
+
 def test_autoattack_accuracy_needs_its_image_count(tmp_path: Path) -> None:
     board = tmp_path / "lb.csv"
     lb.add_run(FAST / "trades-autoattack", name="trades-500", path=board)
-    lines = board.read_text().splitlines()
-    board.write_text("\n".join([lines[0], lines[1].removesuffix(",500") + ","]) + "\n")
+    header, row = list(csv.reader(board.read_text().splitlines()))
+    assert row[header.index("autoattack_n_images")] == "500"
+    row[header.index("autoattack_n_images")] = ""
+    with open(board, "w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows([header, row])
     with pytest.raises(RobenchError, match=r"line 2: autoattack_accuracy and autoattack_n_images must be both "
                                            r"given or both empty$"):
         lb.read_leaderboard(board)

@@ -14,7 +14,7 @@ import robench
 from robench.errors import RobenchError
 from robench.reports.compare import ranking_notes, ranking_table
 from robench.reports.report import build_report
-from robench.reports.runs import Run
+from robench.reports.runs import PER_IMAGE_FILE, Run
 from robench.schema import describe_column, per_image_columns
 from tests.conftest import tiny_model
 
@@ -26,9 +26,9 @@ MEASURES = ("gini_pixel", "gini_region_sum", "gini_region_avgpool", "attribution
 
 
 def _csv_columns(run: Run, path: Path) -> pd.DataFrame:
-    """per_image.csv as written, every column as text: equal frames are byte-identical columns."""
+    """per_image.csv.gz as written, every column as text: equal frames are byte-identical columns."""
     run.save(path)
-    return pd.read_csv(path / "per_image.csv", dtype=str, keep_default_na=False)
+    return pd.read_csv(path / PER_IMAGE_FILE, dtype=str, keep_default_na=False)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def single_and_multi(tmp_path_factory: pytest.TempPathFactory) -> tuple[Run, Run
     tmp = tmp_path_factory.mktemp("multi")
     single = robench.evaluate(tiny_model(), "sample", "inequality", **FAST)
     multi = robench.evaluate(tiny_model(), "sample", "inequality", attribution=THREE,
-                             attribution_options={"steps": 4, "samples": 3, "internal_batch_size": 64}, **FAST)
+                             ig_steps=4, smoothgrad_samples=3, internal_batch_size=64, **FAST)
     return single, multi, _csv_columns(single, tmp / "single"), _csv_columns(multi, tmp / "multi")
 
 
@@ -82,8 +82,9 @@ def test_rows_per_method_and_readers_keep_the_first(single_and_multi) -> None:  
 
 def test_same_seed_same_table_with_smoothgrad_listed(single_and_multi, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     _, _, _, multi_csv = single_and_multi
-    again = robench.evaluate(tiny_model(), "sample", "inequality", attribution=list(THREE.split(",")),
-                             attribution_options={"steps": 4, "samples": 3, "internal_batch_size": 64}, **FAST)
+    again = robench.evaluate(tiny_model(), "sample", "inequality", attribution=list(THREE.split(",")),  # the
+                             attribution_options={"steps": 4, "samples": 3, "internal_batch_size": 64},  # older form
+                             **FAST)
     pd.testing.assert_frame_equal(_csv_columns(again, tmp_path / "again"), multi_csv)
 
 
@@ -114,30 +115,30 @@ def test_cli_takes_a_comma_list(cli, tiny_checkpoint: Path, tmp_path: Path) -> N
             "--rn-budgets", "0.1", "--occlusion-fill", "0.5", "--occlusion-count", "1",
             "--attribution", "input_x_gradient,smoothgrad", "--smoothgrad-samples", "2", "--out", tmp_path / "run")
     assert r.code == 0, r.err
-    per_image = pd.read_csv(tmp_path / "run" / "per_image.csv")
+    per_image = pd.read_csv(tmp_path / "run" / PER_IMAGE_FILE)
     assert "gini_pixel" in per_image and "gini_pixel[smoothgrad]" in per_image
     assert '"attribution": "input_x_gradient,smoothgrad"' in (tmp_path / "run" / "meta.json").read_text()
 
 
 @pytest.mark.parametrize("attribution, options, message", [
     ("saliency,gradcam", {}, "unknown attribution 'gradcam'; choose one of: "),
-    ("saliency,input_x_gradient", {"steps": 8}, "option(s) steps do not apply to attribution 'saliency' or "
-                                                "'input_x_gradient'"),
-    (["saliency", "integrated_gradients"], {"samples": 3, "steps": 2}, "option(s) samples do not apply"),
+    ("saliency,input_x_gradient", {"ig_steps": 8}, "ig_steps does not apply to attribution 'saliency' or "
+                                                   "'input_x_gradient'"),
+    (["saliency", "integrated_gradients"], {"smoothgrad_samples": 3, "ig_steps": 2},
+     "smoothgrad_samples does not apply"),
     ("saliency,saliency", {}, "attribution lists a method twice"),
     ("saliency,", {}, "attribution takes method names"),
 ])
 def test_bad_methods_and_options_are_one_line_errors(attribution, options, message: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(RobenchError) as err:
-        robench.evaluate(tiny_model(), "sample", "inequality", attribution=attribution, attribution_options=options,
-                         limit=2)
+        robench.evaluate(tiny_model(), "sample", "inequality", attribution=attribution, **options, limit=2)
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
 def test_cli_names_an_option_no_listed_method_takes(cli, tiny_checkpoint: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     r = cli("evaluate", "--model", tiny_checkpoint, "--suite", "inequality", "--attribution", "saliency,smoothgrad",
             "--ig-steps", "8", "--out", tmp_path / "x")
-    assert r.code == 2 and "option(s) steps do not apply to attribution 'saliency' or 'smoothgrad'" in r.err
+    assert r.code == 2 and "--ig-steps does not apply to attribution 'saliency' or 'smoothgrad'" in r.err
     assert len(r.err.strip().splitlines()) == 1 and not (tmp_path / "x").exists()
 
 

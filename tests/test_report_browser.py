@@ -66,7 +66,9 @@ def test_report_renders_with_every_plot(report, tmp_path: Path) -> None:  # type
 
 
 def test_check_notices_a_broken_image(report, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    broken = tmp_path / "broken.html"
-    broken.write_text(report.html.read_text().replace('src="data:image/png;base64,iVBOR', 'src="data:image/png;base64,XX', 1))
-    loaded, total, _ = browser_check(broken)
+    """The page links its plots (plots/NAME.png beside it): a missing file is an image that does not load."""
+    copy = tmp_path / "copy"
+    shutil.copytree(report.out_dir, copy)
+    (copy / "plots" / "gini.png").unlink()
+    loaded, total, _ = browser_check(copy / "report.html")
     assert (loaded, total) == (4, 5)

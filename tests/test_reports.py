@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 from pathlib import Path
@@ -12,10 +13,11 @@ import pandas as pd
 import pytest
 
 from robench.errors import RobenchError
+from robench.io import gzip_bytes
 from robench.reports.compare import common_correct, comparison_table, model_labels
 from robench.reports.plots import save_figure
 from robench.reports.report import build_report
-from robench.reports.runs import headline, load_run
+from robench.reports.runs import LEGACY_PER_IMAGE_FILE, PER_IMAGE_FILE, headline, load_run
 
 ZOO_RUNS = Path(__file__).resolve().parents[1] / "reports" / "zoo"
 NAMES = ("standard", "pgd-at", "igd")
@@ -33,7 +35,7 @@ def zoo_runs(tmp_path: Path) -> list[Path]:
 
 def test_common_correct_is_the_intersection(zoo_runs: list[Path]) -> None:
     runs = [load_run(p) for p in zoo_runs]
-    frames = [pd.read_csv(p / "per_image.csv") for p in zoo_runs]
+    frames = [pd.read_csv(p / PER_IMAGE_FILE) for p in zoo_runs]
     expected = frames[0]["correct"] & frames[1]["correct"] & frames[2]["correct"]
     assert common_correct(runs).tolist() == expected.tolist()
     assert 0 < expected.sum() < min(f["correct"].sum() for f in frames)
@@ -42,7 +44,7 @@ def test_common_correct_is_the_intersection(zoo_runs: list[Path]) -> None:
 def test_comparison_table_matches_independent_computation(zoo_runs: list[Path]) -> None:
     runs = [load_run(p) for p in zoo_runs]
     table = comparison_table(runs).set_index(["scope", "test", "param"])
-    frames = [pd.read_csv(p / "per_image.csv") for p in zoo_runs]
+    frames = [pd.read_csv(p / PER_IMAGE_FILE) for p in zoo_runs]
     common = frames[0]["correct"] & frames[1]["correct"] & frames[2]["correct"]
     for name, frame in zip(NAMES, frames):
         sub = frame[common]
@@ -80,18 +82,19 @@ def test_labels_are_unique(zoo_runs: list[Path], tmp_path: Path) -> None:
 def test_report_writes_tables_and_plots(zoo_runs: list[Path], tmp_path: Path) -> None:
     report = build_report(zoo_runs, tmp_path / "cmp", examples=False)
     assert set(report.plots) == {"noise", "occlusion", "gini"}  # no corruptions suite in these runs
-    for paths in report.plots.values():
-        assert [p.suffix for p in paths] == [".png", ".svg"]
-        assert paths[0].read_bytes().startswith(b"\x89PNG") and b"<svg" in paths[1].read_bytes()[:2000]
+    for paths in report.plots.values():  # each plot once
+        assert [p.suffix for p in paths] == [".png"] and paths[0].read_bytes().startswith(b"\x89PNG")
+    assert sorted(p.name for p in (tmp_path / "cmp" / "plots").iterdir()) == ["gini.png", "noise.png", "occlusion.png"]
     md = report.markdown.read_text()
     correct = [set(frame.loc[frame.correct.astype(bool), "index"]) for frame in
-               (pd.read_csv(run / "per_image.csv") for run in zoo_runs)]
+               (pd.read_csv(run / PER_IMAGE_FILE) for run in zoo_runs)]
     common = len(set.intersection(*correct))
     assert 0 < common < min(map(len, correct))
     assert f"{common} are classified correctly by every model" in md
     assert "| pixel Gini " in md and "![noise](plots/noise.png)" in md
-    page = report.html.read_text()
-    assert page.count("data:image/png;base64,") == 3 and 'id="common"' in page
+    page = report.html.read_text()  # links the plot files, embeds nothing
+    assert 'id="common"' in page and "base64" not in page and len(page) < 50_000
+    assert [f'src="plots/{name}.png"' in page for name in ("noise", "occlusion", "gini")] == [True] * 3
     csv = pd.read_csv(report.table)
     assert list(csv.columns[:4]) == ["scope", "measure", "test", "param"] and list(csv.columns[4:]) == list(NAMES)
     assert not list((tmp_path / "cmp").glob(".*.tmp"))
@@ -102,7 +105,8 @@ def test_saved_figures_are_byte_identical_when_drawn_again(tmp_path: Path) -> No
     for out in ("a", "b"):
         fig, ax = plt.subplots()
         ax.scatter([0, 1], [1, 0])
-        save_figure(fig, tmp_path / out, "scatter")
+        assert [p.name for p in save_figure(fig, tmp_path / out, "scatter", formats=("png", "svg"))] == [
+            "scatter.png", "scatter.svg"]
     for ext in ("png", "svg"):
         assert (tmp_path / "a" / f"scatter.{ext}").read_bytes() == (tmp_path / "b" / f"scatter.{ext}").read_bytes()
 
@@ -123,8 +127,37 @@ def test_example_grid_skips_a_changed_checkpoint(tiny_checkpoint: Path, small_np
     assert {"noise", "gini"} <= set(report.plots)
 
 
+def test_example_grid_leaves_out_a_model_whose_checkpoint_is_gone(tiny_checkpoint: Path, small_npz: Path,
+                                                                    tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    runs = []
+    for name in ("kept", "gone"):
+        ckpt = tmp_path / f"{name}.pt"
+        shutil.copyfile(tiny_checkpoint, ckpt)
+        runs.append(tmp_path / name)
+        assert cli("evaluate", "--model", str(ckpt), "--data", f"npz:{small_npz}", "--suite", "inequality",
+                   "--ina-budgets", "0.01", "--rn-budgets", "0.01", "--occlusion-fill", "0.5",
+                   "--out", str(runs[-1])).code == 0
+    (tmp_path / "gone.pt").unlink()
+    report = build_report(runs, tmp_path / "rep")
+    assert "examples" in report.plots
+    note = next(n for n in report.notes if "attribution recomputed" in n)
+    assert "not shown: tiny (gone) (checkpoint" in note and "kept" not in note.split("not shown:")[1]
+
+
 def _rewrite(path: Path, edit) -> None:  # type: ignore[no-untyped-def]
     path.write_text(edit(path.read_text()))
+
+
+def _rewrite_table(run: Path, edit) -> None:  # type: ignore[no-untyped-def]
+    """Edit the text of ``run``'s per_image.csv.gz."""
+    table = run / PER_IMAGE_FILE
+    table.write_bytes(gzip_bytes(edit(gzip.decompress(table.read_bytes()).decode()).encode()))
+
+
+def _legacy(run: Path) -> None:
+    """Turn ``run`` into one written before the table was compressed: a plain per_image.csv."""
+    (run / LEGACY_PER_IMAGE_FILE).write_bytes(gzip.decompress((run / PER_IMAGE_FILE).read_bytes()))
+    (run / PER_IMAGE_FILE).unlink()
 
 
 @pytest.mark.parametrize("damage, message", [
@@ -135,14 +168,42 @@ def _rewrite(path: Path, edit) -> None:  # type: ignore[no-untyped-def]
     (lambda d: (d / "results.csv").unlink(), "results.csv is missing"),
     (lambda d: _rewrite(d / "results.csv", lambda t: t.replace("suite,test", "suite,tst", 1)), "expected suite,test"),
     (lambda d: _rewrite(d / "results.csv", lambda t: t.replace(",0.891,", ",zero,", 1)), "line 2: column 'value'"),
-    (lambda d: _rewrite(d / "per_image.csv", lambda t: "\n".join(t.splitlines()[:-5]) + "\n"), "has 995 rows"),
-    (lambda d: (d / "per_image.csv").write_bytes(b"\xff\xfe\x00garbage"), "cannot be parsed"),
+    (lambda d: _rewrite_table(d, lambda t: "\n".join(t.splitlines()[:-5]) + "\n"), "per_image.csv.gz has 995 rows"),
+    (lambda d: (d / PER_IMAGE_FILE).write_bytes(b"\xff\xfe\x00garbage"), "per_image.csv.gz cannot be parsed"),
+    (lambda d: (d / PER_IMAGE_FILE).write_bytes(gzip_bytes(b"index,label")[:-9]), "per_image.csv.gz cannot be parsed"),
+    (lambda d: (d / PER_IMAGE_FILE).unlink(), "per_image.csv.gz is missing"),
+    (lambda d: (_legacy(d), _rewrite(d / LEGACY_PER_IMAGE_FILE, lambda t: "\n".join(t.splitlines()[:-1]) + "\n")),
+     "/per_image.csv has 999 rows"),
 ])
 def test_damaged_run_directories_get_one_line_errors(zoo_runs: list[Path], damage, message: str) -> None:  # type: ignore[no-untyped-def]
     damage(zoo_runs[0])
     with pytest.raises(RobenchError, match=message) as info:
         load_run(zoo_runs[0])
     assert "\n" not in str(info.value)
+
+
+def test_per_image_table_is_a_reproducible_gzip(zoo_runs: list[Path]) -> None:
+    """No time stamp and no file name in the header: the same table gives the same bytes (what --stage verify and
+    the committed reports rely on); pandas and gzip read it as it is."""
+    data = (zoo_runs[0] / PER_IMAGE_FILE).read_bytes()
+    assert data[:4] == b"\x1f\x8b\x08\x00" and data[4:8] == b"\x00\x00\x00\x00"  # gzip, deflate, no flags, mtime 0
+    text = gzip.decompress(data)
+    assert gzip_bytes(text) == data and text.startswith(b"index,label,prediction,correct,")
+
+
+def test_runs_written_before_the_compression_still_load(zoo_runs: list[Path]) -> None:
+    """A plain per_image.csv (older runs) is read when there is no per_image.csv.gz; saving the run again writes the
+    compressed table, byte for byte what the conversion of the plain one gives, and removes the plain one."""
+    run = zoo_runs[0]
+    compressed = (run / PER_IMAGE_FILE).read_bytes()
+    before = load_run(run)
+    _legacy(run)
+    old = load_run(run)
+    pd.testing.assert_frame_equal(old.per_image, before.per_image)
+    old.save(run)
+    assert not (run / LEGACY_PER_IMAGE_FILE).exists() and (run / PER_IMAGE_FILE).read_bytes() == compressed
+    (run / LEGACY_PER_IMAGE_FILE).write_text("garbage\n")  # beside a per_image.csv.gz, a plain table is ignored
+    pd.testing.assert_frame_equal(load_run(run).per_image, before.per_image)
 
 
 def test_compare_refuses_runs_on_different_images(zoo_runs: list[Path], tiny_checkpoint: Path, small_npz: Path,
@@ -157,7 +218,8 @@ def test_compare_refuses_runs_on_different_images(zoo_runs: list[Path], tiny_che
 def test_cli_compare_and_report(zoo_runs: list[Path], tmp_path: Path, cli) -> None:
     result = cli("compare", *map(str, zoo_runs), "--out", str(tmp_path / "cmp"), "--no-examples")
     assert result.code == 0 and "report written to" in result.out
-    assert (tmp_path / "cmp" / "report.html").exists() and (tmp_path / "cmp" / "plots" / "gini.svg").exists()
+    assert (tmp_path / "cmp" / "report.html").exists() and (tmp_path / "cmp" / "plots" / "gini.png").exists()
+    assert not list((tmp_path / "cmp").rglob("*.svg"))
     result = cli("report", str(zoo_runs[1]), "--no-examples")
     assert result.code == 0
     assert "robench report: pgd-at" in (zoo_runs[1] / "report" / "report.md").read_text()

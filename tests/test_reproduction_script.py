@@ -40,6 +40,7 @@ def test_smoke_study_trains_evaluates_and_resumes(tmp_path: Path) -> None:
     verify = [*command, "--stage", "verify", "--only", "igd-lam1"]
     done = subprocess.run(verify, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0 and "igd-lam1/results.csv: identical" in done.stdout
+    assert "igd-lam1/per_image.csv.gz: identical" in done.stdout
     # ... and says so when a committed result was altered
     results = out / "runs" / "igd-lam1" / "results.csv"
     results.write_text(results.read_text().replace("robust_accuracy,", "robust_accuracy,0", 1))

@@ -143,7 +143,7 @@ def test_per_layer_spearman_matches_quantus_mprt(monkeypatch: pytest.MonkeyPatch
 def test_one_seed_gives_identical_tables_and_another_seed_does_not() -> None:
     def per_image(seed: int) -> pd.DataFrame:
         run = robench.evaluate(tiny_model(), "sample", suites="sanity", limit=12, seed=seed, batch_size=8,
-                               attribution="smoothgrad", attribution_options={"samples": 2}, mprt_steps=3)
+                               attribution="smoothgrad", smoothgrad_samples=2, mprt_steps=3)
         return run.per_image
 
     first = per_image(0)

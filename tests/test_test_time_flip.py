@@ -41,3 +41,57 @@ def test_the_cli_flag_reaches_the_model_and_its_record(cli, tiny_checkpoint: Pat
     with torch.no_grad():
         predicted = model(x).argmax(1)
     assert (flipped["prediction"].to_numpy() == predicted.numpy()).all()
+
+
+def _flip_run(checkpoint: Path, out: Path, flip: bool) -> robench.Run:
+    """A small inequality run of ``checkpoint`` through the Python API, written to ``out``."""
+    return robench.evaluate(str(checkpoint), "sample", "inequality", limit=12, out=out,
+                            model_options={"test_time_flip": flip}, ina_budgets="0.01", rn_budgets="0.1",
+                            occlusion_fill="0.5", occlusion_count=1)
+
+
+def _mirror_mean(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The mean of the unflipped model's logits on ``x`` and on its mirror."""
+    return (model(x) + model(x.flip(-1))) / 2
+
+
+def test_reports_and_gini_check_rebuild_the_run_with_its_flip(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """meta.json's model_loading record rebuilds the evaluated model exactly, test-time flip included; runs
+    recorded before it (no model_loading) fall back to their options and the model's recorded flip."""
+    from robench.gini_check import check_run
+    from robench.reports.examples import reload_model
+
+    plain = robench.load_model(str(tiny_checkpoint))
+    x, _ = robench.load_data("sample", limit=4).batch(0, 4)
+    flipped_run = _flip_run(tiny_checkpoint, tmp_path / "flip", True)
+    assert flipped_run.meta["model_loading"]["test_time_flip"] is True
+    assert json.loads((tmp_path / "flip" / "meta.json").read_text())["model_loading"] == flipped_run.meta["model_loading"]
+    rebuilt = reload_model(robench.load_run(tmp_path / "flip"))
+    with torch.no_grad():
+        assert rebuilt.info.test_time_flip
+        torch.testing.assert_close(rebuilt(x), _mirror_mean(plain, x))
+        assert not torch.allclose(rebuilt(x), plain(x))
+    assert check_run(tmp_path / "flip", images=6, batch=6, mad_limit=10_000)["equal"]  # Captum on the same model
+
+    _flip_run(tiny_checkpoint, tmp_path / "plain", False)
+    unflipped = reload_model(robench.load_run(tmp_path / "plain"))
+    with torch.no_grad():
+        assert not unflipped.info.test_time_flip
+        torch.testing.assert_close(unflipped(x), plain(x))
+
+    meta = json.loads((tmp_path / "flip" / "meta.json").read_text())  # as runs before the record were written
+    del meta["model_loading"]
+    (tmp_path / "flip" / "meta.json").write_text(json.dumps(meta))
+    old = reload_model(robench.load_run(tmp_path / "flip"))
+    with torch.no_grad():
+        torch.testing.assert_close(old(x), _mirror_mean(plain, x))
+
+
+def test_a_cli_run_records_the_same_loading_as_python(cli, tiny_checkpoint: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    r = cli("evaluate", "--model", tiny_checkpoint, "--limit", "8", "--test-time-flip", "--mean", "0.5,0.5,0.5",
+            "--out", tmp_path / "cli")
+    assert r.code == 0, r.err
+    recorded = robench.load_run(tmp_path / "cli").meta["model_loading"]
+    assert recorded == robench.evaluate(str(tiny_checkpoint), limit=8, model_options={
+        "test_time_flip": True, "mean": (0.5, 0.5, 0.5)}).meta["model_loading"]
+    assert recorded["mean"] == [0.5, 0.5, 0.5] and recorded["test_time_flip"] is True and recorded["arch"] is None

@@ -6,7 +6,7 @@ Reads every manifest row's run (``RUNS/NAME``, and ``RUNS/NAME-autoattack`` when
 ``OUT/README.md`` (per-model table; Gini against PGD accuracy; within each family whether Gini rises
 from standard to adversarial to certified training and whether inductive noise fools the robust
 models more than random noise at the same budget; INA/RN per model; where families disagree) and the
-scatter plot ``OUT/gini_vs_pgd.png`` / ``.svg``, and the table behind them as ``OUT/panel.csv``.
+scatter plot ``OUT/gini_vs_pgd.png``, and the table behind them as ``OUT/panel.csv``.
 ``evaluate_panel.py`` calls it last.
 """
 

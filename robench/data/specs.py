@@ -38,7 +38,7 @@ from robench.data.decode import (
 )
 from robench.data.imagenet import load_imagenet
 from robench.data.imageset import ImageSet
-from robench.errors import RobenchError
+from robench.errors import RobenchError, SettingError
 from robench.progress import track
 from robench.registry import Registry
 
@@ -98,9 +98,9 @@ def limited(data: ImageSet, limit: int | None, seed: int = 0) -> ImageSet:
     if limit is None:
         return data
     if limit < 1:
-        raise RobenchError(f"--limit must be at least 1, got {limit}")
+        raise SettingError("limit", f"must be at least 1, got {limit}", sep=" ")
     if seed < 0:
-        raise RobenchError(f"--seed must be ≥ 0, got {seed}")
+        raise SettingError("seed", f"must be ≥ 0, got {seed}", sep=" ")
     if limit < len(data):
         data = data.subset(np.sort(np.random.default_rng(seed).choice(len(data), size=limit, replace=False)))
     data.identity.update(limit=limit, limit_seed=seed)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import pickle
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,31 +36,17 @@ from robench.models.checkpoint import (
 )
 from robench.models.efficientnet_layout import is_efficientnet_pytorch, load_efficientnet_pytorch
 from robench.models.wrapper import ModelInfo, RobenchModel
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    """Everything that can override or complete what a checkpoint says about itself."""
-
-    arch: str | None = None
-    arch_path: str | None = None
-    weights: str | None = None
-    mean: tuple[float, ...] | None = None
-    std: tuple[float, ...] | None = None
-    num_classes: int | None = None
-    input_size: tuple[int, int, int] | None = None
-    trust_checkpoint: bool = False
-    test_time_flip: bool = False  # average the logits of each image and its mirror (ModelInfo.test_time_flip)
-    # a package.module:callable this command named itself (train --arch): checkpoint metadata may name it too
-    allow_arch: str | None = None
+from robench.settings import LoadOptions
 
 
 def load_model(spec: str, options: LoadOptions | None = None, **overrides: Any) -> RobenchModel:
     """Load ``spec`` (a path, ``timm:NAME`` or ``zoo:NAME``) as a model taking [0, 1] inputs, in eval mode, on the CPU.
 
-    ``overrides`` are :class:`LoadOptions` fields, for calls from Python.
+    ``overrides`` are :class:`LoadOptions` fields (declared in :mod:`robench.settings`), for calls from Python;
+    values out of range are a SettingError naming the option.
     """
     opts = replace(options or LoadOptions(), **overrides)
+    opts.validate()
     if spec.startswith("zoo:"):
         from robench.zoo import zoo_path
 

@@ -5,7 +5,7 @@ own results (``results.csv``) use its own correctly classified images. :func:`co
 gives both, side by side, one column per model:
 
 - scope ``own``: read from each run's ``results.csv`` (attacks on the images *that* model gets right);
-- scope ``common``: recomputed from ``per_image.csv`` on :func:`common_correct` (the images all of
+- scope ``common``: recomputed from ``per_image.csv.gz`` on :func:`common_correct` (the images all of
   them get right), so that differences between models are not differences between image sets.
 
 :func:`ranking_table` ranks the models by every attribution measure of every attribution method on the
@@ -42,7 +42,7 @@ def check_comparable(runs: Sequence[Run]) -> None:
                                f"{first.meta['n_images']} images); compare runs on the same --data, --split, --limit "
                                "and --seed")
         if not np.array_equal(first.per_image["index"].to_numpy(), run.per_image["index"].to_numpy()):
-            raise RobenchError(f"{run.path} and {first.path} list different image indices in per_image.csv")
+            raise RobenchError(f"{run.path} and {first.path} list different image indices in per_image.csv.gz")
 
 
 def model_labels(runs: Sequence[Run]) -> list[str]:

@@ -1,9 +1,10 @@
 """The example grid: images, their attribution maps with the inductive-noise pixels, and the occlusion that fooled.
 
 Attribution maps are not stored by an evaluation (they would be as large as the dataset), so
-the grid recomputes them for a few images: it reloads each run's model and dataset from the
-options in ``meta.json`` and checks that the checkpoint's sha256 and the dataset's content
-fingerprint are the recorded ones. When either cannot be reloaded (moved, edited, offline),
+the grid recomputes them for a few images: it reloads each run's model as the run recorded loading it
+(``meta.json``'s ``model_loading``: every :class:`robench.settings.LoadOptions`, test-time flip included)
+and its dataset from the recorded options, and checks that the checkpoint's sha256 and the dataset's
+content fingerprint are the recorded ones. When either cannot be reloaded (moved, edited, offline),
 :func:`example_grid` returns no figure and says why; the rest of the report does not need them.
 """
 
@@ -15,29 +16,36 @@ import numpy as np
 import torch
 
 from robench.attacks.occlusion import attribution_map, occlusion_mask, occlusion_steps
-from robench.attribution import attribute, options_per_method
+from robench.attribution import attribute
 from robench.data import load_dataset
 from robench.errors import RobenchError
-from robench.models.loading import LoadOptions, load_model
+from robench.models.loading import load_model
 from robench.models.wrapper import RobenchModel
-from robench.options import parse_floats, parse_size
+from robench.options import parse_size
 from robench.reports.plots import OKABE_ITO, plt
 from robench.reports.runs import Run
 from robench.schema import column_name
-from robench.settings import recorded_settings
+from robench.settings import LOAD_OPTIONS, AttributionOptions, LoadOptions, load_options, recorded_settings
+
+
+def model_loading(meta: dict) -> LoadOptions:  # type: ignore[type-arg]
+    """How a run loaded its model: meta.json's ``model_loading`` record; for runs made before it, rebuilt from the
+    recorded command-line options (text) and the model's recorded test-time flip."""
+    if isinstance(meta.get("model_loading"), dict):
+        return load_options({k: v for k, v in meta["model_loading"].items() if k in LOAD_OPTIONS})
+    o = meta.get("options") or {}
+    values = {k: o[k] for k in LOAD_OPTIONS if o.get(k) is not None}
+    values["trust_checkpoint"] = bool(o.get("trust_checkpoint"))
+    values["test_time_flip"] = bool(o.get("test_time_flip") or (meta.get("model") or {}).get("test_time_flip"))
+    return load_options(values)
 
 
 def reload_model(run: Run) -> RobenchModel:
-    """The run's model, loaded as the evaluation did; RobenchError if it is gone or changed."""
+    """The run's model, loaded as the evaluation did (:func:`model_loading`); RobenchError if it is gone or changed."""
     o = run.meta["options"]
     if not o.get("model"):
         raise RobenchError("the model was passed to robench.evaluate as a Python object, so it cannot be reloaded")
-    options = LoadOptions(arch=o.get("arch"), arch_path=o.get("arch_path"), weights=o.get("weights"),
-                          mean=parse_floats(o.get("mean"), "--mean"), std=parse_floats(o.get("std"), "--std"),
-                          num_classes=o.get("num_classes"),
-                          input_size=parse_size(o.get("input_size"), "--input-size"),  # type: ignore[arg-type]
-                          trust_checkpoint=bool(o.get("trust_checkpoint")))
-    model = load_model(o["model"], options)
+    model = load_model(o["model"], model_loading(run.meta))
     recorded = run.meta["model"].get("sha256")
     if recorded and model.info.sha256 and model.info.sha256 != recorded:
         raise RobenchError(f"checkpoint {o['model']} changed since {run.path} was evaluated (sha256 differs)")
@@ -49,9 +57,11 @@ def reload_images(run: Run, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tenso
     o = run.meta["options"]
     if not o.get("data"):
         raise RobenchError("the images were passed to robench.evaluate from memory, so they cannot be reloaded")
-    size = parse_size(o.get("image_size"), "--image-size")
-    data = load_dataset(o["data"], o.get("split", "test"), o.get("data_dir"), o.get("limit"), o.get("seed", 0),
-                        image_size=(size[0], size[-1]) if size else None)
+    size = o.get("image_size")
+    size = parse_size(size, "image_size") if isinstance(size, str) else size
+    crop = {"crop_pct": float(o["crop_pct"])} if o.get("crop_pct") is not None else {}
+    data = load_dataset(o["data"], o.get("split") or "test", o.get("data_dir"), o.get("limit"), o.get("seed", 0),
+                        image_size=(size[0], size[-1]) if size else None, **crop)
     if data.fingerprint() != run.meta["dataset"].get("fingerprint"):
         raise RobenchError(f"the dataset {o['data']} changed since {run.path} was evaluated (fingerprint differs)")
     position = {int(i): p for p, i in enumerate(data.index)}
@@ -85,10 +95,19 @@ def example_grid(runs: Sequence[Run], labels: Sequence[str], mask: np.ndarray, n
     if any(s is None for s in settings):
         return None, "examples need the inequality suite in every run"
     try:
-        models = [reload_model(r) for r in runs]
         x, y = reload_images(runs[0], rows)
     except (RobenchError, OSError, KeyError, ValueError) as exc:
         return None, f"examples skipped: {exc}"
+    kept, models, missing = [], [], []  # a model that cannot be reloaded leaves the grid, said in the note
+    for i, run in enumerate(runs):
+        try:
+            models.append(reload_model(run))
+            kept.append(i)
+        except (RobenchError, OSError, KeyError, ValueError) as exc:
+            missing.append(f"{labels[i]} ({exc})")
+    if not models:
+        return None, f"examples skipped: {'; '.join(missing)}"
+    runs, labels, settings = [runs[i] for i in kept], [labels[i] for i in kept], [settings[i] for i in kept]
     classes = runs[0].meta["dataset"].get("classes") or []
     fig, axes = plt.subplots(len(rows), 1 + 2 * len(runs), figsize=(1.9 * (1 + 2 * len(runs)), 2.0 * len(rows)),
                              squeeze=False)
@@ -99,7 +118,7 @@ def example_grid(runs: Sequence[Run], labels: Sequence[str], mask: np.ndarray, n
                              f"{classes[int(y[j])] if classes else int(y[j])}", fontsize=8)
     for m, (run, model, label, cfg) in enumerate(zip(runs, models, labels, settings)):
         first = run.attributions[0]  # the attacks' map
-        options = options_per_method(run.attributions, cfg.get("attribution_options", {}))[first]
+        options = AttributionOptions.of(cfg.get("attribution_options")).per_method(run.attributions)[first]
         attr = attribute(first, model, x, y, **options).detach()
         k = int(cfg["ina_k"][-1]) if cfg.get("ina_k") else 0
         fills = [f"{f:g}" for f in cfg.get("occlusion_fill", [])]
@@ -135,4 +154,5 @@ def example_grid(runs: Sequence[Run], labels: Sequence[str], mask: np.ndarray, n
     fig.suptitle("Examples (common-correct images): |attribution| with the inductive-noise entries (cyan), "
                  "and the first occlusion that fooled each model", fontsize=9)
     fig.tight_layout()
-    return fig, f"{len(rows)} common-correct images, attribution recomputed from the checkpoints"
+    note = f"{len(rows)} common-correct images, attribution recomputed from the checkpoints"
+    return fig, note + (f"; not shown: {'; '.join(missing)}" if missing else "")

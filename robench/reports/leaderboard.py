@@ -31,7 +31,7 @@ import pandas as pd
 
 from robench.errors import RobenchError
 from robench.io import sha256_file, write_atomic
-from robench.reports.runs import ATTRIBUTION_COLUMNS, HEADLINE_COLUMNS, METHOD_PARAMS, Run
+from robench.reports.runs import ALIGNMENT_COLUMNS, ATTRIBUTION_COLUMNS, HEADLINE_COLUMNS, METHOD_PARAMS, Run
 from robench.zoo import zoo_dir
 
 #: Where a row's model comes from, as stated by its source (empty for robench-trained models except ``origin``).
@@ -41,12 +41,12 @@ PROVENANCE_COLUMNS = ["origin", "source", "licence", "training_stated", "eps_sta
 #: count of ``autoattack_accuracy`` (the run's own, or a separate AutoAttack run's).
 TRACE_COLUMNS = ["checkpoint", "autoattack_n_images"]
 #: The CSV schema, in file order: the run's headline, its provenance, the attribution measures beyond the
-#: Gini, then the trace. A file written before the later groups existed (its header a prefix of this ending
-#: after :data:`HEADLINE_COLUMNS`, the provenance or the attribution measures) still reads: robench-trained
-#: rows, no extra measures, no checkpoint path.
-LEADERBOARD_COLUMNS = [*HEADLINE_COLUMNS, *PROVENANCE_COLUMNS, *ATTRIBUTION_COLUMNS, *TRACE_COLUMNS]
-LEGACY_WIDTHS = (len(HEADLINE_COLUMNS), len(HEADLINE_COLUMNS) + len(PROVENANCE_COLUMNS),
-                 len(HEADLINE_COLUMNS) + len(PROVENANCE_COLUMNS) + len(ATTRIBUTION_COLUMNS))
+#: Gini, the trace, then the alignment with a reference model. A file written before the later groups existed
+#: (its header a prefix of this ending after :data:`HEADLINE_COLUMNS`, the provenance, the attribution measures
+#: or the trace) still reads: robench-trained rows, no extra measures, no checkpoint path, no alignment.
+COLUMN_GROUPS = (HEADLINE_COLUMNS, PROVENANCE_COLUMNS, ATTRIBUTION_COLUMNS, TRACE_COLUMNS, ALIGNMENT_COLUMNS)
+LEADERBOARD_COLUMNS = [column for group in COLUMN_GROUPS for column in group]
+LEGACY_WIDTHS = tuple(sum(map(len, COLUMN_GROUPS[:end])) for end in range(1, len(COLUMN_GROUPS)))
 ORIGINS = ("robench", "third-party")
 #: Training methods a model card may state for a checkpoint that records none: robench's own, and the
 #: kinds of the third-party manifest (experiments/third_party/manifest.csv).
@@ -63,7 +63,7 @@ FLOAT_COLUMNS = [
     "clean_accuracy", "pgd_accuracy", "pgd_eps", "autoattack_accuracy", "gini_pixel", "gini_region",
     "ina_error", "ina_budget", "rn_error", "rn_budget", "ioa_error", "ioa_fill",
     "corruption_error", "noise_corruption_error", "stated_clean_accuracy", "stated_robust_accuracy",
-    *ATTRIBUTION_COLUMNS,
+    *ATTRIBUTION_COLUMNS, "attribution_cosine", "attribution_spearman",
 ]
 #: Score columns where a larger value ranks higher (``robust_accuracy``: computed by :func:`ranked`).
 HIGHER_IS_BETTER = ["robust_accuracy", "clean_accuracy", "pgd_accuracy", "autoattack_accuracy"]
@@ -84,7 +84,7 @@ REPORT_COLUMNS = ["name", "group", "rank", "arch", "method", "dataset", "n_image
                   "autoattack_n_images", "gini_pixel", "gini_region", "ina_error", "rn_error", "ioa_error",
                   "corruption_error", "noise_corruption_error", "protocol_key", "settings_key", "checkpoint", "origin",
                   "source", "licence", "training_stated", "eps_stated", "stated_clean_accuracy",
-                  "stated_robust_accuracy", *ATTRIBUTION_COLUMNS]
+                  "stated_robust_accuracy", *ATTRIBUTION_COLUMNS, *ALIGNMENT_COLUMNS]
 FORMATS = ("table", "csv", "markdown", "html")
 GROUPS_NOTE = ("rows in different groups were evaluated under different protocols (dataset, image set, seed, "
                "attack settings, ε) and are not ranked against each other")
@@ -191,13 +191,14 @@ LEGACY_DEFAULTS = ["robench"] + [""] * (len(LEADERBOARD_COLUMNS) - len(HEADLINE_
 
 
 def _complete(fields: list[str]) -> list[str]:
-    """A legacy row's fields completed to the full schema; its AutoAttack accuracy, if any, came from the run
-    itself, so on all ``n_images``."""
+    """A legacy row's fields completed to the full schema; in a row without the trace columns the AutoAttack
+    accuracy, if any, came from the run itself, so on all ``n_images``."""
     if len(fields) == len(LEADERBOARD_COLUMNS):
         return fields
     out = fields + LEGACY_DEFAULTS[len(fields) - len(HEADLINE_COLUMNS):]
-    if fields[LEADERBOARD_COLUMNS.index("autoattack_accuracy")].strip():
-        out[LEADERBOARD_COLUMNS.index("autoattack_n_images")] = fields[LEADERBOARD_COLUMNS.index("n_images")]
+    n_at = LEADERBOARD_COLUMNS.index("autoattack_n_images")
+    if len(fields) <= n_at and fields[LEADERBOARD_COLUMNS.index("autoattack_accuracy")].strip():
+        out[n_at] = fields[LEADERBOARD_COLUMNS.index("n_images")]
     return out
 
 

@@ -1,4 +1,4 @@
-"""The comparison plots (matplotlib, saved as PNG and SVG).
+"""The comparison plots (matplotlib, saved as PNG: :data:`PLOT_FORMATS`).
 
 Every figure takes the runs, their column labels and the common-correct mask (see
 :mod:`robench.reports.compare`) and returns a :class:`~matplotlib.figure.Figure`, or ``None``
@@ -24,6 +24,10 @@ from robench.metrics.error_rates import bootstrap_ci  # noqa: E402
 from robench.reports.runs import Run  # noqa: E402
 from robench.schema import column_name, per_image_columns  # noqa: E402
 
+#: The files :func:`save_figure` writes for each plot, in order: one format, so that a committed report holds each
+#: plot once (``("png", "svg")`` adds a vector copy; the HTML report shows the first).
+PLOT_FORMATS: tuple[str, ...] = ("png",)
+PNG_DPI = 150
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 
@@ -33,10 +37,11 @@ def style(i: int) -> dict[str, object]:
     return {"color": OKABE_ITO[i % len(OKABE_ITO)], "marker": MARKERS[i % len(MARKERS)]}
 
 
-def save_figure(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
-    """Write ``stem.png`` (150 dpi) and ``stem.svg`` atomically into ``out_dir``; close the figure.
+def save_figure(fig: Figure, out_dir: Path, stem: str, formats: Sequence[str] = PLOT_FORMATS) -> list[Path]:
+    """Write ``stem.png`` (:data:`PNG_DPI` dpi; ``stem.svg`` too where ``formats`` asks for it) atomically into
+    ``out_dir``, in the order of ``formats``; close the figure.
 
-    Both files are byte-identical for the same figure: no creation date, and the SVG's element ids come from a
+    The files are byte-identical for the same figure: no creation date, and an SVG's element ids come from a
     fixed salt instead of a random one, so re-generating a committed report only changes what changed."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -44,8 +49,12 @@ def save_figure(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
         plt.close(fig)
         raise RobenchError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
     paths = []
-    for ext, kwargs in (("png", {"dpi": 150}), ("svg", {"metadata": {"Date": None}})):
-        path = out_dir / f"{stem}.{ext}"
+    options: dict[str, dict[str, object]] = {"png": {"dpi": PNG_DPI}, "svg": {"metadata": {"Date": None}}}
+    for ext in formats:
+        if ext not in options:
+            plt.close(fig)
+            raise RobenchError(f"cannot save a plot as {ext!r}: robench writes {', '.join(options)}")
+        path, kwargs = out_dir / f"{stem}.{ext}", options[ext]
         with plt.rc_context({"svg.hashsalt": stem}):
             write_atomic(path, lambda tmp, e=ext, k=kwargs: fig.savefig(tmp, format=e, bbox_inches="tight", **k))
         paths.append(path)

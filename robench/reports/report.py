@@ -1,20 +1,20 @@
-"""Comparison reports: Markdown, self-contained HTML, the comparison CSV and the plots.
+"""Comparison reports: Markdown, HTML, the comparison CSV and the plots.
 
 :func:`build_report` reads the run directories, checks they were evaluated on the same images,
 and writes into ``out_dir``::
 
     report.md         the tables and links to the plots
-    report.html       the same, with every plot embedded (base64 PNG): one file to share
+    report.html       the same as a web page; its images are the files in plots/ (relative links, so the
+                      page opens from disk; share the directory, not the page alone)
     comparison.csv    the comparison table (scope, measure, test, param, one column per model)
     rankings.csv      several runs: the models ranked by each attribution measure, Kendall's τ per ranking
-    plots/NAME.png, plots/NAME.svg
+    plots/NAME.png    each plot once (robench.reports.plots.PLOT_FORMATS)
 
 Every file is written atomically; a failure leaves the previous report in place.
 """
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 from collections.abc import Sequence
@@ -180,8 +180,8 @@ def _markdown(title: str, runs: Sequence[Run], overview: pd.DataFrame, table: pd
         parts += [f"**{line}**" if flag == 1 else line for flag, line in sanity[1]] + [""]
     parts += ["## Plots", ""]
     for name, paths in report.plots.items():
-        parts += [f"**{PLOT_CAPTIONS[name]}**", "", f"![{name}](plots/{paths[0].name}) ([SVG](plots/{paths[1].name}))",
-                  ""]
+        others = "".join(f" ([{p.suffix[1:].upper()}](plots/{p.name}))" for p in paths[1:])
+        parts += [f"**{PLOT_CAPTIONS[name]}**", "", f"![{name}](plots/{paths[0].name}){others}", ""]
     parts += [f"_{note}_" for note in report.notes] + ["", "Full table: [comparison.csv](comparison.csv)."]
     return "\n".join(parts) + "\n"
 
@@ -195,10 +195,10 @@ figcaption{font-weight:600;margin-bottom:0.4em}"""
 def _html(title: str, runs: Sequence[Run], overview: pd.DataFrame, table: pd.DataFrame,
           rankings: pd.DataFrame | None, mask: np.ndarray, report: Report, sanity: Sanity) -> str:
     figures = []
-    for name, paths in report.plots.items():
-        data = base64.b64encode(paths[0].read_bytes()).decode()
+    for name, paths in report.plots.items():  # linked, not embedded: each plot is in the report once, in plots/
+        source = html.escape(f"plots/{paths[0].name}", quote=True)
         figures.append(f'<figure id="plot-{name}"><figcaption>{html.escape(PLOT_CAPTIONS[name])}</figcaption>'
-                       f'<img alt="{name} plot" src="data:image/png;base64,{data}"></figure>')
+                       f'<a href="{source}"><img alt="{name} plot" src="{source}"></a></figure>')
     notes = "".join(f"<p><em>{html.escape(n)}</em></p>" for n in report.notes)
     intro = html.escape(_intro(runs, mask)).replace("**common-correct**", "<strong>common-correct</strong>")
     checks = ""

@@ -1,17 +1,20 @@
 """A finished evaluation run read back from its directory, and its headline numbers.
 
 A run directory (written by ``robench evaluate --out DIR``) holds ``results.csv``,
-``per_image.csv`` and ``meta.json``; ``meta.json`` is written last and marks the run complete.
-:func:`load_run` checks all three and raises a one-line :class:`RobenchError` naming the file
-for anything missing, unfinished, unparsable or hand-edited beyond recognition.
+``per_image.csv.gz`` (:data:`PER_IMAGE_FILE`) and ``meta.json``; ``meta.json`` is written last and marks the
+run complete. :func:`load_run` checks all three and raises a one-line :class:`RobenchError` naming the file
+for anything missing, unfinished, unparsable or hand-edited beyond recognition; a run written before the
+per-image table was compressed (a plain ``per_image.csv``) still loads.
 :func:`headline` reduces a run to the leaderboard's one row (:data:`HEADLINE_COLUMNS`).
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import math
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,11 @@ from robench.errors import RobenchError
 from robench.schema import RESULT_COLUMNS
 from robench.settings import recorded_settings
 
+#: The per-image table's file in a run directory: its CSV text gzip-compressed by :func:`robench.io.gzip_bytes`
+#: (no time stamp, no file name), so equal tables give byte-identical files. pandas reads it as it is.
+PER_IMAGE_FILE = "per_image.csv.gz"
+#: The uncompressed table that runs written before :data:`PER_IMAGE_FILE` hold; still read (:func:`per_image_path`).
+LEGACY_PER_IMAGE_FILE = "per_image.csv"
 PER_IMAGE_REQUIRED = ["index", "label", "prediction", "correct"]
 META_REQUIRED = ["model", "dataset", "n_images", "seed", "suites", "options", "environment", "finished"]
 PREFERRED_FILL = 0.5  # the occlusion fill the headline reports when the run has it (IGD's grey)
@@ -53,7 +61,7 @@ class Run:
         return str(self.meta["model"].get("name") or (self.path.name if self.path else "model"))
 
     def save(self, path: str | Path) -> Path:
-        """Write results.csv, per_image.csv and meta.json into directory ``path`` (atomically, meta last)."""
+        """Write results.csv, per_image.csv.gz and meta.json into directory ``path`` (atomically, meta last)."""
         from robench.runner import write_results
 
         path = Path(path)
@@ -149,11 +157,20 @@ def load_run(path: str | Path) -> Run:
     results = _read_csv(path / "results.csv", RESULT_COLUMNS, exact=True)
     results["param"] = results["param"].fillna("").astype(str)
     results["variant"] = results["variant"].fillna("").astype(str)
-    per_image = _read_csv(path / "per_image.csv", PER_IMAGE_REQUIRED)
+    table = per_image_path(path)
+    per_image = _read_csv(table, PER_IMAGE_REQUIRED)
     if len(per_image) != meta["n_images"]:
-        raise RobenchError(f"{path / 'per_image.csv'} has {len(per_image)} rows but meta.json says "
+        raise RobenchError(f"{table} has {len(per_image)} rows but meta.json says "
                            f"{meta['n_images']} images; the run directory was altered")
     return Run(path=path, meta=meta, results=results, per_image=per_image)
+
+
+def per_image_path(run_dir: str | Path) -> Path:
+    """The per-image table of run directory ``run_dir``: its :data:`PER_IMAGE_FILE`, or the plain
+    :data:`LEGACY_PER_IMAGE_FILE` of a run written before, when only that one is there."""
+    path = Path(run_dir)
+    compressed, legacy = path / PER_IMAGE_FILE, path / LEGACY_PER_IMAGE_FILE
+    return legacy if legacy.exists() and not compressed.exists() else compressed
 
 
 def _read_csv(path: Path, columns: list[str], exact: bool = False) -> pd.DataFrame:
@@ -161,7 +178,8 @@ def _read_csv(path: Path, columns: list[str], exact: bool = False) -> pd.DataFra
         raise RobenchError(f"{path} is missing; the run directory is incomplete")
     try:
         frame = pd.read_csv(path, dtype={"param": str, "variant": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError,
+            gzip.BadGzipFile, EOFError, zlib.error) as e:  # the last three: a damaged per_image.csv.gz
         raise RobenchError(f"{path} cannot be parsed ({str(e).splitlines()[0]})") from None
     if exact and list(frame.columns) != columns:
         raise RobenchError(f"{path} has columns {','.join(map(str, frame.columns))}; expected {','.join(columns)}")
@@ -192,9 +210,9 @@ ATTRIBUTION_COLUMNS = ["gini_pixel_nonzero", "all_zero_share", "entropy", "parti
 
 
 #: The alignment of the attribution maps with a reference model's (docs/metrics.md), on the correctly classified
-#: images: the mean cosine of the signed maps and the mean Spearman correlation of their absolute values; NaN for a
-#: run without ``reference_model``. Not yet in the leaderboard's file schema (robench.reports.leaderboard).
-ALIGNMENT_COLUMNS = ["attribution_cosine", "attribution_spearman"]
+#: images: the mean cosine of the signed maps and the mean Spearman correlation of their absolute values (NaN for a
+#: run without ``reference_model``), then the reference's name and sha256 (empty without one).
+ALIGNMENT_COLUMNS = ["attribution_cosine", "attribution_spearman", "reference_model", "reference_sha256"]
 
 
 #: The training settings recorded in ``method_params`` for each training method.
@@ -217,6 +235,7 @@ def headline(run: Run) -> dict[str, Any]:
     rows comparable: the dataset's content fingerprint, the image count and every suite setting.
     """
     meta, model = run.meta, run.meta["model"]
+    reference = meta["suites"].get("inequality", {}).get("reference") or {}
     training = model.get("training") or {}
     config = training.get("config") or {}
     method = training.get("method") or config.get("method") or "unknown"
@@ -264,6 +283,8 @@ def headline(run: Run) -> dict[str, Any]:
         "top_mass_1pct": run.value("concentration", "mean", "top_mass@0.01", "correct"),
         "attribution_cosine": run.value("alignment", "mean", "cosine", "correct"),
         "attribution_spearman": run.value("alignment", "mean", "spearman", "correct"),
+        "reference_model": reference.get("name", ""),
+        "reference_sha256": reference.get("sha256", ""),
     }
 
 

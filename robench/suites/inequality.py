@@ -19,7 +19,6 @@ their absolute values); NaN where a map is all zero (constant, for the Spearman 
 from __future__ import annotations
 
 import zlib
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -34,7 +33,7 @@ from robench.attacks import (
     noise_attack,
     resolve_budgets,
 )
-from robench.attribution import attribute, attribution_options, options_per_method
+from robench.attribution import attribute, attribution_options
 from robench.data.imageset import ImageSet
 from robench.errors import SettingError
 from robench.metrics import (
@@ -50,7 +49,7 @@ from robench.metrics.similarity import spearman
 from robench.models.loading import load_model
 from robench.models.wrapper import RobenchModel
 from robench.schema import attribution_variant, column_name, per_image_columns
-from robench.settings import InequalityConfig
+from robench.settings import InequalityConfig, config_record
 from robench.suites.base import SUITES, Batch, result_row
 
 CONCENTRATION_COLUMNS = ("entropy", "participation", *(f"top_mass@{f:g}" for f in TOP_FRACTIONS))
@@ -73,18 +72,19 @@ class InequalitySuite:
         self.config = config or InequalityConfig()
         self.config.validate()
         self.methods = self.config.methods
-        self._method_options = options_per_method(self.methods, self.config.attribution_options)
+        self._method_options = self.config.attribution_options.per_method(self.methods)
         self._resolved: dict[str, Any] = {}
         self._reference: RobenchModel | None = None
 
     def options(self) -> dict[str, Any]:
-        return {**asdict(self.config), **self._resolved}
+        return {**config_record(self.config), **self._resolved}
 
     def prepare(self, data: ImageSet) -> None:
         """Fix the resolution-dependent defaults (block sizes, occlusion radius) and load the reference model,
         recording its name and sha256, before the run."""
         c, h, w = data.image_shape
         numel = c * h * w
+        self.config.check_image((c, h, w))  # counts larger than an image, named by their setting
         self._resolved = {
             "block_sum": default_block_size(h, "sum"),
             "block_avgpool": min(default_block_size(h, "avgpool"), h, w),

@@ -19,7 +19,6 @@ modules (BatchNorm without affine parameters, a fitted whitening layer) and modu
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -34,7 +33,7 @@ from robench.metrics import bootstrap_ci, gini
 from robench.metrics.similarity import SSIM_SIGMA, SSIM_WINDOW, spearman, ssim
 from robench.models.wrapper import RobenchModel
 from robench.schema import column_name, per_image_columns
-from robench.settings import SanityConfig
+from robench.settings import SanityConfig, config_record
 from robench.suites.base import SUITES, Batch, result_row
 
 
@@ -93,7 +92,7 @@ class SanitySuite:
         self.config.validate()
 
     def options(self) -> dict[str, Any]:
-        return {**asdict(self.config), "map": "abs",
+        return {**config_record(self.config), "map": "abs",
                 "ssim": {"window": SSIM_WINDOW, "sigma": SSIM_SIGMA, "data_range": 1.0, "normalise": "max"}}
 
     def restore(self, recorded: dict[str, Any]) -> None:
@@ -106,7 +105,7 @@ class SanitySuite:
 
     def run_batch(self, model: RobenchModel, batch: Batch) -> dict[str, np.ndarray]:
         cfg = self.config
-        options = dict(cfg.attribution_options)
+        options = cfg.attribution_options.keywords()
         device = batch.generator.device
         stochastic = "generator" in attribution_options(cfg.attribution) and "generator" not in options
         noise_seed = int(torch.randint(0, 2**62, (1,), generator=batch.generator, device=device)) if stochastic else 0
