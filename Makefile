@@ -1,7 +1,7 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   create .venv, install robench, evaluate the bundled model on the bundled sample,
 #               then compare the three bundled models (standard, PGD-AT, IGD)
-#   make test   create .venv, install robench with its dev extras, run the test suite
+#   make test   create .venv, install robench with its dev extras, run ruff, mypy and the test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -18,11 +18,12 @@ $(STAMP): pyproject.toml constraints.txt
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/robench evaluate --model zoo:standard --data sample --suite inequality --out runs/demo
-	$(BIN)/python experiments/evaluate_zoo.py --limit 300 --out runs/zoo
+	$(BIN)/robench evaluate --model zoo:standard --data sample --suite inequality,adversarial --limit 200 --out runs/zoo/standard
+	$(BIN)/python experiments/evaluate_zoo.py --limit 200 --out runs/zoo
 
 test: $(STAMP)
 	$(BIN)/ruff check robench tests benchmarks experiments examples
+	$(BIN)/mypy robench
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

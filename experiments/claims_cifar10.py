@@ -128,7 +128,7 @@ def write_claims(out: Path) -> Path:
         lines += [f"| random noise error (same budget) | {_pct(rn[std])} | {_pct(rn[at])} | — | — |",
                   f"| inductive / random noise error | {_ratio(ratio_std)} | {_ratio(ratio_at)} | AT ≫ 1, and above standard | "
                   f"{_verdict(ratio_at > 1.5 and ratio_at > ratio_std + ratio_spread)} |", "", spread_note, ""]
-    # 3. IGD against its base: PGD-AT (the papers' setting), then TRADES (methods.md: "also trades+igd")
+    # 3. IGD against its base: PGD-AT (the papers' setting), then TRADES (the IGD paper: "also trades+igd")
     def igd_section(title: str, base: str, base_label: str, igds: list[str]) -> list[str]:
         section = [title, "", f"| measure | {base_label} | " + " | ".join(igds) + (" | seed spread" if twins else "")
                    + " | paper (IGD abstract) | verdict |",

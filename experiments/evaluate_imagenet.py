@@ -43,7 +43,7 @@ class Evaluation:
     data: tuple[str, str] | None = None  # (file beside the validation archive, split)
 
 
-#: Duan et al.'s 224-px protocol (methods.md §3-5): integrated gradients, 5,000 entries replaced by U[min x, max x]
+#: Duan et al.'s 224-px protocol (docs/attacks.md): integrated gradients, 5,000 entries replaced by U[min x, max x]
 #: noise, occlusion with black squares, radius outer, every step swept as in their code.
 DUAN = {"attribution": "integrated_gradients", "ina_budgets": "5000", "noise": "uniform", "noise_mode": "replace",
         "occlusion_fill": "0", "occlusion_order": "radius_first", "occlusion_search": "sweep"}

@@ -109,7 +109,7 @@ PRESETS: dict[str, StudyPreset] = {
         autoattack_models=("pgd-at-eps8", "pgd-at-eps8-seed1", "igd-lam1", "igd-lam1-seed1", "igd-lam2", "trades",
                            "trades-igd"),
     ),
-    "reference": StudyPreset(  # methods.md §8: the papers' ResNet-18 recipe (GPU)
+    "reference": StudyPreset(  # docs/training.md, cifar10-reference: the papers' ResNet-18 recipe (GPU)
         common={"preset": "cifar10-reference"},
         standard={"epochs": 100},
         adversarial={"epochs": 100},

@@ -9,17 +9,13 @@ use, so ``import robench`` stays light.
 from __future__ import annotations
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-try:
-    __version__ = version("robench")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+src"
+from robench._version import __version__
 
 _API = {"evaluate": "robench.api", "load_model": "robench.api", "wrap": "robench.api", "load_data": "robench.api",
         "compare": "robench.api", "rankings": "robench.api", "report": "robench.api", "train": "robench.train",
-        "load_run": "robench.reports.runs", "Run": "robench.reports.runs", "leaderboard": "robench.reports.leaderboard"}
+        "load_run": "robench.run", "Run": "robench.run", "leaderboard": "robench.reports.leaderboard"}
 
 __all__ = ["__version__", *_API]
 

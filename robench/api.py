@@ -12,7 +12,6 @@ exactly like ``robench evaluate --out DIR``.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -27,7 +26,7 @@ from robench.data.imageset import ImageSet
 from robench.errors import RobenchError, SettingError
 from robench.models.wrapper import ModelInfo, RobenchModel
 from robench.options import config_from_values, parse_size
-from robench.reports.runs import Run, load_run
+from robench.run import Run, load_run
 from robench.settings import ATTRIBUTION_OPTIONS, DEFAULT_SUITE, AttributionOptions, LoadOptions, load_options
 
 ModelLike = str | Path | nn.Module
@@ -308,18 +307,12 @@ def _recorded(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def _run_dirs(runs: Run | str | Path | Sequence[Run | str | Path]) -> list[Path]:
-    """Run directories for a mix of Run objects and paths; a Run not yet saved gets saved nowhere: an error."""
-    items = [runs] if isinstance(runs, (Run, str, Path)) else list(runs)
-    dirs = []
-    for item in items:
-        if isinstance(item, Run):
-            if item.path is None:
-                raise RobenchError(f"run {item.name} has not been saved: call run.save(DIR) first")
-            dirs.append(item.path)
-        else:
-            dirs.append(Path(item))
-    return dirs
+def _saved(runs: Sequence[Run]) -> list[Run]:
+    """``runs``, each of which a report can link to its directory; a Run not yet saved: an error."""
+    for run in runs:
+        if run.path is None:
+            raise RobenchError(f"run {run.name} has not been saved: call run.save(DIR) first")
+    return list(runs)
 
 
 def compare(runs: Sequence[Run | str | Path], out: str | Path | None = None, *, title: str | None = None,
@@ -332,7 +325,7 @@ def compare(runs: Sequence[Run | str | Path], out: str | Path | None = None, *, 
 
     loaded = [r if isinstance(r, Run) else load_run(r) for r in runs]
     if out is not None:
-        build_report(_run_dirs(loaded), out, title=title, examples=examples)
+        build_report(_saved(loaded), out, title=title, examples=examples)  # the runs loaded once, here
     return comparison_table(loaded)
 
 
@@ -353,13 +346,7 @@ def report(run: Run | str | Path, out: str | Path | None = None, *, title: str |
 def train(**config: Any) -> RobenchModel:
     """Train a model (``robench train``): keyword arguments are :class:`robench.train.TrainConfig` fields;
     ``preset="cifar10-fast"`` fills in a preset's settings for the method (given fields win)."""
-    from robench.train import TrainConfig
-    from robench.train import train as run_training
-    from robench.train.config import preset
+    from robench.train.config import make_config
+    from robench.train.trainer import train as run_training
 
-    name = config.pop("preset", None)
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    if unknown := sorted(set(config) - fields):
-        raise RobenchError(f"unknown training option(s) {', '.join(unknown)}; options: {', '.join(sorted(fields))}")
-    settings = {**(preset(name, config.get("method", "standard")) if name else {}), **config}
-    return run_training(TrainConfig(**settings))
+    return run_training(make_config(config.pop("preset", None), **config))

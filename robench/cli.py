@@ -205,8 +205,8 @@ def _write_report(runs: list[Path], out: Path, title: str | None, examples: bool
 
 def train(ctx: typer.Context, preset: Optional[str], **settings: object) -> None:
     """Train a model and write a robench checkpoint with its training log."""
-    from robench.train import train as run_training
     from robench.train.config import preset as preset_settings
+    from robench.train.trainer import train as run_training
 
     out = Path(str(settings["out"]))
     check_writable(out.parent)  # a read-only or full output directory fails before any training
@@ -326,7 +326,7 @@ def list_things(what: str = typer.Argument("all", help="archs, attributions, sui
     from robench.data import dataset_usages
     from robench.models.architecture_spec import list_models
     from robench.suites import SUITES
-    from robench.train import METHODS
+    from robench.train.methods import METHODS
     from robench.zoo import zoo_names
 
     groups = {"archs": list_models(), "attributions": list(ATTRIBUTIONS), "suites": [*SUITES, "full"],

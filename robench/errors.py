@@ -1,5 +1,6 @@
-"""The exception types for user mistakes (:class:`RobenchError`, and :class:`SettingError` naming the setting at
-fault): the CLI prints the message as one line and exits 2."""
+"""The exception types for user mistakes, three in all: :class:`RobenchError`, the base; :class:`SettingError`, naming
+the setting at fault; and :class:`robench.io.WriteError` (defined beside the writing code), a file that cannot be
+written, also an ``OSError``. The CLI prints the message of any of them as one line and exits 2."""
 
 
 class RobenchError(Exception):

@@ -64,7 +64,7 @@ def saliency_gini(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
 def check_run(run_dir: Path, images: int, batch: int, mad_limit: int) -> dict[str, object]:
     """Robench's and the independent mean Gini of the first ``images`` correctly classified images."""
     from robench.reports.examples import reload_images, reload_model
-    from robench.reports.runs import load_run
+    from robench.run import load_run
 
     run = load_run(run_dir)
     if "gini_pixel" not in run.per_image:

@@ -95,8 +95,8 @@ def _write_probe(fd: int) -> None:
     os.write(fd, b"\0" * 65536)
 
 
-def write_atomic(path: str | os.PathLike[str], writer: Callable[[Path], None]) -> None:
-    """Call ``writer(tmp_path)`` and move the result to ``path`` atomically."""
+def write_atomic(path: str | os.PathLike[str], writer: Callable[[Path], object]) -> None:
+    """Call ``writer(tmp_path)`` (its return value is ignored) and move the result to ``path`` atomically."""
     with atomic_path(path) as tmp:
         writer(tmp)
 

@@ -111,7 +111,7 @@ def parse_budgets(text: str | None, option: str) -> tuple[float | int, ...] | No
 
 def parse_optional_floats(text: str, option: str) -> tuple[float, ...]:
     """'0,0.5,1' → (0.0, 0.5, 1.0); an empty text → () (none)."""
-    return parse_floats(text, option) if text.strip() else ()
+    return (parse_floats(text, option) or ()) if text.strip() else ()
 
 
 def flag(name: str) -> str:

@@ -40,11 +40,12 @@ class Registry(Generic[T]):
         return add
 
     def get(self, name: str) -> T:
-        """The entry called ``name``; a RobenchError naming the choices otherwise."""
+        """The entry called ``name``; a RobenchError naming the choices (sorted) otherwise:
+        ``unknown attribution 'gradcam'; choose one of: input_x_gradient, ...`` (docs/errors.md)."""
         try:
             return self._entries[name]
         except (KeyError, TypeError):
-            raise RobenchError(f"unknown {self.kind} {name!r}; choose one of {', '.join(self._entries)}") from None
+            raise RobenchError(f"unknown {self.kind} {name!r}; choose one of: {', '.join(sorted(self._entries))}") from None
 
     def names(self) -> list[str]:
         return list(self._entries)

@@ -4,7 +4,7 @@ Layout of an output directory::
 
     results.csv       long format, one row per suite/test/variant/param/metric
     per_image.csv.gz  one row per image: index, label, prediction, correct, then suite columns (CSV, gzip
-                      without time stamp: equal tables give equal bytes; robench.reports.runs.PER_IMAGE_FILE)
+                      without time stamp: equal tables give equal bytes; robench.run.PER_IMAGE_FILE)
     meta.json         versions, seed, device, options, checkpoint sha256, dataset identity
     .partial/         per-batch results of an unfinished run (removed when the run completes)
 
@@ -32,16 +32,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from robench import __version__
+from robench._version import __version__
 from robench.data.imageset import ImageSet
 from robench.devices import full_float32
 from robench.distributed import DistContext
 from robench.errors import RobenchError, SettingError
-from robench.io import atomic_path, gzip_bytes, json_text, write_atomic
+from robench.io import json_text, write_atomic
 from robench.models.modes import eval_mode
 from robench.models.wrapper import RobenchModel
 from robench.progress import make_progress
-from robench.reports.runs import LEGACY_PER_IMAGE_FILE, PER_IMAGE_FILE, Run
+from robench.run import Run, load_run, write_results
 from robench.schema import RESULT_COLUMNS
 from robench.suites.base import Batch, Suite
 
@@ -300,8 +300,6 @@ def _run_batch(model: RobenchModel, data: ImageSet, suites: list[Suite], start: 
 
 def load_finished(out_dir: Path, signature: str) -> Run | None:
     """The run already in ``out_dir`` if it is complete and has this signature."""
-    from robench.reports.runs import load_run
-
     try:
         meta = json.loads((out_dir / "meta.json").read_text())
         if meta.get("signature") != signature:
@@ -309,22 +307,3 @@ def load_finished(out_dir: Path, signature: str) -> Run | None:
         return load_run(out_dir)
     except (OSError, ValueError, RobenchError):
         return None
-
-
-def write_results(out_dir: Path, results: pd.DataFrame, per_image: pd.DataFrame, meta: dict[str, Any]) -> None:
-    """Write the three result files all-or-nothing; meta.json last, so it marks a complete run.
-
-    All three are written to temporary files first; only when every write succeeded is an older
-    meta.json removed and the files renamed into place (results, per-image, meta). A failure while
-    writing (a full disk) leaves the previous run's files exactly as they were; a failure between
-    the renames leaves no meta.json, so the directory never looks like a finished run of other settings.
-    The per-image table is its CSV text gzip-compressed without a time stamp (:func:`robench.io.gzip_bytes`):
-    the same table gives the same bytes. A plain per_image.csv left by an older run there is removed.
-    """
-    with atomic_path(out_dir / "meta.json") as meta_tmp, atomic_path(out_dir / PER_IMAGE_FILE) as image_tmp, \
-            atomic_path(out_dir / "results.csv") as results_tmp:
-        results.to_csv(results_tmp, index=False, float_format="%.6g")
-        image_tmp.write_bytes(gzip_bytes(per_image.to_csv(index=False, float_format="%.6g").encode()))
-        meta_tmp.write_text(json_text(meta))
-        (out_dir / "meta.json").unlink(missing_ok=True)
-        (out_dir / LEGACY_PER_IMAGE_FILE).unlink(missing_ok=True)

@@ -86,8 +86,8 @@ def describe_column(name: str) -> PerImageColumn | None:
     for pattern, test, param, part in _COLUMN_PATTERNS:
         match = re.fullmatch(pattern, name)
         if match:
-            groups = match.groups()
-            return PerImageColumn(name, test.format(*groups), param.format(*groups), part.format(*groups))
+            found = match.groups()
+            return PerImageColumn(name, test.format(*found), param.format(*found), part.format(*found))
     return None
 
 

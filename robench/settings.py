@@ -38,6 +38,16 @@ INA_DEFAULT_FRACTIONS: tuple[float, ...] = tuple(round(0.002 * i, 3) for i in ra
 #: Random noise (RN) fractions of C·H·W used by IGD: 0.02, 0.04, …, 0.20.
 RN_DEFAULT_FRACTIONS: tuple[float, ...] = tuple(round(0.02 * i, 2) for i in range(1, 11))
 
+#: The noise attacks' choices (:mod:`robench.attacks.noise`, which imports them from here: the settings check them
+#: without importing torch): how the noise enters the chosen entries (add: INA1, replace: INA2) and its distribution.
+NOISE_MODES: tuple[str, ...] = ("add", "replace")
+NOISE_KINDS: tuple[str, ...] = ("gaussian", "uniform")
+
+#: The occlusion attack's choices (:mod:`robench.attacks.occlusion`): the order of its (count, radius) steps and
+#: its search.
+ORDERS: tuple[str, ...] = ("count_first", "radius_first")
+SEARCHES: tuple[str, ...] = ("bisect", "sweep")
+
 
 @dataclass(frozen=True)
 class AttributionOptions:
@@ -168,8 +178,6 @@ class InequalityConfig(AttributionSettings):
 
     def validate(self) -> None:
         """One-line errors, naming the setting, for values out of range."""
-        from robench.attacks import NOISE_KINDS, NOISE_MODES, ORDERS, SEARCHES
-
         self.attribution_options.check(self.methods)
         for name, allowed in (("gini_value", ("abs", "positive")), ("noise_mode", NOISE_MODES), ("noise", NOISE_KINDS),
                               ("occlusion_order", ORDERS), ("occlusion_search", ("auto", *SEARCHES))):

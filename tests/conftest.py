@@ -39,6 +39,18 @@ def _one_torch_thread():  # type: ignore[no-untyped-def]
     torch.set_num_threads(before)
 
 
+def committed(*paths: Path) -> None:
+    """Fail, not skip, when outputs committed to the repository (under reports/ or robench/assets) are missing: they
+    are part of the checkout, so their absence is a broken checkout or a lost file, never an environment without
+    optional data. (Data outside the repository, ../shared/data, skips with a reason: :func:`shared_data`.)"""
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        names = ", ".join(str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p) for p in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        pytest.fail(f"committed output missing: {names}{more}; it is part of the repository (restore it with git, "
+                    "or rerun the experiment that writes it)", pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The shared real data directory; tests using it skip when it is absent."""

@@ -37,6 +37,7 @@ class Masked(torch.nn.Module):
         return self.inner(torch.round(x * 4) / 4)
 
 
+@pytest.mark.slow
 def test_robust_accuracy_columns_and_sanity_on_a_real_model(foreign_checkpoint: Path) -> None:
     model = load_model(str(foreign_checkpoint), arch="cifar_resnet20:resnet20", arch_path=str(USER_ARCH),
                        mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))

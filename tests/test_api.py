@@ -89,6 +89,7 @@ def test_suite_options_are_checked_by_name() -> None:
         robench.evaluate("zoo:standard", "sample", suites="inequality", limit=8, eps="8/255")
 
 
+@pytest.mark.slow
 def test_compare_and_report_take_runs_and_paths(zoo_run: robench.Run, tmp_path: Path) -> None:
     other = robench.evaluate("zoo:pgd-at", "sample", suites="inequality", limit=32, **SUITE)
     table = robench.compare([zoo_run, other])
@@ -120,6 +121,7 @@ def test_leaderboard_from_python(zoo_run: robench.Run, tmp_path: Path) -> None:
     assert "std" in robench.leaderboard.show(board)
 
 
+@pytest.mark.slow
 def test_the_documented_example_runs(tmp_path: Path) -> None:
     import runpy
 

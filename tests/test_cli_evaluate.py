@@ -86,6 +86,7 @@ def test_resumed_run_counts_the_time_of_its_earlier_batches(cli, tiny_checkpoint
     assert BATCH_SECONDS not in pd.read_csv(tmp_path / "run" / PER_IMAGE_FILE).columns
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_and_other_run_refused(cli, tiny_checkpoint: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Every suite that draws random numbers (noise, PGD random starts, corruptions), run twice in one process."""
     suites = ["--suite", "inequality,adversarial,corruptions", "--corruptions", "noise", "--severities", "1",
@@ -163,6 +164,7 @@ def test_usage_errors_are_one_line(cli, args: list[str], message: str) -> None: 
     assert r.code == 2 and len(lines) == 1 and message in lines[0] and "Traceback" not in r.err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attribution", ["saliency", "integrated_gradients", "input_x_gradient", "smoothgrad"])
 def test_every_attribution_repeats_byte_for_byte_and_resumes(cli, tiny_checkpoint: Path, tmp_path: Path,  # type: ignore[no-untyped-def]
                                                              monkeypatch: pytest.MonkeyPatch, attribution: str) -> None:

@@ -303,6 +303,7 @@ def test_library_wrapper_is_the_library(images: np.ndarray, name: str, imagecorr
         assert np.array_equal(out[i], imagecorruptions.corrupt(images[i], 2, name, **kwargs))
 
 
+@pytest.mark.slow
 def test_library_every_corruption_runs_and_repeats(images: np.ndarray) -> None:
     img = images[:1]
     for name in ALL:

@@ -142,6 +142,7 @@ def test_mismatches_are_one_line_errors(tmp_path: Path, cli) -> None:  # type: i
                    arch="tf_efficientnet_lite0")
 
 
+@pytest.mark.slow
 def test_non_tf_arch_loads_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     net = timm_net("tf_efficientnet_lite0")
     path = save(lukemelas_names(net), tmp_path / "w.pth")
@@ -272,7 +273,7 @@ def test_real_lite0_classifies_imagenet() -> None:
 @pytest.mark.slow
 def test_evaluating_the_wheel_file_on_imagenet_equals_an_independent_evaluation() -> None:
     """``robench.evaluate(<wheel .pth>, "imagenet:<tar>")`` against the source package's own network, a PIL
-    pipeline written here, autograd saliency and the Gini formula of methods.md §2 in NumPy: same predictions, same
+    pipeline written here, autograd saliency and the Gini formula of docs/metrics.md in NumPy: same predictions, same
     per-image pixel Gini."""
     import robench
 

@@ -136,6 +136,7 @@ def test_a_wrapped_modules_run_reports_and_compares(tmp_path: Path) -> None:
     assert "(in memory)" in (tmp_path / "report" / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_importing_the_plots_leaves_the_matplotlib_backend_alone() -> None:
     import subprocess
     import sys

@@ -22,6 +22,7 @@ def test_published_accuracy_on_lossless_images(cli, foreign_checkpoint: Path, tm
     assert accuracy == pytest.approx(0.915, abs=1e-9)  # published: 91.5% on official test images 0..999
 
 
+@pytest.mark.slow
 def test_torchscript_and_export_give_the_same_predictions(foreign_checkpoint: Path, tmp_path: Path) -> None:
     model = load_model(str(foreign_checkpoint), arch="cifar_resnet20:resnet20", arch_path=str(USER_ARCH),
                        mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))

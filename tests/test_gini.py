@@ -88,7 +88,7 @@ def test_gini_matches_quantus_sparseness():
     assert not np.allclose(ours, ours.mean())  # the comparison is not between constants
 
 
-# ---------------------------------------------------------------- methods.md sanity values
+# ---------------------------------------------------------------- sanity values of the definition (docs/metrics.md)
 
 
 def test_constant_gives_zero():

@@ -76,6 +76,7 @@ def test_pickle_payload_runs_with_trust_checkpoint(cli, small_npz: Path, tmp_pat
         assert "holds no state dict" in one_error_line(r)
 
 
+@pytest.mark.slow
 def test_pickle_payload_refused_in_a_fresh_process(small_npz: Path, tmp_path: Path) -> None:
     """As a new user would run it: ``python -m robench evaluate --model payload.pt`` from another directory."""
     marker = tmp_path / "marker"

@@ -362,6 +362,7 @@ def test_crop_pct_outside_unit_interval_is_an_error(bad: float) -> None:
 # ---------------------------------------------------------------------------------------------- the shared real data
 
 
+@pytest.mark.slow
 def test_real_imagenet_validation_subset_gets_the_csv_labels() -> None:  # ~3 s: decodes 1,300 JPEGs
     archive, labels_csv = REAL / "imagenet-val-1300.tar", REAL / "imagenet-val-1300-labels.csv"
     if not archive.exists() or not labels_csv.exists():

@@ -69,6 +69,7 @@ def test_gini_column_matches_captum_and_direct_formula(tmp_path: Path) -> None:
     np.testing.assert_allclose(result.per_image["gini_pixel"].to_numpy(), expected, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_resnet20_mean_pixel_gini_matches_independent_computation(foreign_checkpoint: Path) -> None:
     model = load_model(str(foreign_checkpoint), arch="cifar_resnet20:resnet20", arch_path=str(USER_ARCH),
                        mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))

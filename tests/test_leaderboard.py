@@ -18,6 +18,7 @@ from pathlib import Path
 import filelock
 import pandas as pd
 import pytest
+from conftest import committed  # tests/ is on sys.path (no package)
 
 from robench.errors import RobenchError
 from robench.io import gzip_bytes
@@ -37,8 +38,7 @@ ZOO = Path(__file__).resolve().parents[1] / "reports" / "zoo"
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Copies of the three finished zoo runs (standard, pgd-at, igd)."""
-    if not all((ZOO / n / "meta.json").exists() for n in ("standard", "pgd-at", "igd")):
-        pytest.skip(f"zoo run directories not found under {ZOO}")
+    committed(*(ZOO / n / "meta.json" for n in ("standard", "pgd-at", "igd")))
     base = tmp_path_factory.mktemp("zoo")
     return {n: Path(shutil.copytree(ZOO / n, base / n)) for n in ("standard", "pgd-at", "igd")}
 
@@ -329,6 +329,7 @@ def _add_many(run_dir: str, path: str, worker: int, count: int, barrier) -> None
         lb.add_run(run_dir, name=f"w{worker}-{j}", path=path)
 
 
+@pytest.mark.slow
 def test_concurrent_adds_lose_nothing(tmp_path: Path, zoo: dict[str, Path]) -> None:
     workers, count = 8, 10
     path = tmp_path / "shared" / "leaderboard.csv"

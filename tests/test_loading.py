@@ -299,6 +299,7 @@ def test_models_without_normalisation_metadata_follow_the_data_channels(cli, tmp
     assert r.code == 0, r.err
 
 
+@pytest.mark.slow
 def test_float16_storage_keeps_predictions(tmp_path: Path) -> None:
     """save_checkpoint(dtype=float16) halves the file; loading casts back; sample predictions stay within ±0.2 points."""
     from robench.data import load_dataset

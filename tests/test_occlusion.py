@@ -28,7 +28,7 @@ BASE = 0.3  # clean pixel value of the toy images; every fill value differs from
 
 
 def reference_mask(attr_map: torch.Tensor, n: int, r: int) -> torch.Tensor:
-    """Literal per-pixel loop of the definition (methods.md section 5)."""
+    """Literal per-pixel loop of the definition (docs/attacks.md, "Inductive occlusion attack")."""
     batch, height, width = attr_map.shape
     out = torch.zeros(batch, height, width, dtype=torch.bool)
     for b in range(batch):

@@ -111,6 +111,24 @@ def test_saved_figures_are_byte_identical_when_drawn_again(tmp_path: Path) -> No
         assert (tmp_path / "a" / f"scatter.{ext}").read_bytes() == (tmp_path / "b" / f"scatter.{ext}").read_bytes()
 
 
+def test_report_opens_with_a_summary_and_the_key_plot(zoo_runs: list[Path], tmp_path: Path) -> None:
+    report = build_report(zoo_runs, tmp_path / "cmp", examples=False)
+    runs = [load_run(p) for p in zoo_runs]
+    mask = common_correct(runs)
+    gini = {r.meta["model"]["name"]: r.per_image["gini_pixel"][mask].mean() for r in runs}  # independent of the table
+    pgd = {r.meta["model"]["name"]: r.per_image["pgd@0.0313725"].mean() for r in runs}
+    summary, sentence = report.summary
+    assert summary["pixel Gini"].to_dict() == pytest.approx(gini, rel=1e-5)
+    assert sentence.startswith(f"Most unequal: **{max(gini, key=gini.get)}**")
+    assert f"most robust: **{max(pgd, key=pgd.get)}**" in sentence and f"{int(mask.sum())} common-correct" in sentence
+    text = report.markdown.read_text()
+    assert text.index("## Summary") < text.index("![noise](plots/noise.png)") < text.index("## Models")
+    assert text.count("plots/noise.png") == 1  # under the summary, not again among the plots
+    page = report.html.read_text()
+    assert page.index('id="summary"') < page.index('id="plot-noise"') < page.index('id="models"')
+    assert "<strong>" + max(gini, key=gini.get) + "</strong>" in page and "**" not in page
+
+
 def test_example_grid_recomputes_attributions(zoo_runs: list[Path], tmp_path: Path) -> None:
     report = build_report(zoo_runs[:2], tmp_path / "cmp", examples=True)
     assert "examples" in report.plots, report.notes
@@ -215,6 +233,7 @@ def test_compare_refuses_runs_on_different_images(zoo_runs: list[Path], tiny_che
     assert not (tmp_path / "cmp").exists()
 
 
+@pytest.mark.slow
 def test_cli_compare_and_report(zoo_runs: list[Path], tmp_path: Path, cli) -> None:
     result = cli("compare", *map(str, zoo_runs), "--out", str(tmp_path / "cmp"), "--no-examples")
     assert result.code == 0 and "report written to" in result.out

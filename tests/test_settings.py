@@ -3,32 +3,88 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
+from conftest import ROOT  # tests/ is on sys.path (no package)
 
 import robench
 from robench.api import suite_configs
 from robench.errors import SettingError
-from robench.options import flag
 from robench.settings import LEGACY_NAMES, SUITE_CONFIGS, AdversarialConfig, InequalityConfig, recorded_settings
 
+#: The attribution options, flags of every suite that computes maps (docs/python-api.md, "Suite options").
+ATTRIBUTION_OPTION_FLAGS = {"--ig-steps", "--ig-method", "--ig-baseline", "--internal-batch-size",
+                            "--smoothgrad-samples", "--smoothgrad-sigma", "--smoothgrad-squared"}
+#: The flags of ``robench evaluate`` that set each suite's settings, written out from the README's suite table and
+#: docs/python-api.md ("Suite options") rather than derived from the code: renaming or dropping a documented flag,
+#: or adding a setting without a flag documented here, fails the tests below.
+DOCUMENTED_SUITE_FLAGS = {
+    "inequality": {"--attribution", *ATTRIBUTION_OPTION_FLAGS, "--gini-value", "--ina-budgets", "--rn-budgets",
+                   "--noise-mode", "--noise", "--trials", "--occlusion-fill", "--occlusion-order", "--occlusion-count",
+                   "--occlusion-radius", "--occlusion-search", "--attack-batch", "--reference-model"},
+    "adversarial": {"--eps", "--pgd-steps", "--pgd-rel-stepsize", "--pgd-restarts", "--autoattack", "--masking-checks"},
+    "corruptions": {"--corruptions", "--severities", "--corruption-table", "--corruption-engine", "--workers"},
+    "sanity": {"--attribution", *ATTRIBUTION_OPTION_FLAGS, "--mprt-steps", "--mprt-threshold", "--mprt-verdict-share"},
+}
 
-def _evaluate_flags() -> set[str]:
+
+def _evaluate_options() -> dict[str, str]:
+    """The options of the real ``robench evaluate`` command: flag → the keyword it passes on."""
     import typer.main
 
     from robench.cli import app
 
     command = typer.main.get_command(app).commands["evaluate"]  # type: ignore[attr-defined]
-    return {opt for param in command.params for opt in param.opts}
+    return {opt: param.name for param in command.params for opt in param.opts}
 
 
-@pytest.mark.parametrize("suite", sorted(SUITE_CONFIGS))
-def test_every_setting_is_an_evaluate_flag_of_the_same_name(suite: str) -> None:
-    flags = _evaluate_flags()
-    for f in dataclasses.fields(SUITE_CONFIGS[suite]):
-        if f.name != "attribution_options":  # given as --ig-steps, --smoothgrad-samples, ... (per attribution)
-            assert flag(f.name) in flags, f"{suite}.{f.name} has no {flag(f.name)}"
-            assert f.metadata.get("help"), f"{suite}.{f.name} has no help text"
+def _setting_names(suite: str) -> set[str]:
+    """The suite's settings by name, the attribution options (one field) by theirs."""
+    from robench.settings import AttributionOptions
+
+    names = {f.name for f in dataclasses.fields(SUITE_CONFIGS[suite])}
+    if "attribution_options" in names:
+        names = names - {"attribution_options"} | {f.name for f in dataclasses.fields(AttributionOptions)}
+    return names
+
+
+def test_the_documented_flags_are_those_of_the_settings() -> None:
+    """Against the hand-written list: every documented flag exists, passes the setting of its own name, and no
+    setting lacks a documented flag."""
+    assert set(DOCUMENTED_SUITE_FLAGS) == set(SUITE_CONFIGS)
+    options = _evaluate_options()
+    for suite, documented in DOCUMENTED_SUITE_FLAGS.items():
+        names = _setting_names(suite)
+        assert not documented - set(options), f"robench evaluate lacks {sorted(documented - set(options))}"
+        wrong = {f: options[f] for f in documented if options[f] not in names}
+        assert not wrong, f"{suite}: these flags do not set a {suite} setting: {wrong}"
+        flags_of_settings = {f for f, name in options.items() if name in names and f.startswith("--")}
+        assert flags_of_settings == documented, (
+            f"{suite}: settings with undocumented flags {sorted(flags_of_settings - documented)}; add them to the "
+            f"README's suite table or docs/python-api.md and to DOCUMENTED_SUITE_FLAGS")
+        for f in dataclasses.fields(SUITE_CONFIGS[suite]):
+            assert f.metadata.get("help") or f.name == "attribution_options", f"{suite}.{f.name} has no help text"
+
+
+def test_the_readme_suite_table_names_real_flags_of_the_suite() -> None:
+    """Every flag in the README's suite table is a documented flag of that suite's row (and so, above, a real one)."""
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `(\w+)` \|[^\n]*?\|([^|\n]*)\|$",
+                                                        (ROOT / "README.md").read_text(), re.MULTILINE)}
+    assert set(DOCUMENTED_SUITE_FLAGS) <= set(rows), f"the README's suite table lacks rows for {set(rows)}"
+    for suite, documented in DOCUMENTED_SUITE_FLAGS.items():
+        named = set(re.findall(r"--[a-z][a-z-]*", rows[suite]))
+        assert named, f"the README's {suite} row names no flag"
+        assert named <= documented, f"the README's {suite} row names {sorted(named - documented)}, not its flags"
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--occlusion-count", "0"), ("--trials", "0"), ("--pgd-steps", "0"),
+                                             ("--mprt-steps", "0"), ("--workers", "-1")])
+def test_a_documented_flag_reaches_its_setting(cli, flag: str, value: str) -> None:  # type: ignore[no-untyped-def]
+    """The flag's value arrives at the suite's check, which names the flag back."""
+    suite = next(s for s, flags in DOCUMENTED_SUITE_FLAGS.items() if flag in flags)
+    r = cli("evaluate", "--suite", suite, "--limit", "4", flag, value)
+    assert r.code == 2 and r.err.startswith(f"robench: error: {flag}"), r.err
 
 
 def test_text_values_parse_like_the_command_line() -> None:

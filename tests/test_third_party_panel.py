@@ -37,6 +37,7 @@ def test_evaluations_per_row() -> None:
     assert card["origin"] == "third-party" and card["stated_robust_accuracy"] == pytest.approx(0.697)
 
 
+@pytest.mark.slow
 def test_driver_on_two_models_resumes_and_reports(tmp_path: Path) -> None:
     if not all((PANEL / ROWS[n]["file"]).exists() for n in PAIR):
         pytest.skip(f"third-party panel not found at {PANEL} (set ROBENCH_THIRD_PARTY)")

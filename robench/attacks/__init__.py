@@ -1,5 +1,5 @@
 """Attacks that exploit the inequality phenomenon: inductive noise (INA), random noise (RN) and
-inductive occlusion (IOA). See docs/attacks.md and methods.md sections 3-5."""
+inductive occlusion (IOA). Definitions and defaults: docs/attacks.md."""
 
 from robench.attacks.budgets import (
     DUAN_INA_COUNT_224,

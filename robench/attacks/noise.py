@@ -1,4 +1,4 @@
-"""Inductive noise attack (INA) and random noise (RN), methods.md sections 3 and 4.
+"""Inductive noise attack (INA) and random noise (RN); docs/attacks.md, "Noise attacks".
 
 Both attacks perturb exactly k of the C·H·W entries of each image and ask whether the model's
 prediction changes. They differ only in how the k entries are chosen:
@@ -15,7 +15,7 @@ entries (Duan). The result is clamped to [0, 1]; entries outside the mask never 
 
 Which images count is the caller's business: :func:`noise_attack` reports a fooled flag
 (prediction ≠ label) for every image it is given. The suite normally passes only images that
-every compared model classifies correctly (methods.md section 7).
+every compared model classifies correctly (docs/reports.md, "Which images").
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import math
 import numbers
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import Tensor, nn
@@ -33,14 +33,13 @@ from robench.attacks.budgets import Budget, resolve_budgets
 from robench.attacks.results import concat_batches
 from robench.errors import RobenchError
 from robench.models.modes import eval_mode
+from robench.settings import NOISE_KINDS, NOISE_MODES  # the suite's settings check them without importing torch
 
 Selection = Literal["inductive", "random"]
 NoiseMode = Literal["add", "replace"]
 NoiseKind = Literal["gaussian", "uniform"]
 
 SELECTIONS: tuple[str, ...] = ("inductive", "random")
-NOISE_MODES: tuple[str, ...] = ("add", "replace")
-NOISE_KINDS: tuple[str, ...] = ("gaussian", "uniform")
 
 #: Default largest number of images in one forward pass.
 DEFAULT_MAX_BATCH: int = 256
@@ -387,8 +386,9 @@ def noise_attack(
         raise RobenchError(f"trials must be an int >= 1, got {trials!r}")
     if not isinstance(generator, torch.Generator):
         raise RobenchError("pass an explicit torch.Generator so that results repeat for a seed")
+    # numbers.Real, not (int, float): NumPy scalars count too (mypy cannot narrow the union with it)
     budget_list: list[Budget] = (
-        [budgets] if isinstance(budgets, numbers.Real) else list(budgets)  # type: ignore[list-item]
+        [cast(Budget, budgets)] if isinstance(budgets, numbers.Real) else list(cast(Iterable[Budget], budgets))
     )
     shape = tuple(x.shape)
     n, numel = shape[0], math.prod(shape[1:])

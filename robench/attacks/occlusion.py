@@ -1,4 +1,4 @@
-"""Inductive occlusion attack (IOA), methods.md section 5.
+"""Inductive occlusion attack (IOA); docs/attacks.md, "Inductive occlusion attack".
 
 Map = channel mean of the signed attribution (H × W). For a count n and a radius r the
 occlusion mask is the union of the 2r × 2r squares rows [i − r, i + r) × cols [j − r, j + r)
@@ -54,11 +54,10 @@ from robench.attacks.noise import (
 from robench.attacks.results import concat_batches
 from robench.errors import RobenchError
 from robench.models.modes import eval_mode
+from robench.settings import ORDERS, SEARCHES  # the suite's settings check them without importing torch
 
 OcclusionOrder = Literal["count_first", "radius_first"]
-ORDERS: tuple[str, ...] = ("count_first", "radius_first")
 OcclusionSearch = Literal["bisect", "sweep"]
-SEARCHES: tuple[str, ...] = ("bisect", "sweep")
 
 #: Default number of top positions N (both papers).
 DEFAULT_MAX_COUNT: int = 10
@@ -357,7 +356,7 @@ class _Search:
             found = active[hit]  # fooled at the largest inner value: bisect down to the smallest
             inner = self._smallest(found, inner_max, lambda rows, mid: grid(torch.full_like(mid, value), mid))
             counts, radii = grid(torch.full_like(found, value), inner)
-            mask = squares_mask(self.positions[found], radii, *self.x.shape[2:], counts)
+            mask = squares_mask(self.positions[found], radii, self.x.shape[2], self.x.shape[3], counts)
             self.record(found, counts, radii, mask.flatten(1).sum(dim=1))
             active = active[~hit]
 

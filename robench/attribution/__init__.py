@@ -1,4 +1,4 @@
-"""Attribution maps (methods.md §1): the gradient of the true-class logit, in several flavours.
+"""Attribution maps (docs/metrics.md, "Attribution"): the gradient of the true-class logit, in several flavours.
 
 All functions take ``(model, x, target)`` with ``x`` N×C×H×W in [0, 1] and ``target`` a
 LongTensor of N labels, run the model in eval mode (previous mode restored), never touch

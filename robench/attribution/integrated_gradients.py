@@ -78,11 +78,12 @@ def resolve_baseline(model: nn.Module, x: Tensor, baseline: Baseline = "zero") -
     elif baseline == "zero":
         return torch.zeros((), dtype=x.dtype, device=x.device).expand_as(x)
     elif baseline == "mean":
-        base = getattr(model, "mean", None)
-        if not isinstance(base, Tensor):
+        mean = getattr(model, "mean", None)
+        if not isinstance(mean, Tensor):
             raise RobenchError(
                 "baseline='mean' needs a model with a normalization-mean buffer 'mean' "
                 "(robench model wrappers have one); use baseline='zero' or pass a tensor")
+        base = mean
     else:
         raise RobenchError(f"unknown baseline {baseline!r}; choose one of: "
                            f"{', '.join(BASELINES)}, or pass a tensor")

@@ -62,8 +62,7 @@ def _normal_cdf(z: np.ndarray) -> np.ndarray:
 
 def _shot_law(c: float) -> np.ndarray:
     counts = np.arange(int(np.ceil(c)), dtype=np.float64)  # counts below c; the rest clip to 255
-    bins = np.clip(counts / c, 0, 1) * 255
-    bins = bins.astype(np.uint8)  # the reference's truncation, on the same float64 values
+    bins = (np.clip(counts / c, 0, 1) * 255).astype(np.uint8)  # the reference's truncation, on the same float64 values
     rate = (np.arange(LEVELS, dtype=np.float64) / 255.0 * c)[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         log_mass = counts * np.log(rate) - rate - torch.lgamma(torch.from_numpy(counts + 1)).numpy()

@@ -103,7 +103,8 @@ def resize_center_crop(img: Image.Image, size: tuple[int, int], crop_pct: float 
     timm's ``crop_pct``), then centre-crop to ``size`` (H, W)."""
     h, w = size
     scale = max(h, w) / crop_pct / min(img.size)
-    img = img.resize((max(w, round(img.size[0] * scale)), max(h, round(img.size[1] * scale))), Image.BICUBIC)
+    img = img.resize((max(w, round(img.size[0] * scale)), max(h, round(img.size[1] * scale))),
+                     Image.Resampling.BICUBIC)
     left, top = (img.size[0] - w) // 2, (img.size[1] - h) // 2
     return img.crop((left, top, left + w, top + h))
 

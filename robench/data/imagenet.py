@@ -37,6 +37,7 @@ from collections import Counter
 from collections.abc import Iterator
 from functools import lru_cache, partial
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 
@@ -88,7 +89,8 @@ def load_imagenet(path: Path, split: str, image_size: tuple[int, int] | None, cr
         names, labels, labels_from = _folder_labels(root, path)
         stat = [(name, (root / name).stat().st_size, (root / name).stat().st_mtime_ns) for name in names]
         source: tuple = ("imagenet-folder", str(root.resolve()), stat)
-        items = _folder_items(root, names)  # generators: nothing is read unless the cache misses
+        # generators: nothing is read unless the cache misses
+        items: Iterator[tuple[bytes | Path, str]] = _folder_items(root, names)
         display = path.name
     elif path.is_file():
         names, labels, labels_from = _archive_labels(path, split)
@@ -103,8 +105,9 @@ def load_imagenet(path: Path, split: str, image_size: tuple[int, int] | None, cr
     images = cached_array(cache_key(*source, resize),
                           lambda: stack_images(items, len(names), image_size, False, progress, crop_pct), "decoded")
     _, classes = standard_classes()
-    identity = {"name": display, "path": str(path.resolve()), "description": "ImageNet (ILSVRC2012) images",
-                "label_index": LABEL_INDEX, "labels_from": labels_from}
+    identity: dict[str, Any] = {"name": display, "path": str(path.resolve()),
+                                "description": "ImageNet (ILSVRC2012) images", "label_index": LABEL_INDEX,
+                                "labels_from": labels_from}
     if resize:
         identity["resize"] = resize
     return ImageSet(images, labels, list(classes), np.arange(len(labels)), identity)

@@ -1,4 +1,4 @@
-"""Inequality metrics (methods.md §2): Gini indices, Lorenz curves, error rates."""
+"""Inequality metrics (docs/metrics.md): Gini indices, Lorenz curves, error rates."""
 
 from robench.metrics.error_rates import bootstrap_ci, error_rate
 from robench.metrics.gini import (

@@ -1,4 +1,4 @@
-"""Gini index of attribution maps (methods.md §2): pixel (global) and regional variants.
+"""Gini index of attribution maps (docs/metrics.md, "Gini index"): pixel (global) and regional variants.
 
 All functions are batched: one sort over the whole batch, no Python loop over images.
 """

@@ -5,8 +5,10 @@ from __future__ import annotations
 import importlib
 import inspect
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
@@ -48,11 +50,11 @@ def build_timm(name: str, num_classes: int | None, in_chans: int = 3, pretrained
     """A timm model with its pretrained config's input size, mean, std, crop fraction and interpolation."""
     import timm
 
-    kwargs = {"in_chans": in_chans}
+    kwargs: dict[str, Any] = {"in_chans": in_chans}
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
     net = timm.create_model(name, pretrained=pretrained, **kwargs)
-    cfg = net.pretrained_cfg or {}
+    cfg: dict[str, Any] = getattr(net, "pretrained_cfg", None) or {}
     size = tuple(cfg["input_size"]) if cfg.get("input_size") else None
     mean = tuple(cfg["mean"]) if cfg.get("mean") and len(cfg["mean"]) == in_chans else None
     std = tuple(cfg["std"]) if cfg.get("std") and len(cfg["std"]) == in_chans else None
@@ -76,6 +78,7 @@ def _build_user_callable(arch: str, num_classes: int | None, arch_path: str | No
     fn = getattr(module, attr, None)
     if not callable(fn):
         raise RobenchError(f"module {module_name!r} has no callable {attr!r} (from --arch {arch})")
+    params: Mapping[str, inspect.Parameter]
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):

@@ -198,6 +198,9 @@ class PatchWhitening(nn.Module):
     trained; they are buffers, so checkpoints carry them and optimizers skip them.
     """
 
+    weight: torch.Tensor
+    bias: torch.Tensor
+
     def __init__(self, in_chans: int, kernel: int = 2, eps: float = 5e-4) -> None:
         super().__init__()
         self.kernel, self.eps = kernel, eps

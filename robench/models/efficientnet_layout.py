@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -78,11 +79,11 @@ def efficientnet_pytorch_to_timm(state: dict[str, torch.Tensor], net: nn.Module,
     if not isinstance(net, EfficientNet):
         raise RobenchError(f"the weights are in EfficientNet-PyTorch's layout (_conv_stem, _blocks.N, _fc) but {arch} "
                            "is not a timm EfficientNet: pass e.g. --arch tf_efficientnet_lite0 or tf_efficientnet_b0")
-    places = [(s, j, block) for s, stage in enumerate(net.blocks) for j, block in enumerate(stage)]
+    places = [(s, j, block) for s, stage in enumerate(net.blocks) for j, block in enumerate(cast(nn.Sequential, stage))]
     state = _strip_prefix(state)
     found = {int(m.group(1)) for k in state if (m := _BLOCK_KEY.fullmatch(k))}
     if found != set(range(len(places))):
-        depths = ",".join(str(len(stage)) for stage in net.blocks)
+        depths = ",".join(str(len(cast(nn.Sequential, stage))) for stage in net.blocks)
         gaps = sorted(set(range(max(found, default=-1) + 1)) - found)
         hole = f", none numbered {', '.join(map(str, gaps[:5]))}" if gaps else ""
         raise RobenchError(f"the weights have {len(found)} EfficientNet-PyTorch blocks (_blocks.N{hole}) but {name} "
@@ -117,9 +118,10 @@ def _warn_not_tf(name: str, net: nn.Module) -> None:
     import timm
 
     twin = tf_twin(name)
+    cfg: dict[str, Any] = getattr(net, "pretrained_cfg", None) or {}
     other_norm = twin is not None and (timm.get_pretrained_cfg_value(twin, "mean"),
                                        timm.get_pretrained_cfg_value(twin, "std")) != (
-        net.pretrained_cfg.get("mean"), net.pretrained_cfg.get("std"))
+        cfg.get("mean"), cfg.get("std"))
     log.warning(f"robench: warning: EfficientNet-PyTorch weights come from TensorFlow ('same' padding, BatchNorm eps "
                 f"1e-3) but {name} uses PyTorch padding and eps 1e-5{' and another mean/std' if other_norm else ''}: "
                 f"it loads but loses accuracy; use --arch {twin or 'a tf_ EfficientNet'} "

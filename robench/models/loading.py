@@ -195,7 +195,7 @@ def _weights_only_torch_load() -> Iterator[None]:
         kwargs["weights_only"] = True
         return real(*args, **kwargs)
 
-    torch.load = weights_only_load  # type: ignore[assignment]
+    torch.load = weights_only_load
     try:
         yield
     finally:

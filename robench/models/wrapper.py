@@ -63,6 +63,9 @@ class RobenchModel(nn.Module):
     Networks that cannot switch modes (``torch.export`` programs) are left alone by ``train()``.
     """
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, net: nn.Module, info: ModelInfo, switchable: bool = True) -> None:
         super().__init__()
         self.net = net

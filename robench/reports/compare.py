@@ -23,7 +23,7 @@ import pandas as pd
 from scipy.stats import kendalltau
 
 from robench.errors import RobenchError
-from robench.reports.runs import Run
+from robench.run import Run
 from robench.schema import PerImageColumn, per_image_columns
 
 SCOPES = ("own", "common")
@@ -50,7 +50,7 @@ def model_labels(runs: Sequence[Run]) -> list[str]:
     names = [run.name for run in runs]
     labels = []
     for run, name in zip(runs, names):
-        labels.append(name if names.count(name) == 1 else f"{name} ({run.path.name})")
+        labels.append(name if names.count(name) == 1 else f"{name} ({run.path.name if run.path else 'unsaved'})")
     if len(set(labels)) != len(labels):
         labels = [f"{label} #{i + 1}" for i, label in enumerate(labels)]
     return labels

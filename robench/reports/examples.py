@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from robench.attacks.occlusion import attribution_map, occlusion_mask, occlusion_steps
+from robench.attacks.occlusion import OcclusionOrder, attribution_map, occlusion_mask, occlusion_steps
 from robench.attribution import attribute
 from robench.data import load_dataset
 from robench.errors import RobenchError
@@ -23,12 +23,12 @@ from robench.models.loading import load_model
 from robench.models.wrapper import RobenchModel
 from robench.options import parse_size
 from robench.reports.plots import OKABE_ITO, plt
-from robench.reports.runs import Run
+from robench.run import Run
 from robench.schema import column_name
 from robench.settings import LOAD_OPTIONS, AttributionOptions, LoadOptions, load_options, recorded_settings
 
 
-def model_loading(meta: dict) -> LoadOptions:  # type: ignore[type-arg]
+def model_loading(meta: dict) -> LoadOptions:
     """How a run loaded its model: meta.json's ``model_loading`` record; for runs made before it, rebuilt from the
     recorded command-line options (text) and the model's recorded test-time flip."""
     if isinstance(meta.get("model_loading"), dict):
@@ -69,7 +69,8 @@ def reload_images(run: Run, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tenso
     return data.subset(np.array([position[int(i)] for i in wanted])).batch(0, len(wanted))
 
 
-def _occlusion_step(run: Run, row: int, fill: str, count: int, radius: int, order: str) -> tuple[int, int, bool]:
+def _occlusion_step(run: Run, row: int, fill: str, count: int, radius: int,
+                    order: OcclusionOrder) -> tuple[int, int, bool]:
     """(n, r) of the first successful occlusion of per-image row ``row``, or (N, R) and False: the recorded
     count and radius, or for runs made before they were recorded (sweeps) the step reached after its queries."""
     fooled = float(run.per_image[column_name("inductive_occlusion", fill, "fooled")].iloc[row]) > 0
@@ -90,10 +91,9 @@ def example_grid(runs: Sequence[Run], labels: Sequence[str], mask: np.ndarray, n
     rows = np.flatnonzero(mask)[:n_images]
     if len(rows) == 0:
         return None, "no image is classified correctly by every model, so there are no examples"
-    settings = [recorded_settings(r.meta["suites"]["inequality"]) if "inequality" in r.meta["suites"] else None
-                for r in runs]
-    if any(s is None for s in settings):
+    if any("inequality" not in r.meta["suites"] for r in runs):
         return None, "examples need the inequality suite in every run"
+    settings = [recorded_settings(r.meta["suites"]["inequality"]) for r in runs]
     try:
         x, y = reload_images(runs[0], rows)
     except (RobenchError, OSError, KeyError, ValueError) as exc:

@@ -1,7 +1,7 @@
 """The leaderboard: one CSV row per evaluated model, ranked only among rows of one evaluation protocol.
 
 The file (default ``reports/leaderboard.csv``) holds :data:`LEADERBOARD_COLUMNS`, one row per
-model name, written by :func:`add_run` from a finished run directory (:func:`robench.reports.runs.headline`),
+model name, written by :func:`add_run` from a finished run directory (:func:`robench.run.headline`),
 optionally a separate AutoAttack run of the same checkpoint, and an optional model card
 (:func:`provenance`: origin robench/third-party, source, licence, training and ε as stated, the
 source's own accuracies; ``method``: the training as stated). A robench-trained row must name a
@@ -31,7 +31,7 @@ import pandas as pd
 
 from robench.errors import RobenchError
 from robench.io import sha256_file, write_atomic
-from robench.reports.runs import ALIGNMENT_COLUMNS, ATTRIBUTION_COLUMNS, HEADLINE_COLUMNS, METHOD_PARAMS, Run
+from robench.run import ALIGNMENT_COLUMNS, ATTRIBUTION_COLUMNS, HEADLINE_COLUMNS, METHOD_PARAMS, Run, headline, load_run
 from robench.zoo import zoo_dir
 
 #: Where a row's model comes from, as stated by its source (empty for robench-trained models except ``origin``).
@@ -428,8 +428,6 @@ def add_run(run_dir: str | Path, name: str | None = None, path: str | Path = DEF
     ``warning:`` flag a likely mistake: the same checkpoint evaluated with the same settings is already on
     the leaderboard under another name (the row is added anyway).
     """
-    from robench.reports.runs import headline, load_run
-
     path = Path(path)
     run = load_run(run_dir)
     row = {**headline(run), **provenance(card), "checkpoint": checkpoint_location(run)}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt  # the backend is the caller's (a notebook's inline one); headless: Agg by itself
 import numpy as np
@@ -21,7 +22,7 @@ from robench.attacks.occlusion import occlusion_steps  # noqa: E402
 from robench.errors import RobenchError  # noqa: E402
 from robench.io import write_atomic  # noqa: E402
 from robench.metrics.error_rates import bootstrap_ci  # noqa: E402
-from robench.reports.runs import Run  # noqa: E402
+from robench.run import Run  # noqa: E402
 from robench.schema import column_name, per_image_columns  # noqa: E402
 
 #: The files :func:`save_figure` writes for each plot, in order: one format, so that a committed report holds each
@@ -49,14 +50,14 @@ def save_figure(fig: Figure, out_dir: Path, stem: str, formats: Sequence[str] = 
         plt.close(fig)
         raise RobenchError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
     paths = []
-    options: dict[str, dict[str, object]] = {"png": {"dpi": PNG_DPI}, "svg": {"metadata": {"Date": None}}}
+    options: dict[str, dict[str, Any]] = {"png": {"dpi": PNG_DPI}, "svg": {"metadata": {"Date": None}}}
     for ext in formats:
         if ext not in options:
             plt.close(fig)
             raise RobenchError(f"cannot save a plot as {ext!r}: robench writes {', '.join(options)}")
         path, kwargs = out_dir / f"{stem}.{ext}", options[ext]
         with plt.rc_context({"svg.hashsalt": stem}):
-            write_atomic(path, lambda tmp, e=ext, k=kwargs: fig.savefig(tmp, format=e, bbox_inches="tight", **k))
+            write_atomic(path, lambda tmp: fig.savefig(tmp, format=ext, bbox_inches="tight", **kwargs))  # called at once
         paths.append(path)
     plt.close(fig)
     return paths
@@ -222,6 +223,7 @@ def corruption_heatmaps(runs: Sequence[Run], labels: Sequence[str]) -> Figure | 
                 ax.text(c, r, f"{v:.0f}", ha="center", va="center", fontsize=7, color="white" if v < 60 else "black")
     for ax in list(axes.flat)[len(tables):]:
         ax.set_visible(False)
+    assert image is not None  # tables is not empty
     fig.colorbar(image, ax=axes, label="error rate (%)", shrink=0.9)
     fig.suptitle("Corruption error rate (each model's full image set)")
     return fig

@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from robench import __version__
+from robench._version import __version__
 from robench.io import check_writable, write_atomic, write_text_atomic
 from robench.reports.compare import common_correct, comparison_table, model_labels, ranking_notes, ranking_table
 from robench.reports.plots import corruption_heatmaps, gini_and_lorenz, noise_curves, occlusion_curves, save_figure
-from robench.reports.runs import Run, headline, load_run
+from robench.run import Run, headline, load_run
 
 PLOT_CAPTIONS = {
     "noise": "Inductive noise vs random noise: error rate against budget on the common-correct images.",
@@ -51,12 +51,15 @@ class Report:
     notes: list[str] = field(default_factory=list)
     rankings: Path | None = None  # rankings.csv, when several runs are compared
     agreement: list[str] = field(default_factory=list)  # where the rankings by attribution measure disagree
+    summary: tuple[pd.DataFrame, str] = (pd.DataFrame(), "")  # the headline table and sentence (_summary)
+    key_plot: str | None = None  # the plot shown under the summary: inductive vs random noise, else the Gini
 
 
-def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, title: str | None = None,
+def build_report(run_dirs: Sequence[Run | str | Path], out_dir: str | Path, title: str | None = None,
                  examples: bool = True) -> Report:
-    """Compare the runs in ``run_dirs`` (one run: a single-model report) and write the report into ``out_dir``."""
-    runs = [load_run(p) for p in run_dirs]
+    """Compare the runs in ``run_dirs`` (one run: a single-model report) and write the report into ``out_dir``;
+    a :class:`Run` already loaded (:func:`robench.compare`) is taken as it is, a directory is loaded."""
+    runs = [p if isinstance(p, Run) else load_run(p) for p in run_dirs]
     table = comparison_table(runs)
     labels = model_labels(runs)
     mask = common_correct(runs)
@@ -83,11 +86,60 @@ def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, title: str
         report.rankings = out / "rankings.csv"
         report.agreement = ranking_notes(rankings, labels)
         write_atomic(report.rankings, lambda tmp: rankings.to_csv(tmp, index=False, float_format="%.6g"))
+    report.summary = _summary(runs, labels, table, mask)
+    report.key_plot = next((name for name in KEY_PLOTS if name in report.plots), None)
     title = title or ("robench comparison: " + ", ".join(labels) if len(runs) > 1 else f"robench report: {labels[0]}")
     overview = _overview(runs, labels)
     write_text_atomic(report.markdown, _markdown(title, runs, overview, table, rankings, mask, report, sanity))
     write_text_atomic(report.html, _html(title, runs, overview, table, rankings, mask, report, sanity))
     return report
+
+
+# ---------------------------------------------------------------------------------------------- the headline
+
+#: (test of the comparison table's common-correct rows, its param or None for the largest budget, column name)
+SUMMARY_MEASURES = (("gini", "pixel", "pixel Gini"), ("inductive_noise", None, "inductive noise error"),
+                    ("inductive_occlusion", "fill=0.5", "occlusion error (grey)"),
+                    ("random_noise", None, "random noise error"))
+#: The plot shown under the summary, the first of these the report has.
+KEY_PLOTS = ("noise", "gini", "occlusion")
+#: The sentence's superlatives: the model with the largest value of each column.
+SUPERLATIVES = (("pixel Gini", "most unequal"), ("robust accuracy", "most robust"),
+                ("inductive noise error", "most fooled by inductive noise"))
+
+
+def _summary(runs: Sequence[Run], labels: Sequence[str], table: pd.DataFrame,
+             mask: np.ndarray) -> tuple[pd.DataFrame, str]:
+    """The report's headline: a row per model (accuracies on all images; Gini and attack errors on the
+    common-correct images, budgets the largest run) and one sentence naming the most unequal, the most robust and
+    the most fooled model, with the denominators spelled out."""
+    heads = [headline(r) for r in runs]
+    columns: dict[str, list[float]] = {"clean accuracy": [h["clean_accuracy"] for h in heads]}
+    aa = [h["autoattack_accuracy"] for h in heads]
+    if any(not np.isnan(h["pgd_accuracy"]) for h in heads):
+        columns["robust accuracy"] = [a if not np.isnan(a) else h["pgd_accuracy"] for a, h in zip(aa, heads)]
+    common = table[table["scope"] == "common"]
+    units = [f"accuracies on all {runs[0].meta['n_images']} images"]
+    if "robust accuracy" in columns:
+        eps = max(h["pgd_eps"] for h in heads if not np.isnan(h["pgd_eps"]))
+        attack = "AutoAttack" if all(not np.isnan(a) for a in aa) else \
+            "PGD" if all(np.isnan(a) for a in aa) else "AutoAttack where run, else PGD"
+        units[0] += f" (robust: {attack} at ε = {eps * 255:.3g}/255)"
+    units.append(f"the rest on the {int(mask.sum())} common-correct images")
+    for test, param, name in SUMMARY_MEASURES:
+        rows = common[common["test"] == test]
+        rows = rows[rows["param"].astype(str) == param] if param else rows
+        if len(rows):
+            row = rows.iloc[0] if param else rows.loc[rows["param"].astype(float).idxmax()]
+            columns[name] = [float(row[label]) for label in labels]
+            if param is None:
+                units.append(f"{name.removesuffix(' error')} on {float(row['param']) * 100:.3g}% of the entries")
+    frame = pd.DataFrame(columns, index=pd.Index(list(labels), name="model"))
+    said = [f"{phrase}: **{frame[name].idxmax()}** ({name} {frame[name].max():.3f})"
+            for name, phrase in SUPERLATIVES if len(runs) > 1 and name in frame and frame[name].notna().any()]
+    sentence = "; ".join(said)
+    sentence = sentence[:1].upper() + sentence[1:] + ". " if said else ""
+    return frame, sentence + "Columns: " + "; ".join(units) + "."
 
 
 def _overview(runs: Sequence[Run], labels: Sequence[str]) -> pd.DataFrame:
@@ -159,6 +211,10 @@ def _intro(runs: Sequence[Run], mask: np.ndarray) -> str:
             f"Written by robench {__version__}.")
 
 
+OWN_TITLE = "Each model on its own images"
+OWN_INTRO = ("Accuracies (clean, PGD, FGSM) on all the images; Gini and attack error rates on the images this model "
+             "classifies correctly, which differ from model to model (the common-correct table above compares like "
+             "with like).")
 SANITY_TITLE = "Attribution sanity check (model-parameter randomisation)"
 SANITY_INTRO = ("Mean similarity of each image's |attribution| on the model and on a copy whose layers are re-initialised "
                 "from the output down (all images); an attribution that explains the model falls towards 0.")
@@ -166,20 +222,26 @@ SANITY_INTRO = ("Mean similarity of each image's |attribution| on the model and 
 
 def _markdown(title: str, runs: Sequence[Run], overview: pd.DataFrame, table: pd.DataFrame,
               rankings: pd.DataFrame | None, mask: np.ndarray, report: Report, sanity: Sanity) -> str:
-    parts = [f"# {title}", "", _intro(runs, mask), "", "## Models", "", overview.to_markdown(index=False, disable_numparse=True), "",
+    summary, sentence = report.summary
+    parts = [f"# {title}", "", "## Summary", "", sentence, "", summary.to_markdown(floatfmt=".3f"), ""]
+    if report.key_plot:
+        parts += [f"![{report.key_plot}](plots/{report.plots[report.key_plot][0].name})", ""]
+    parts += [_intro(runs, mask), "", "## Models", "", overview.to_markdown(index=False, disable_numparse=True), "",
              "## On the common-correct images", "", _display(table, "common").to_markdown(disable_numparse=True), ""]
     if rankings is not None:
         parts += ["## Rankings by attribution measure", "", RANKINGS_INTRO, ""]
         if not rankings.empty:
             parts += [_display_rankings(rankings, overview["model"]).to_markdown(disable_numparse=True), ""]
         parts += [f"- {note}" for note in report.agreement] + [""]
-    parts += ["## Each model on its own correctly classified images", "",
+    parts += [f"## {OWN_TITLE}", "", OWN_INTRO, "",
               _display(table, "own").to_markdown(disable_numparse=True), ""]
     if sanity[0] is not None:
         parts += [f"## {SANITY_TITLE}", "", SANITY_INTRO, "", sanity[0].to_markdown(disable_numparse=True), ""]
         parts += [f"**{line}**" if flag == 1 else line for flag, line in sanity[1]] + [""]
     parts += ["## Plots", ""]
     for name, paths in report.plots.items():
+        if name == report.key_plot:
+            continue  # shown under the summary
         others = "".join(f" ([{p.suffix[1:].upper()}](plots/{p.name}))" for p in paths[1:])
         parts += [f"**{PLOT_CAPTIONS[name]}**", "", f"![{name}](plots/{paths[0].name}){others}", ""]
     parts += [f"_{note}_" for note in report.notes] + ["", "Full table: [comparison.csv](comparison.csv)."]
@@ -194,11 +256,19 @@ figcaption{font-weight:600;margin-bottom:0.4em}"""
 
 def _html(title: str, runs: Sequence[Run], overview: pd.DataFrame, table: pd.DataFrame,
           rankings: pd.DataFrame | None, mask: np.ndarray, report: Report, sanity: Sanity) -> str:
-    figures = []
+    figures, key = [], ""
     for name, paths in report.plots.items():  # linked, not embedded: each plot is in the report once, in plots/
         source = html.escape(f"plots/{paths[0].name}", quote=True)
-        figures.append(f'<figure id="plot-{name}"><figcaption>{html.escape(PLOT_CAPTIONS[name])}</figcaption>'
-                       f'<a href="{source}"><img alt="{name} plot" src="{source}"></a></figure>')
+        figure = (f'<figure id="plot-{name}"><figcaption>{html.escape(PLOT_CAPTIONS[name])}</figcaption>'
+                  f'<a href="{source}"><img alt="{name} plot" src="{source}"></a></figure>')
+        if name == report.key_plot:
+            key = figure  # above the fold, under the summary
+        else:
+            figures.append(figure)
+    summary, sentence = report.summary
+    said = html.escape(sentence)
+    while "**" in said:  # the sentence's bold model names
+        said = said.replace("**", "<strong>", 1).replace("**", "</strong>", 1)
     notes = "".join(f"<p><em>{html.escape(n)}</em></p>" for n in report.notes)
     intro = html.escape(_intro(runs, mask)).replace("**common-correct**", "<strong>common-correct</strong>")
     checks = ""
@@ -214,10 +284,12 @@ def _html(title: str, runs: Sequence[Run], overview: pd.DataFrame, table: pd.Dat
         ranked = f"<h2>Rankings by attribution measure</h2><p>{html.escape(RANKINGS_INTRO)}</p>{shown}<ul>{agreement}</ul>"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{CSS}</style></head>
-<body><h1>{html.escape(title)}</h1><p>{intro}</p>
+<body><h1>{html.escape(title)}</h1>
+<section id="summary"><h2>Summary</h2><p>{said}</p>{summary.to_html(table_id="summary-table", float_format="{:.3f}".format)}
+{key}</section><p>{intro}</p>
 <h2>Models</h2>{overview.to_html(index=False, table_id="models")}
 <h2>On the common-correct images</h2>{_display(table, "common").to_html(table_id="common")}{ranked}
-<h2>Each model on its own correctly classified images</h2>{_display(table, "own").to_html(table_id="own")}
+<h2>{OWN_TITLE}</h2><p>{html.escape(OWN_INTRO)}</p>{_display(table, "own").to_html(table_id="own")}
 {checks}<h2>Plots</h2>{"".join(figures)}{notes}
 </body></html>
 """

@@ -56,7 +56,7 @@ def restore_suites(meta: dict[str, Any]) -> list[Suite]:
     for name, recorded in meta["suites"].items():
         settings = recorded_settings(recorded)
         cls = SUITE_CONFIGS.get(name)
-        options = {}
+        options: dict[str, Any] = {}
         if cls is not None:
             names = {f.name for f in dataclasses.fields(cls)}
             options["config"] = config_from_values(cls, {k: v for k, v in settings.items() if k in names})

@@ -1,4 +1,4 @@
-"""The ``adversarial`` suite (methods.md §7): l∞ robust accuracy under PGD (foolbox) and, when the
+"""The ``adversarial`` suite (README, "Suites"): l∞ robust accuracy under PGD (foolbox) and, when the
 ``autoattack`` extra is installed, AutoAttack (standard), with checks that flag gradient masking.
 
 Per image and ε it records whether the model still classifies the attacked image correctly

@@ -1,4 +1,4 @@
-"""The ``corruptions`` suite (methods.md §6): accuracy under the ImageNet-C corruptions, severities 1–5.
+"""The ``corruptions`` suite (docs/corruptions.md): accuracy under the ImageNet-C corruptions, severities 1–5.
 
 The noise family (gaussian, shot, impulse, speckle) runs as batched torch code on the model's
 device with the parameter table that fits the resolution (CIFAR-10-C below 64 px, ImageNet-C
@@ -87,8 +87,8 @@ class CorruptionsSuite:
         for name, severity in track(jobs, total=len(jobs), description="corruptions"):
             key = cache_key("corruption", fingerprint, name, severity, self.seed)
             self._library[(name, severity)] = cached_array(
-                key, lambda n=name, s=severity: corrupt_images(np.asarray(data.images), n, s, seed=self.seed,
-                                                             workers=self.config.workers, positions=data.index),
+                key, lambda: corrupt_images(np.asarray(data.images), name, severity, seed=self.seed,  # called at once
+                                            workers=self.config.workers, positions=data.index),
                 folder="corruptions")
         return self._library
 

@@ -1,4 +1,4 @@
-"""The ``inequality`` suite (methods.md §1–5, §7): Gini of attribution maps, inductive noise,
+"""The ``inequality`` suite (docs/metrics.md, docs/attacks.md): Gini of attribution maps, inductive noise,
 random noise and inductive occlusion, all from one attribution per image.
 
 Per batch: one attribution of the true class for every image, reused by the Gini metrics, the
@@ -19,7 +19,7 @@ their absolute values); NaN where a map is all zero (constant, for the Spearman 
 from __future__ import annotations
 
 import zlib
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,8 @@ from robench.attacks import (
     noise_attack,
     resolve_budgets,
 )
+from robench.attacks.noise import NoiseKind, NoiseMode, Selection
+from robench.attacks.occlusion import OcclusionOrder
 from robench.attribution import attribute, attribution_options
 from robench.data.imageset import ImageSet
 from robench.errors import SettingError
@@ -45,6 +47,7 @@ from robench.metrics import (
     transform_attribution,
 )
 from robench.metrics.concentration import TOP_FRACTIONS, concentration_columns
+from robench.metrics.gini import ValueTransform
 from robench.metrics.similarity import spearman
 from robench.models.loading import load_model
 from robench.models.wrapper import RobenchModel
@@ -134,7 +137,9 @@ class InequalitySuite:
         for selection, budgets, prefix in (("inductive", cfg.ina_budgets, "ina"), ("random", cfg.rn_budgets, "rn")):
             fooled = np.full((len(budgets), 0), np.nan)
             if len(keep):
-                result = noise_attack(model, x, y, a, budgets, selection=selection, mode=cfg.noise_mode, noise=cfg.noise,
+                # the settings are text, checked against the attacks' choices by InequalityConfig.validate
+                result = noise_attack(model, x, y, a, budgets, selection=cast(Selection, selection),
+                                      mode=cast(NoiseMode, cfg.noise_mode), noise=cast(NoiseKind, cfg.noise),
                                       trials=cfg.trials, generator=batch.generator, max_batch=res["attack_batch"])
                 fooled = result.fooled.float().mean(1).numpy()  # L×N': fraction of trials fooled
             for level, budget in enumerate(budgets):
@@ -144,7 +149,8 @@ class InequalitySuite:
             tag = f"ioa[{fill:g}]"
             if len(keep):
                 occ = inductive_occlusion(model, x, y, a, max_count=cfg.occlusion_count,
-                                          max_radius=res["occlusion_radius"], fill=fill, order=cfg.occlusion_order,
+                                          max_radius=res["occlusion_radius"], fill=fill,
+                                          order=cast(OcclusionOrder, cfg.occlusion_order),
                                           search=res["occlusion_search"], max_batch=res["attack_batch"])
                 won = occ.fooled.numpy()
                 parts = {"fooled": won.astype(float), "area": np.where(won, occ.area.numpy(), np.nan),
@@ -180,13 +186,14 @@ class InequalitySuite:
         """The per-image measures of N attribution maps ``attr`` (N×C×H×W): Gini, all-zero flag, concentration,
         and the Lorenz points of the first method; ``further``: the method's name unless it is the first."""
         cfg, res = self.config, self._resolved
-        values = transform_attribution(attr, cfg.gini_value)
+        gini_value = cast(ValueTransform, cfg.gini_value)  # checked by InequalityConfig.validate
+        values = transform_attribution(attr, gini_value)
         pixel, all_zero = gini_with_flags(values)
         columns = {
             "pixel": pixel.double().cpu().numpy(),
-            "region_sum": regional_gini(attr, region="sum", block=res["block_sum"], value=cfg.gini_value).double().cpu().numpy(),
+            "region_sum": regional_gini(attr, region="sum", block=res["block_sum"], value=gini_value).double().cpu().numpy(),
             "region_avgpool": regional_gini(attr, region="avgpool", block=res["block_avgpool"],
-                                            value=cfg.gini_value).double().cpu().numpy(),
+                                            value=gini_value).double().cpu().numpy(),
         }
         named = {column_name("gini", param, "value", further): v for param, v in columns.items()}
         named[column_name("gini", "pixel", "all_zero", further)] = all_zero.cpu().numpy()

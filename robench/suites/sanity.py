@@ -58,7 +58,7 @@ def reinitialise(layer: nn.Module, seed: int) -> None:
     fresh = copy.deepcopy(layer).cpu()
     with torch.random.fork_rng(devices=[]):
         torch.random.default_generator.manual_seed(seed)
-        fresh.reset_parameters()
+        fresh.reset_parameters()  # type: ignore[operator]  # nn.Module.__getattr__ is typed Tensor | Module
     for name, value in (*fresh.named_parameters(recurse=False), *fresh.named_buffers(recurse=False)):
         getattr(layer, name).copy_(value)
 

@@ -1,4 +1,4 @@
-"""Adversarial training methods (methods.md §8): PGD-AT, TRADES, IGD and TRADES+IGD.
+"""Adversarial training methods (docs/training.md): PGD-AT, TRADES, IGD and TRADES+IGD.
 
 Adversarial examples are crafted with the model in eval mode (:mod:`robench.attacks.pgd`),
 then the loss is computed with the model in the mode the trainer set (train). ``forward`` is

@@ -85,13 +85,13 @@ def _standard(config: TrainConfig, image_shape: tuple[int, int, int], num_classe
 @METHODS.register("pgd-at")
 def _pgd_at(config: TrainConfig, image_shape: tuple[int, int, int], num_classes: int,
             device: torch.device) -> TrainMethod:
-    return PGDAT(_attack(config), label_smoothing=config.label_smoothing)  # type: ignore[return-value]
+    return PGDAT(_attack(config), label_smoothing=config.label_smoothing)
 
 
 @METHODS.register("trades")
 def _trades(config: TrainConfig, image_shape: tuple[int, int, int], num_classes: int,
             device: torch.device) -> TrainMethod:
-    return TRADES(_attack(config), beta=config.beta, label_smoothing=config.label_smoothing)  # type: ignore[return-value]
+    return TRADES(_attack(config), beta=config.beta, label_smoothing=config.label_smoothing)
 
 
 @METHODS.register("trades-igd")
@@ -99,7 +99,7 @@ def _trades(config: TrainConfig, image_shape: tuple[int, int, int], num_classes:
 def _igd(config: TrainConfig, image_shape: tuple[int, int, int], num_classes: int,
          device: torch.device) -> TrainMethod:
     base = "trades" if config.method == "trades-igd" else "pgd-at"
-    return IGD(_teacher(config, image_shape, num_classes, device), _attack(config), lam=config.lam,  # type: ignore[return-value]
+    return IGD(_teacher(config, image_shape, num_classes, device), _attack(config), lam=config.lam,
                grad_target=config.grad_target, student_input=config.student_input, base=base, beta=config.beta,
                label_smoothing=config.label_smoothing, fraction=config.igd_fraction, lam_warmup=config.lam_warmup)
 

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from robench import __version__
+from robench._version import __version__
 from robench.attacks import default_attack_batch
 from robench.attacks.pgd import pgd_linf
 from robench.data import load_dataset
@@ -98,7 +98,7 @@ def train(config: TrainConfig) -> RobenchModel:
     scheduler = _make_scheduler(optimizer, config, steps_per_epoch)
     generator = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
-    state = {"epoch": 0, "log": []}  # the kept epoch is derived from the log (select_epoch)
+    state: dict[str, Any] = {"epoch": 0, "log": []}  # the kept epoch is derived from the log (select_epoch)
     if config.resume:
         state = _load_state(paths["state"], model, optimizer, scheduler, generator)
     elif paths["state"].exists():
