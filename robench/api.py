@@ -307,14 +307,6 @@ def _recorded(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def _saved(runs: Sequence[Run]) -> list[Run]:
-    """``runs``, each of which a report can link to its directory; a Run not yet saved: an error."""
-    for run in runs:
-        if run.path is None:
-            raise RobenchError(f"run {run.name} has not been saved: call run.save(DIR) first")
-    return list(runs)
-
-
 def compare(runs: Sequence[Run | str | Path], out: str | Path | None = None, *, title: str | None = None,
             examples: bool = True) -> Any:
     """Compare evaluated runs (Run objects or run directories): the comparison table as a DataFrame, and with
@@ -325,7 +317,7 @@ def compare(runs: Sequence[Run | str | Path], out: str | Path | None = None, *, 
 
     loaded = [r if isinstance(r, Run) else load_run(r) for r in runs]
     if out is not None:
-        build_report(_saved(loaded), out, title=title, examples=examples)  # the runs loaded once, here
+        build_report(loaded, out, title=title, examples=examples)  # the runs loaded once, here
     return comparison_table(loaded)
 
 

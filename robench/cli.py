@@ -24,6 +24,7 @@ from robench.options import flag, parse_floats
 from robench.settings import (
     DEFAULT_SUITE,
     LOAD_OPTIONS,
+    SUITE_CONFIGS,
     AdversarialConfig,
     AttributionOptions,
     CorruptionsConfig,
@@ -39,10 +40,13 @@ _CLICK_MODULES = {click, getattr(typer, "_click", click)}
 USAGE_ERRORS = tuple({m.ClickException for m in _CLICK_MODULES})
 ABORTS = (click.exceptions.Abort, typer.Abort, KeyboardInterrupt)
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Measure how image classifiers fail when a few important pixels are perturbed or hidden.")
 console = Console(width=None if sys.stdout.isatty() else 140)
 ZOO_DEFAULT = "zoo:standard"
+#: The suites, named without importing them (torch): the default (clean accuracy) and every configurable one.
+SUITE_HELP = (f"Suite name(s), comma-separated: {', '.join(dict.fromkeys((DEFAULT_SUITE, *SUITE_CONFIGS)))} or full "
+              "(all but sanity; robench list suites describes them).")
 
 
 #: Options that several commands take, declared once (the model-loading options are LoadOptions' fields).
@@ -54,7 +58,7 @@ def evaluate(
     ctx: typer.Context,
     model: str = typer.Option(ZOO_DEFAULT, "--model", "-m", help="Checkpoint path, timm:NAME, or zoo:NAME (bundled)."),
     data: str = typer.Option("sample", "--data", "-d", help="cifar10, imagefolder:PATH, imagenet:PATH, mnist:DIR, npz:PATH or sample (bundled)."),
-    suite: str = typer.Option(DEFAULT_SUITE, "--suite", "-s", help="Suite name(s), comma-separated (robench list suites)."),
+    suite: str = typer.Option(DEFAULT_SUITE, "--suite", "-s", help=SUITE_HELP),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory for results.csv, per_image.csv.gz, meta.json."),
     data_dir: Optional[str] = DATA_DIR,
     split: str = SPLIT,
@@ -71,9 +75,9 @@ def evaluate(
 ) -> None:
     """Evaluate a model with one or more suites and print the results table.
 
-    The command line becomes the arguments of robench.api.evaluate, which does the work (checks, loading,
-    clean-up, warnings): the model-loading options (LoadOptions) and the suites' settings (their config
-    fields and the attribution options, robench.settings) are generated below from their dataclasses.
+    The same as robench.evaluate(...) in Python, option for option. After the model and data options come
+    each suite's settings, marked with the suite(s) they belong to; docs/metrics.md and docs/attacks.md
+    define them.
     """
     from robench.api import evaluate as run_evaluation
 
@@ -232,7 +236,7 @@ app.command("train")(with_options(
     settings=dataclass_options(TrainConfig)))
 
 
-leaderboard_app = typer.Typer(no_args_is_help=True, help="A CSV leaderboard of finished runs (docs/leaderboard.md).")
+leaderboard_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="A CSV leaderboard of finished runs (docs/leaderboard.md).")
 app.add_typer(leaderboard_app, name="leaderboard",
               help="Add finished runs to a CSV leaderboard, show it ranked per evaluation protocol, remove rows.")
 LEADERBOARD_FILE_HELP = "Leaderboard CSV (default reports/leaderboard.csv)."

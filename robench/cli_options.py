@@ -18,7 +18,6 @@ from collections.abc import Callable
 from typing import Any, Optional
 
 import typer
-from rich.markup import escape  # typer renders help as rich markup: [inequality] would vanish
 
 
 def dataclass_options(cls: type, skip: tuple[str, ...] = (),
@@ -37,14 +36,14 @@ def dataclass_options(cls: type, skip: tuple[str, ...] = (),
         optional = type(None) in args
         base = next(a for a in args if a is not type(None)) if union else hint  # str | Sequence[str]: str
         default = ... if f.default is dataclasses.MISSING else f.default
-        help_text = f"[{tag(f.name)}] {f.metadata.get('help')}" if tag else f.metadata.get("help")
+        help_text = f"{tag(f.name)}: {f.metadata.get('help')}" if tag else f.metadata.get("help")
         if "parse" in f.metadata:  # a sequence, given as text; None keeps the default
             base, optional = str, True
             if default is not None or "shown" in f.metadata:
                 help_text = f"{help_text} (default {f.metadata.get('shown', _as_text(default))})"
             default = None
         decls = [f"--{f.name.replace('_', '-')}", f.metadata["short"]] if "short" in f.metadata else []
-        option = typer.Option(default, *decls, help=escape(help_text or ""), min=f.metadata.get("min"))
+        option = typer.Option(default, *decls, help=help_text or "", min=f.metadata.get("min"))
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option,
                                         annotation=Optional[base] if optional else base))  # noqa: UP045 (typer reads it)
     return params

@@ -64,9 +64,22 @@ class Run:
         """The model's name as recorded by the evaluation (else the directory's name)."""
         return str(self.meta["model"].get("name") or (self.path.name if self.path else "model"))
 
-    def save(self, path: str | Path) -> Path:
-        """Write results.csv, per_image.csv.gz and meta.json into directory ``path`` (atomically, meta last)."""
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write results.csv, per_image.csv.gz and meta.json into directory ``path`` (atomically, meta last).
+
+        A directory holding another run's results (a different ``signature`` in its meta.json: another model,
+        data, seed or setting) is refused unless ``overwrite``, as ``robench evaluate --out`` refuses it.
+        """
         path = Path(path)
+        existing = path / "meta.json"
+        if existing.exists() and not overwrite:
+            try:
+                other = json.loads(existing.read_text()).get("signature")
+            except (ValueError, OSError):
+                other = None
+            if other is None or other != self.meta.get("signature"):
+                raise RobenchError(f"{path} already holds results of a different run; save to another directory "
+                                   "or pass overwrite=True")
         path.mkdir(parents=True, exist_ok=True)
         write_results(path, self.results, self.per_image, self.meta)
         self.path = path

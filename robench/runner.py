@@ -25,6 +25,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -247,11 +248,11 @@ def _run_batches(model: RobenchModel, data: ImageSet, suites: list[Suite], parti
 
                 batch_started = time.time()
                 part = _run_batch(model, data, suites, start, stop, seed, device, report)
-                if start == starts[0]:
+                if start == starts[0] and len(starts) > 1:  # one batch: the end-of-run warning says it
                     _hint_on_first_batch(model, part, len(data.classes))
                 if part_path is not None:
                     seconds = time.time() - batch_started
-                    write_atomic(part_path, lambda tmp, df=part, sec=seconds: _save_part(tmp, df, sec))
+                    write_atomic(part_path, lambda tmp: _save_part(tmp, part, seconds))  # called at once
                 parts.append((start, part, 0.0))
             done += stop - start
             progress.update(task, completed=done)
@@ -288,11 +289,11 @@ def _run_batch(model: RobenchModel, data: ImageSet, suites: list[Suite], start: 
         "label": y.cpu().numpy(),
         "prediction": logits.argmax(1).cpu().numpy(),
         "correct": batch.correct.cpu().numpy(),
-        "confidence": probs.max(1).values.cpu().numpy(),
-        "true_class_prob": probs.gather(1, y[:, None])[:, 0].cpu().numpy(),
+        "confidence": probs.max(1).values.double().cpu().numpy(),  # float64, as the written table reads back
+        "true_class_prob": probs.gather(1, y[:, None])[:, 0].double().cpu().numpy(),
     }
     for i, suite in enumerate(suites):
-        batch.report = lambda share, i=i: report(i, share)
+        batch.report = partial(report, i)  # report(i, share)
         columns.update(suite.run_batch(model, batch))
         report(i, 1.0)
     return pd.DataFrame(columns)

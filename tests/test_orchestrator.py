@@ -117,3 +117,21 @@ def test_the_api_logs_the_warnings_the_cli_prints(caplog: pytest.LogCaptureFixtu
     assert f"robench probe-normalization --model {tiny_checkpoint} --data sample" in message
     r = cli("evaluate", "--model", tiny_checkpoint, "--limit", "32")
     assert r.code == 0 and message in r.err
+
+
+def test_help_fits_80_columns_with_every_option_named() -> None:
+    """`robench evaluate --help` in an 80-column terminal: plain text, no name cut short, the suites listed."""
+    import subprocess
+    import sys
+
+    from robench.suites import SUITES
+
+    env = {**__import__("os").environ, "COLUMNS": "80", "TERM": "dumb"}
+    text = subprocess.run([sys.executable, "-m", "robench", "evaluate", "--help"], capture_output=True, text=True,
+                          env=env, timeout=120, check=True).stdout
+    assert "…" not in text and "\\[" not in text and "ATTRIBUTION_FLAGS" not in text
+    assert max(map(len, text.splitlines())) <= 80
+    for flag in ("--occlusion-radius", "--occlusion-search", "--reference-model", "--test-time-flip", "--ig-steps"):
+        assert f"  {flag} " in text, flag
+    suite_help = " ".join(text.split("--suite", 1)[1].split("-o, --out")[0].split())
+    assert all(name in suite_help for name in [*SUITES, "full"]), suite_help

@@ -154,5 +154,6 @@ def example_grid(runs: Sequence[Run], labels: Sequence[str], mask: np.ndarray, n
     fig.suptitle("Examples (common-correct images): |attribution| with the inductive-noise entries (cyan), "
                  "and the first occlusion that fooled each model", fontsize=9)
     fig.tight_layout()
-    note = f"{len(rows)} common-correct images, attribution recomputed from the checkpoints"
+    note = (f"examples: {len(rows)} of the {int(mask.sum())} common-correct images, attribution recomputed from the "
+            "checkpoints")
     return fig, note + (f"; not shown: {'; '.join(missing)}" if missing else "")

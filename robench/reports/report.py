@@ -149,7 +149,7 @@ def _overview(runs: Sequence[Run], labels: Sequence[str]) -> pd.DataFrame:
         rows.append({"model": label, "arch": h["arch"], "method": h["method"],
                      "training": _training_text(json.loads(h["method_params"])),
                      "clean accuracy": f"{h['clean_accuracy']:.3f}", "checkpoint sha256": h["checkpoint_sha256"][:12] if h["checkpoint_sha256"] else "none (in memory)",
-                     "run": str(run.path)})
+                     "run": str(run.path) if run.path is not None else "not saved (in memory)"})
     return pd.DataFrame(rows)
 
 
