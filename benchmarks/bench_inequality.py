@@ -63,9 +63,10 @@ from robench.devices import full_float32, resolve_device  # noqa: E402
 from robench.models.registry import create_model  # noqa: E402
 from robench.models.wrapper import ModelInfo, RobenchModel  # noqa: E402
 from robench.runner import evaluate  # noqa: E402
+from robench.schema import number_label  # noqa: E402
 from robench.settings import config_record  # noqa: E402
 from robench.suites import InequalityConfig, make_suites  # noqa: E402
-from robench.suites.inequality import LORENZ_GRID, InequalitySuite, _budget_label  # noqa: E402
+from robench.suites.inequality import LORENZ_GRID, InequalitySuite  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ROBENCH_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -390,7 +391,7 @@ def per_image_reference(model: RobenchModel, data: ImageSet, config: InequalityC
                                        noise=cfg.noise, trials=cfg.trials, generator=gen, max_batch=1)
                     fooled = res.fooled.float().mean(1).cpu().numpy()
                 for level, budget in enumerate(budgets):
-                    row[f"{prefix}@{_budget_label(budget)}"] = float(fooled[level, 0]) if correct else nan
+                    row[f"{prefix}@{number_label(budget)}"] = float(fooled[level, 0]) if correct else nan
             for fill in cfg.occlusion_fill:  # one occlusion script run per fill
                 tag = f"ioa[{fill:g}]"
                 if correct:

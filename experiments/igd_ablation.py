@@ -34,6 +34,8 @@ from reproduce_cifar10 import PRESETS, Options, evaluate, logged, method_options
 from scipy.stats import binomtest
 
 import robench
+import robench.runner  # noqa: F401  (loaded now: a long run keeps the code it started with)
+import robench.suites  # noqa: F401
 
 STUDY = PRESETS["fast"]
 PGD2 = {"inner_attack": "pgd", "attack_steps": 2, "step_size": round(4 / 255, 8)}  # two steps of ε/2 from a random start

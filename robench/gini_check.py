@@ -65,9 +65,11 @@ def check_run(run_dir: Path, images: int, batch: int, mad_limit: int) -> dict[st
     """Robench's and the independent mean Gini of the first ``images`` correctly classified images."""
     from robench.reports.examples import reload_images, reload_model
     from robench.run import load_run
+    from robench.schema import gini_column
 
     run = load_run(run_dir)
-    if "gini_pixel" not in run.per_image:
+    pixel = gini_column("pixel").name
+    if pixel not in run.per_image:
         raise SystemExit(f"{run_dir}: no gini_pixel column (run the inequality suite)")
     if run.attributions[:1] != ("saliency",):
         raise SystemExit(f"{run_dir}: evaluated with attribution {','.join(run.attributions)!r}; this check recomputes "
@@ -78,7 +80,7 @@ def check_run(run_dir: Path, images: int, batch: int, mad_limit: int) -> dict[st
     for start in range(0, len(rows), batch):
         values, formula = saliency_gini(model, *reload_images(run, rows[start:start + batch]), mad_limit)
         independent.append(values)
-    ours = run.per_image["gini_pixel"].to_numpy()[rows].astype(np.float64)
+    ours = run.per_image[pixel].to_numpy()[rows].astype(np.float64)
     theirs = np.concatenate(independent)
     return {"name": run.name, "images": len(rows), "robench": float(ours.mean()), "independent": float(theirs.mean()),
             "max_delta": float(np.abs(theirs - ours).max()), "formula": formula,

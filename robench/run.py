@@ -27,7 +27,7 @@ import pandas as pd
 
 from robench.errors import RobenchError
 from robench.io import atomic_path, gzip_bytes, json_text
-from robench.schema import RESULT_COLUMNS
+from robench.schema import RESULT_COLUMNS, mprt_step_parts, occlusion_column, per_image_columns, top_mass_measure
 from robench.settings import recorded_settings
 
 #: The per-image table's file in a run directory: its CSV text gzip-compressed by :func:`robench.io.gzip_bytes`
@@ -114,8 +114,8 @@ class Run:
         flag, attribution, step = float(rows["value"].iloc[0]), rows["variant"].iloc[0], rows["param"].iloc[0]
         spearman = self.value("mprt", "spearman", attribution, step)
         threshold = self.meta["suites"]["sanity"]["mprt_threshold"]
-        done, _, deepest = step.partition(":")
-        where = f"after randomising {done} layers (down to {deepest})"
+        done, total, deepest = mprt_step_parts(step)
+        where = f"after randomising {done}/{total} layers (down to {deepest})"
         if flag == 1:
             return flag, (f"attribution {attribution} of {self.name} FAILS the model-randomisation sanity check: its maps "
                           f"keep a mean Spearman correlation of {spearman:.3f} > {threshold:g} with the original {where}")
@@ -265,9 +265,10 @@ def headline(run: Run) -> dict[str, Any]:
     pgd_eps = max(pgd["param"], key=float) if len(pgd) else ""
     ina_budget = _largest(run, "inductive_noise")
     rn_budget = _largest(run, "random_noise")
-    ioa = run.rows("inductive_occlusion", "error_rate")
-    fills = [v.split("/")[0].removeprefix("fill=") for v in ioa["variant"]]
-    fill = f"{PREFERRED_FILL:g}" if f"{PREFERRED_FILL:g}" in fills else (fills[0] if fills else "")
+    ioa = {c.param: c.row for c in per_image_columns(run.per_image.columns, "inductive_occlusion", "fooled")
+           if c.row is not None and len(c.row.select(run.results))}  # by fill, those with results rows
+    preferred = occlusion_column(PREFERRED_FILL, "fooled").param
+    fill = preferred if preferred in ioa else next(iter(ioa), "")
     settings = {"dataset": meta["dataset"].get("fingerprint"), "split": meta["dataset"].get("split"),
                 "n_images": meta["n_images"], "seed": meta["seed"],
                 "suites": {name: recorded_settings(options) for name, options in meta["suites"].items()}}
@@ -288,7 +289,7 @@ def headline(run: Run) -> dict[str, Any]:
         "ina_budget": float(ina_budget) if ina_budget else math.nan,
         "rn_error": run.value("random_noise", "error_rate", param=rn_budget) if rn_budget else math.nan,
         "rn_budget": float(rn_budget) if rn_budget else math.nan,
-        "ioa_error": run.value("inductive_occlusion", "error_rate", f"fill={fill}/") if fill else math.nan,
+        "ioa_error": float(ioa[fill].select(run.results)["value"].iloc[0]) if fill else math.nan,
         "ioa_fill": float(fill) if fill else math.nan,
         "corruption_error": run.value("all", "error_rate", param="mean"),
         "noise_corruption_error": run.value("noise_family", "error_rate", param="mean"),
@@ -301,7 +302,7 @@ def headline(run: Run) -> dict[str, Any]:
         "all_zero_share": run.value("gini", "all_zero_share", "pixel", "all"),
         "entropy": run.value("concentration", "mean", "entropy", "correct"),
         "participation": run.value("concentration", "mean", "participation", "correct"),
-        "top_mass_1pct": run.value("concentration", "mean", "top_mass@0.01", "correct"),
+        "top_mass_1pct": run.value("concentration", "mean", top_mass_measure(0.01), "correct"),
         "attribution_cosine": run.value("alignment", "mean", "cosine", "correct"),
         "attribution_spearman": run.value("alignment", "mean", "spearman", "correct"),
         "reference_model": reference.get("name", ""),

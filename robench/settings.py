@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, cast
 
 from robench.errors import RobenchError, SettingError
 from robench.options import (
@@ -75,7 +75,7 @@ class AttributionOptions:
         by_keyword = {f.metadata["keyword"]: f.name for f in fields(cls)}
         names = {f.name for f in fields(cls)}
         given = {}
-        for key, item in dict(value or {}).items():
+        for key, item in dict(cast("Mapping[str, Any] | None", value) or {}).items():
             name = key if key in names else by_keyword.get(key)
             if name is None:
                 raise RobenchError(f"unknown attribution option {key!r}; options: {', '.join(sorted(names))}")
@@ -117,9 +117,10 @@ class AttributionSettings:
     checks one method per run. ``attribution_options`` also takes a mapping (:meth:`AttributionOptions.of`).
     """
 
-    attribution: str | Sequence[str] = setting("saliency", "saliency, integrated_gradients, input_x_gradient or "
-                                                           "smoothgrad; several comma-separated (the attacks use the "
-                                                           "first; the sanity suite takes one).")
+    # typed as stored, like attribution_options: a sequence of names is also taken, and joined by __post_init__
+    attribution: str = setting("saliency", "saliency, integrated_gradients, input_x_gradient or "
+                                           "smoothgrad; several comma-separated (the attacks use the "
+                                           "first; the sanity suite takes one).")
     attribution_options: AttributionOptions = field(default_factory=AttributionOptions)
 
     def __post_init__(self) -> None:
@@ -138,7 +139,8 @@ def config_record(config: Any) -> dict[str, Any]:
 
 @dataclass
 class InequalityConfig(AttributionSettings):
-    """Settings of the inequality suite; defaults follow methods.md (IGD's choices unless noted).
+    """Settings of the inequality suite; defaults follow the IGD paper's choices unless noted (docs/metrics.md,
+    docs/attacks.md).
 
     ``attribution`` and ``attribution_options`` (:class:`AttributionSettings`) are shared with the sanity suite.
     ``reference_model``: a model whose attribution maps each image's map is compared with (docs/metrics.md,

@@ -94,8 +94,8 @@ def test_compare_and_report_take_runs_and_paths(zoo_run: robench.Run, tmp_path: 
     other = robench.evaluate("zoo:pgd-at", "sample", suites="inequality", limit=32, **SUITE)
     table = robench.compare([zoo_run, other])
     assert {"scope", "test"} <= set(table.columns) and len(table)
-    with pytest.raises(RobenchError, match="save"):
-        robench.compare([zoo_run, other], out=tmp_path / "report")
+    robench.compare([zoo_run, other], out=tmp_path / "unsaved")  # runs never saved compare too
+    assert "not saved (in memory)" in (tmp_path / "unsaved" / "report.md").read_text()
     zoo_run.save(tmp_path / "a")
     other.save(tmp_path / "b")
     robench.compare([zoo_run, tmp_path / "b"], out=tmp_path / "report")

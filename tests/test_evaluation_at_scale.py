@@ -100,19 +100,19 @@ def test_progress_moves_within_a_batch() -> None:
 
 def test_a_first_batch_near_chance_says_what_to_check(caplog: pytest.LogCaptureFixture) -> None:
     rng = np.random.default_rng(3)
-    n = 20
+    n = 40
     data = ImageSet(rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8), np.arange(n) % 10,
                     [str(i) for i in range(10)], np.arange(n))
     model = robench.wrap(ConstantClass(10, k=0), input_size=(3, 32, 32), mean=(0.5,), std=(0.5,))
     with caplog.at_level(logging.WARNING, logger="robench.runner"):
-        robench.evaluate(model, data, "clean")
+        robench.evaluate(model, data, "clean", batch_size=20)  # two batches: the hint comes after the first
     (message,) = [r.getMessage() for r in caplog.records if r.name == "robench.runner"]
     assert message.startswith("robench: warning: clean accuracy 0.100 on the first 20 images is near chance")
     assert "normalisation (mean 0.5, std 0.5" in message
     caplog.clear()
     right = robench.wrap(ConstantClass(10, k=0), input_size=(3, 32, 32))
     with caplog.at_level(logging.WARNING, logger="robench.runner"):
-        robench.evaluate(right, data.subset(np.flatnonzero(data.labels == 0)), "clean")
+        robench.evaluate(right, data.subset(np.flatnonzero(data.labels == 0)), "clean", batch_size=1)
     assert not [r for r in caplog.records if r.name == "robench.runner"]
 
 

@@ -131,7 +131,7 @@ def test_help_fits_80_columns_with_every_option_named() -> None:
                           env=env, timeout=120, check=True).stdout
     assert "…" not in text and "\\[" not in text and "ATTRIBUTION_FLAGS" not in text
     assert max(map(len, text.splitlines())) <= 80
-    for flag in ("--occlusion-radius", "--occlusion-search", "--reference-model", "--test-time-flip", "--ig-steps"):
-        assert f"  {flag} " in text, flag
+    for name in ("--occlusion-radius", "--occlusion-search", "--reference-model", "--test-time-flip", "--ig-steps"):
+        assert f"  {name} " in text, name
     suite_help = " ".join(text.split("--suite", 1)[1].split("-o, --out")[0].split())
     assert all(name in suite_help for name in [*SUITES, "full"]), suite_help

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Iterable, Sequence
+from typing import cast
 
 from robench.errors import RobenchError
 from robench.settings import INA_DEFAULT_FRACTIONS, RN_DEFAULT_FRACTIONS  # noqa: F401 (the suite's defaults)
@@ -56,10 +57,10 @@ def resolve_budgets(budgets: Budget | Iterable[Budget], numel: int) -> list[int]
 
     A single number is accepted as a one-level list. An empty list raises :class:`RobenchError`.
     """
-    if isinstance(budgets, numbers.Real):
-        seq: Sequence[Budget] = [budgets]  # type: ignore[list-item]
+    if isinstance(budgets, numbers.Real):  # not (int, float): NumPy scalars count too, which mypy cannot narrow
+        seq: Sequence[Budget] = [cast(Budget, budgets)]
     else:
-        seq = list(budgets)
+        seq = list(cast(Iterable[Budget], budgets))
     if not seq:
         raise RobenchError("at least one budget level is needed")
     return [resolve_budget(b, numel) for b in seq]

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from robench.schema import top_mass_measure
+
 #: Top-k fractions reported by the inequality suite.
 TOP_FRACTIONS = (0.01, 0.05)
 
@@ -64,5 +66,5 @@ def concentration_columns(values: Tensor) -> dict[str, np.ndarray]:
     columns = {"entropy": normalized_entropy(values).cpu().numpy(),
                "participation": participation_ratio(values).cpu().numpy()}
     for fraction in TOP_FRACTIONS:
-        columns[f"top_mass@{fraction:g}"] = top_mass(values, fraction).cpu().numpy()
+        columns[top_mass_measure(fraction)] = top_mass(values, fraction).cpu().numpy()
     return columns

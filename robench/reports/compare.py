@@ -24,7 +24,7 @@ from scipy.stats import kendalltau
 
 from robench.errors import RobenchError
 from robench.run import Run
-from robench.schema import PerImageColumn, per_image_columns
+from robench.schema import PerImageColumn, per_image_columns, top_mass_fraction
 
 SCOPES = ("own", "common")
 
@@ -69,10 +69,12 @@ COMMON_PARTS = ("value", "fooled", "robust", "correct")
 
 
 def common_values(run: Run, mask: np.ndarray) -> pd.DataFrame:
-    """Per-measure means of one run on the images selected by ``mask``: columns test, param, metric, value, n.
+    """Per-measure means of one run on the images selected by ``mask``: columns test, param, metric, value, n,
+    attribution (a further method's measure) and family (:data:`robench.schema.FAMILIES`).
 
-    Fooled flags average to an error rate; robustness flags (PGD, AutoAttack) to a robust
-    accuracy; corruption columns hold "still correct" flags and become an error rate.
+    ``param`` is the column's :attr:`~robench.schema.PerImageColumn.setting`. Fooled flags average to an error
+    rate; robustness flags (PGD, AutoAttack) to a robust accuracy; corruption columns hold "still correct" flags
+    and become an error rate.
     """
     rows = []
     sub = run.per_image[mask]
@@ -80,14 +82,13 @@ def common_values(run: Run, mask: np.ndarray) -> pd.DataFrame:
         if column.part not in COMMON_PARTS:
             continue
         values = pd.to_numeric(sub[column.name], errors="coerce").astype(float)
-        test, part = column.test, column.part
+        part = column.part
         if part == "correct":  # corruptions: reported as an error rate
             values = column.errors(values)
-        param = f"fill={column.param}" if test == "inductive_occlusion" else column.param
         metric = {"value": "mean", "fooled": "error_rate", "robust": "robust_accuracy", "correct": "error_rate"}[part]
-        rows.append({"test": test, "param": param, "metric": metric, "value": float(values.mean()),
-                     "n": int(values.notna().sum()), "attribution": column.attribution})
-    return pd.DataFrame(rows, columns=["test", "param", "metric", "value", "n", "attribution"])
+        rows.append({"test": column.test, "param": column.setting, "metric": metric, "value": float(values.mean()),
+                     "n": int(values.notna().sum()), "attribution": column.attribution, "family": column.family})
+    return pd.DataFrame(rows, columns=["test", "param", "metric", "value", "n", "attribution", "family"])
 
 
 #: (label, test, variant prefix, param, metric) of the ``own``-scope rows, in reading order.
@@ -124,9 +125,11 @@ def comparison_table(runs: Sequence[Run]) -> pd.DataFrame:
                                    ("random_noise", "error_rate", "random noise error")):
             for _, row in run.rows(test, metric).iterrows():
                 put("own", f"{name} @ {_fmt_param(test, row['param'])}", test, row["param"], label, row["value"])
-        for _, row in run.rows("inductive_occlusion", "error_rate").iterrows():
-            fill = row["variant"].split("/")[0]
-            put("own", f"occlusion error, {fill} ({row['param']})", "inductive_occlusion", fill, label, row["value"])
+        for column in per_image_columns(run.per_image.columns, "inductive_occlusion", "fooled"):
+            assert column.row is not None  # fooled columns feed the error-rate rows
+            for _, row in column.row.select(run.results).iterrows():
+                put("own", f"occlusion error, {column.setting} ({row['param']})", "inductive_occlusion", column.setting,
+                    label, row["value"])
         for param in ("cosine", "spearman"):  # with a reference model only
             value = run.value("alignment", "mean", param, "correct")
             if not np.isnan(value):
@@ -137,12 +140,12 @@ def comparison_table(runs: Sequence[Run]) -> pd.DataFrame:
                 put("own", f"corruption error, {name} (mean)", f"corruption_{test}", "mean", label, value)
         common = common_values(run, mask)
         for _, row in common.iterrows():
-            if row["test"] == "corruption":
+            if row["family"] == "corruption":
                 continue  # per corruption and severity: the heatmap shows them; the mean follows
             method = f" [{row['attribution']}]" if row["attribution"] else ""  # a further attribution method's measure
             put("common", f"{_common_label(row['test'], row['param'])}{method}", row["test"], row["param"], label,
                 row["value"])
-        corr = common[common["test"] == "corruption"]
+        corr = common[common["family"] == "corruption"]
         if len(corr):
             put("common", "corruption error, all (mean)", "corruption_all", "mean", label, float(corr["value"].mean()))
     frame = pd.DataFrame([{"scope": k[0], "measure": k[1], "test": k[2], "param": k[3], **v} for k, v in table.items()])
@@ -163,8 +166,9 @@ def _common_label(test: str, param: str) -> str:
     if test == "gini":
         return f"{param.replace('_', ' ')} Gini"
     if test == "concentration":
-        if param.startswith("top_mass@"):
-            return f"mass in the top {100 * float(param.partition('@')[2]):g}% of entries"
+        fraction = top_mass_fraction(param)
+        if fraction is not None:
+            return f"mass in the top {100 * fraction:g}% of entries"
         return {"entropy": "normalised entropy", "participation": "participation ratio"}[param]
     if test == "inductive_occlusion":
         return f"occlusion error, {param}"

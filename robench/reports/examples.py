@@ -24,7 +24,7 @@ from robench.models.wrapper import RobenchModel
 from robench.options import parse_size
 from robench.reports.plots import OKABE_ITO, plt
 from robench.run import Run
-from robench.schema import column_name
+from robench.schema import number_label, occlusion_column
 from robench.settings import LOAD_OPTIONS, AttributionOptions, LoadOptions, load_options, recorded_settings
 
 
@@ -73,14 +73,14 @@ def _occlusion_step(run: Run, row: int, fill: str, count: int, radius: int,
                     order: OcclusionOrder) -> tuple[int, int, bool]:
     """(n, r) of the first successful occlusion of per-image row ``row``, or (N, R) and False: the recorded
     count and radius, or for runs made before they were recorded (sweeps) the step reached after its queries."""
-    fooled = float(run.per_image[column_name("inductive_occlusion", fill, "fooled")].iloc[row]) > 0
+    fooled = float(run.per_image[occlusion_column(fill, "fooled").name].iloc[row]) > 0
     if not fooled:
         return count, radius, False
-    recorded = [column_name("inductive_occlusion", fill, part) for part in ("count", "radius")]
+    recorded = [occlusion_column(fill, part).name for part in ("count", "radius")]
     if all(c in run.per_image for c in recorded):
         n, r = (int(run.per_image[c].iloc[row]) for c in recorded)
         return n, r, True
-    q = int(run.per_image[column_name("inductive_occlusion", fill, "queries")].iloc[row])  # stops at step q (1-based)
+    q = int(run.per_image[occlusion_column(fill, "queries").name].iloc[row])  # stops at step q (1-based)
     n, r = occlusion_steps(count, radius, order)[q - 1]
     return n, r, True
 
@@ -121,7 +121,7 @@ def example_grid(runs: Sequence[Run], labels: Sequence[str], mask: np.ndarray, n
         options = AttributionOptions.of(cfg.get("attribution_options")).per_method(run.attributions)[first]
         attr = attribute(first, model, x, y, **options).detach()
         k = int(cfg["ina_k"][-1]) if cfg.get("ina_k") else 0
-        fills = [f"{f:g}" for f in cfg.get("occlusion_fill", [])]
+        fills = [number_label(f) for f in cfg.get("occlusion_fill", [])]
         fill = "0.5" if "0.5" in fills else (fills[0] if fills else None)
         amap = attribution_map(attr)
         for j, row in enumerate(rows):
@@ -135,7 +135,7 @@ def example_grid(runs: Sequence[Run], labels: Sequence[str], mask: np.ndarray, n
                 ax.scatter(xs, ys, s=4, c=OKABE_ITO[5], marker="s", linewidths=0)
             ax.set_title(f"{label}\n|attribution|, top {k}" if j == 0 else "", fontsize=8)
             ax2 = axes[j][2 + 2 * m]
-            if fill is not None and column_name("inductive_occlusion", fill, "fooled") in run.per_image:
+            if fill is not None and occlusion_column(fill, "fooled").name in run.per_image:
                 n, r, fooled = _occlusion_step(run, int(row), fill, cfg["occlusion_count"], cfg["occlusion_radius"],
                                                cfg["occlusion_order"])
                 occ = occlusion_mask(amap[j:j + 1], n, r)[0]

@@ -12,18 +12,25 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import matplotlib.pyplot as plt  # the backend is the caller's (a notebook's inline one); headless: Agg by itself
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 
-from robench.attacks.occlusion import occlusion_steps  # noqa: E402
+from robench.attacks.occlusion import OcclusionOrder, occlusion_steps  # noqa: E402
 from robench.errors import RobenchError  # noqa: E402
 from robench.io import write_atomic  # noqa: E402
 from robench.metrics.error_rates import bootstrap_ci  # noqa: E402
 from robench.run import Run  # noqa: E402
-from robench.schema import column_name, per_image_columns  # noqa: E402
+from robench.schema import (  # noqa: E402
+    gini_column,
+    occlusion_column,
+    occlusion_limits,
+    occlusion_order,
+    per_image_columns,
+)
 
 #: The files :func:`save_figure` writes for each plot, in order: one format, so that a committed report holds each
 #: plot once (``("png", "svg")`` adds a vector copy; the HTML report shows the first).
@@ -108,17 +115,17 @@ def noise_curves(runs: Sequence[Run], labels: Sequence[str], mask: np.ndarray) -
 def _occlusion_steps(run: Run, fill: str, mask: np.ndarray) -> tuple[np.ndarray, str, int] | None:
     """Per-image value of the outer search axis at which the image was first fooled (NaN: never), the axis and
     its size: from the recorded count/radius columns, or for runs made before them (sweeps) from the queries."""
-    rows = run.rows("inductive_occlusion", "error_rate", f"fill={fill}/")
-    col = column_name("inductive_occlusion", fill, "queries")
+    fooled_column = occlusion_column(fill, "fooled")
+    assert fooled_column.row is not None  # fooled columns feed the error-rate rows
+    rows = fooled_column.row.select(run.results)
+    col = occlusion_column(fill, "queries").name
     if not len(rows) or col not in run.per_image:
         return None
-    variant, param = rows["variant"].iloc[0], rows["param"].iloc[0]
-    settings = dict(p.split("=") for p in param.split(","))
-    count, radius = int(settings["N"]), int(settings["R"])
-    order = variant.split("/")[1]
+    count, radius = occlusion_limits(rows["param"].iloc[0])
+    order = cast(OcclusionOrder, occlusion_order(rows["variant"].iloc[0]))
     outer = 1 if order == "radius_first" else 0
-    fooled = run.per_image.loc[mask, column_name("inductive_occlusion", fill, "fooled")].astype(float).to_numpy()
-    recorded = column_name("inductive_occlusion", fill, "radius" if outer else "count")
+    fooled = run.per_image.loc[mask, fooled_column.name].astype(float).to_numpy()
+    recorded = occlusion_column(fill, "radius" if outer else "count").name
     if recorded in run.per_image:
         first = np.where(fooled > 0, run.per_image.loc[mask, recorded].astype(float).to_numpy(), np.nan)
     else:
@@ -160,18 +167,19 @@ def occlusion_curves(runs: Sequence[Run], labels: Sequence[str], mask: np.ndarra
 
 def gini_and_lorenz(runs: Sequence[Run], labels: Sequence[str], mask: np.ndarray) -> Figure | None:
     """Left: distribution of per-image pixel Gini; right: mean Lorenz curve of |attribution|, per model."""
-    if not any("gini_pixel" in r.per_image for r in runs):
+    pixel = gini_column("pixel").name
+    if not any(pixel in r.per_image for r in runs):
         return None
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    values = np.concatenate([r.per_image.loc[mask, "gini_pixel"].astype(float).dropna().to_numpy()
-                             for r in runs if "gini_pixel" in r.per_image])
+    values = np.concatenate([r.per_image.loc[mask, pixel].astype(float).dropna().to_numpy()
+                             for r in runs if pixel in r.per_image])
     low, high = (values.min(), values.max()) if len(values) else (0.0, 1.0)
     bins = np.linspace(max(0.0, low - 0.02), min(1.0, high + 0.02), 41)
     for i, (run, label) in enumerate(zip(runs, labels)):
-        if "gini_pixel" not in run.per_image:
+        if pixel not in run.per_image:
             continue
         st = style(i)
-        gini = run.per_image.loc[mask, "gini_pixel"].astype(float).dropna().to_numpy()
+        gini = run.per_image.loc[mask, pixel].astype(float).dropna().to_numpy()
         left.hist(gini, bins=bins, histtype="step", linewidth=1.8, color=st["color"],
                   label=f"{label} (mean {gini.mean():.3f})")
         lorenz = sorted((float(c.param), c.name) for c in per_image_columns(run.per_image.columns, "lorenz"))
@@ -198,8 +206,11 @@ def corruption_heatmaps(runs: Sequence[Run], labels: Sequence[str]) -> Figure | 
     """Error rate (%) per corruption × severity, one panel per model, shared colour scale (viridis)."""
     tables = []
     for run, label in zip(runs, labels):
-        rows = run.results[(run.results["suite"] == "corruptions") & (run.results["metric"] == "error_rate")
-                           & run.results["param"].str.fullmatch(r"\d+")]
+        # the rows of the corruption columns (one per corruption and severity), in the results' order
+        own = run.results[run.results["suite"] == "corruptions"]
+        selected = [c.row.select(own) for c in per_image_columns(run.per_image.columns, family="corruption")
+                    if c.row is not None]
+        rows = pd.concat(selected).sort_index() if selected else own.iloc[:0]
         if len(rows):
             tables.append((label, rows.pivot_table(index="test", columns="param", values="value", sort=False)))
     if not tables:

@@ -29,6 +29,7 @@ from robench.io import check_writable, write_atomic, write_text_atomic
 from robench.reports.compare import common_correct, comparison_table, model_labels, ranking_notes, ranking_table
 from robench.reports.plots import corruption_heatmaps, gini_and_lorenz, noise_curves, occlusion_curves, save_figure
 from robench.run import Run, headline, load_run
+from robench.schema import gini_column, occlusion_column
 
 PLOT_CAPTIONS = {
     "noise": "Inductive noise vs random noise: error rate against budget on the common-correct images.",
@@ -98,8 +99,8 @@ def build_report(run_dirs: Sequence[Run | str | Path], out_dir: str | Path, titl
 # ---------------------------------------------------------------------------------------------- the headline
 
 #: (test of the comparison table's common-correct rows, its param or None for the largest budget, column name)
-SUMMARY_MEASURES = (("gini", "pixel", "pixel Gini"), ("inductive_noise", None, "inductive noise error"),
-                    ("inductive_occlusion", "fill=0.5", "occlusion error (grey)"),
+SUMMARY_MEASURES = (("gini", gini_column("pixel").setting, "pixel Gini"), ("inductive_noise", None, "inductive noise error"),
+                    ("inductive_occlusion", occlusion_column(0.5, "fooled").setting, "occlusion error (grey)"),
                     ("random_noise", None, "random noise error"))
 #: The plot shown under the summary, the first of these the report has.
 KEY_PLOTS = ("noise", "gini", "occlusion")

@@ -19,14 +19,11 @@ import torch
 from robench.data.imageset import ImageSet
 from robench.metrics import bootstrap_ci
 from robench.models.wrapper import RobenchModel
+from robench.schema import eps_label, large_eps_column, robust_column
 from robench.settings import AdversarialConfig
 from robench.suites.base import SUITES, Batch, FiniteLogits, checked_predictions, result_row
 
 LARGE_EPS = 0.5  # [0, 1] units: an l∞ ball this size contains images of every class
-
-
-def _tag(eps: float) -> str:
-    return f"{eps:.6g}"
 
 
 @SUITES.register("adversarial")
@@ -65,14 +62,14 @@ class AdversarialSuite:
                 for _ in range(cfg.pgd_restarts):
                     _, _, success = attack(fmodel, batch.x, batch.y, epsilons=eps)
                     robust &= ~success
-                columns[f"pgd@{_tag(eps)}"] = robust.cpu().numpy()
+                columns[robust_column("pgd", eps).name] = robust.cpu().numpy()
                 if cfg.masking_checks:
                     _, _, success = fb.attacks.FGSM()(fmodel, batch.x, batch.y, epsilons=eps)
-                    columns[f"fgsm@{_tag(eps)}"] = (clean & ~success).cpu().numpy()
+                    columns[robust_column("fgsm", eps).name] = (clean & ~success).cpu().numpy()
             if cfg.masking_checks:
                 attack = fb.attacks.LinfPGD(abs_stepsize=LARGE_EPS / 10, steps=20, random_start=True)
                 _, _, success = attack(fmodel, batch.x, batch.y, epsilons=LARGE_EPS)
-                columns["pgd_large_eps"] = (clean & ~success).cpu().numpy()
+                columns[large_eps_column().name] = (clean & ~success).cpu().numpy()
             if cfg.autoattack:
                 columns.update(self._autoattack(model, batch, seed))
         return columns
@@ -86,7 +83,7 @@ class AdversarialSuite:
             x_adv, _ = adversary.run_standard_evaluation(batch.x, batch.y, batch_size=len(batch.y))
             with torch.no_grad():
                 predicted = checked_predictions(model(x_adv), "AutoAttack images")
-                out[f"autoattack@{_tag(eps)}"] = (predicted == batch.y).cpu().numpy()
+                out[robust_column("autoattack", eps).name] = (predicted == batch.y).cpu().numpy()
         return out
 
     def summarize(self, per_image: pd.DataFrame, classes: list[str]) -> list[dict[str, Any]]:
@@ -96,26 +93,26 @@ class AdversarialSuite:
         pgd_acc = {}
         for eps in cfg.eps:
             for attack in ("pgd", "fgsm", "autoattack"):
-                col = f"{attack}@{_tag(eps)}"
-                if col not in per_image:
+                col = robust_column(attack, eps)
+                if col.name not in per_image:
                     continue
-                flags = per_image[col].to_numpy(dtype=float)
+                flags = per_image[col.name].to_numpy(dtype=float)
                 name = {"pgd": variant, "fgsm": "linf/fgsm", "autoattack": "linf/standard"}[attack]
-                rows.append(result_row(self.name, attack, name, _tag(eps), "robust_accuracy", flags.mean(), len(flags),
+                rows.append(result_row(self.name, col.test, name, col.param, "robust_accuracy", flags.mean(), len(flags),
                                        bootstrap_ci(flags, seed=self.seed)))
                 if attack == "pgd":
                     pgd_acc[eps] = flags.mean()
         if cfg.masking_checks:
             ordered = [pgd_acc[e] for e in sorted(pgd_acc)]
             rises = any(b > a + 1e-9 for a, b in zip(ordered, ordered[1:]))
-            weaker = any(pgd_acc[e] > per_image[f"fgsm@{_tag(e)}"].mean() + 1e-9 for e in cfg.eps)
-            large = per_image["pgd_large_eps"].to_numpy(dtype=float).mean()
+            weaker = any(pgd_acc[e] > per_image[robust_column("fgsm", e).name].mean() + 1e-9 for e in cfg.eps)
+            large = per_image[large_eps_column().name].to_numpy(dtype=float).mean()
             n = len(per_image)
             rows += [
                 result_row(self.name, "sanity", "accuracy_rises_with_eps", "", "masking_flag", float(rises), n),
                 result_row(self.name, "sanity", "pgd_weaker_than_fgsm", "", "masking_flag", float(weaker), n),
-                result_row(self.name, "sanity", "large_eps_accuracy", _tag(LARGE_EPS), "robust_accuracy", large, n),
-                result_row(self.name, "sanity", "large_eps_accuracy_above_0.05", _tag(LARGE_EPS), "masking_flag",
+                result_row(self.name, "sanity", "large_eps_accuracy", eps_label(LARGE_EPS), "robust_accuracy", large, n),
+                result_row(self.name, "sanity", "large_eps_accuracy_above_0.05", eps_label(LARGE_EPS), "masking_flag",
                            float(large > 0.05), n),
             ]
         return rows

@@ -28,12 +28,9 @@ from robench.errors import RobenchError
 from robench.metrics import bootstrap_ci
 from robench.models.wrapper import RobenchModel
 from robench.progress import track
+from robench.schema import corruption_column
 from robench.settings import CorruptionsConfig
 from robench.suites.base import SUITES, Batch, checked_predictions, result_row
-
-
-def _column(name: str, severity: int) -> str:
-    return f"corr[{name}/{severity}]"
 
 
 @SUITES.register("corruptions")
@@ -105,7 +102,7 @@ class CorruptionsSuite:
                     x = raw.to(batch.x.device).permute(0, 3, 1, 2).float().div_(255.0)
                 with torch.no_grad():
                     predicted = checked_predictions(model(x), f"{name} images (severity {severity})")
-                    columns[_column(name, severity)] = (predicted == batch.y).cpu().numpy()
+                    columns[corruption_column(name, severity).name] = (predicted == batch.y).cpu().numpy()
         return columns
 
     def summarize(self, per_image: pd.DataFrame, classes: list[str]) -> list[dict[str, Any]]:
@@ -115,8 +112,9 @@ class CorruptionsSuite:
         for name in self.names:
             source = f"torch/{self._table}" if self._uses_torch(name) else "imagecorruptions/imagenet-c"
             for severity in self.config.severities:
-                wrong = 1.0 - per_image[_column(name, severity)].to_numpy(dtype=float)
-                rows.append(result_row(self.name, name, source, severity, "error_rate", wrong.mean(), n,
+                column = corruption_column(name, severity)
+                wrong = 1.0 - per_image[column.name].to_numpy(dtype=float)
+                rows.append(result_row(self.name, column.test, source, column.param, "error_rate", wrong.mean(), n,
                                        bootstrap_ci(wrong, seed=self.seed)))
                 errors.setdefault(name, []).append(wrong.mean())
             rows.append(result_row(self.name, name, source, "mean", "error_rate", float(np.mean(errors[name])), n))

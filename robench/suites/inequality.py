@@ -51,17 +51,26 @@ from robench.metrics.gini import ValueTransform
 from robench.metrics.similarity import spearman
 from robench.models.loading import load_model
 from robench.models.wrapper import RobenchModel
-from robench.schema import attribution_variant, column_name, per_image_columns
+from robench.schema import (
+    alignment_column,
+    all_zero_column,
+    attribution_variant,
+    concentration_column,
+    gini_column,
+    lorenz_column,
+    noise_column,
+    occlusion_column,
+    occlusion_param,
+    occlusion_variant,
+    per_image_columns,
+    top_mass_measure,
+)
 from robench.settings import InequalityConfig, config_record
 from robench.suites.base import SUITES, Batch, result_row
 
-CONCENTRATION_COLUMNS = ("entropy", "participation", *(f"top_mass@{f:g}" for f in TOP_FRACTIONS))
+CONCENTRATION_COLUMNS = ("entropy", "participation", *(top_mass_measure(f) for f in TOP_FRACTIONS))
 ALIGNMENT_MEASURES = ("cosine", "spearman")  # of the first method's maps with the reference model's
 LORENZ_GRID = 21  # population shares 0, 0.05, ..., 1 stored per image
-
-
-def _budget_label(budget: float | int) -> str:
-    return f"{budget:g}"
 
 
 @SUITES.register("inequality")
@@ -134,7 +143,8 @@ class InequalitySuite:
         n = len(batch.y)
         x, y, a = batch.x[keep], batch.y[keep], attr[keep]
         keep_np = keep.cpu().numpy()
-        for selection, budgets, prefix in (("inductive", cfg.ina_budgets, "ina"), ("random", cfg.rn_budgets, "rn")):
+        for selection, budgets, test in (("inductive", cfg.ina_budgets, "inductive_noise"),
+                                         ("random", cfg.rn_budgets, "random_noise")):
             fooled = np.full((len(budgets), 0), np.nan)
             if len(keep):
                 # the settings are text, checked against the attacks' choices by InequalityConfig.validate
@@ -143,10 +153,9 @@ class InequalitySuite:
                                       trials=cfg.trials, generator=batch.generator, max_batch=res["attack_batch"])
                 fooled = result.fooled.float().mean(1).numpy()  # L×N': fraction of trials fooled
             for level, budget in enumerate(budgets):
-                columns[f"{prefix}@{_budget_label(budget)}"] = _scatter(fooled[level], keep_np, n)
+                columns[noise_column(test, budget).name] = _scatter(fooled[level], keep_np, n)
             finished_stage()
         for fill in cfg.occlusion_fill:
-            tag = f"ioa[{fill:g}]"
             if len(keep):
                 occ = inductive_occlusion(model, x, y, a, max_count=cfg.occlusion_count,
                                           max_radius=res["occlusion_radius"], fill=fill,
@@ -160,7 +169,7 @@ class InequalitySuite:
             else:
                 parts = dict.fromkeys(("fooled", "area", "queries", "count", "radius"), np.zeros(0))
             for part, values in parts.items():
-                columns[f"{tag}_{part}"] = _scatter(values, keep_np, n)
+                columns[occlusion_column(fill, part).name] = _scatter(values, keep_np, n)
             finished_stage()
         return columns
 
@@ -195,15 +204,15 @@ class InequalitySuite:
             "region_avgpool": regional_gini(attr, region="avgpool", block=res["block_avgpool"],
                                             value=gini_value).double().cpu().numpy(),
         }
-        named = {column_name("gini", param, "value", further): v for param, v in columns.items()}
-        named[column_name("gini", "pixel", "all_zero", further)] = all_zero.cpu().numpy()
+        named = {gini_column(param, further).name: v for param, v in columns.items()}
+        named[all_zero_column(further).name] = all_zero.cpu().numpy()
         if further is None:
             _, shares = lorenz_on_grid(values.flatten(1), grid_size=LORENZ_GRID)
             shares_np = torch.as_tensor(shares).double().cpu().numpy()
             for i in range(1, LORENZ_GRID - 1):
-                named[column_name("lorenz", f"{i / (LORENZ_GRID - 1):.2f}", "share")] = shares_np[:, i]
+                named[lorenz_column(i / (LORENZ_GRID - 1)).name] = shares_np[:, i]
         for param, v in concentration_columns(values).items():
-            named[column_name("concentration", param, "value", further)] = v
+            named[concentration_column(param, further).name] = v
         return named
 
     def summarize(self, per_image: pd.DataFrame, classes: list[str]) -> list[dict[str, Any]]:
@@ -221,29 +230,29 @@ class InequalitySuite:
         # the attacks' map: named in the variant when the run lists several methods (one method: as always)
         used = f"/attribution={self.methods[0]}" if len(self.methods) > 1 else ""
         noise_variant = f"{cfg.noise_mode}/{cfg.noise}/trials={cfg.trials}{used}"
-        for prefix, test, budgets, ks in (("ina", "inductive_noise", cfg.ina_budgets, res["ina_k"]),
-                                          ("rn", "random_noise", cfg.rn_budgets, res["rn_k"])):
+        for test, budgets, ks in (("inductive_noise", cfg.ina_budgets, res["ina_k"]),
+                                  ("random_noise", cfg.rn_budgets, res["rn_k"])):
             for budget, k in zip(budgets, ks):
-                values = per_image[f"{prefix}@{_budget_label(budget)}"].to_numpy(dtype=float)
+                column = noise_column(test, budget)
+                values = per_image[column.name].to_numpy(dtype=float)
                 values = values[~np.isnan(values)]
                 if len(values):
-                    rows.append(result_row(self.name, test, noise_variant, _budget_label(budget), "error_rate",
+                    rows.append(result_row(self.name, test, noise_variant, column.param, "error_rate",
                                            values.mean(), len(values), bootstrap_ci(values, seed=self.seed)))
-                    rows.append(result_row(self.name, test, noise_variant, _budget_label(budget), "k", k, len(values)))
+                    rows.append(result_row(self.name, test, noise_variant, column.param, "k", k, len(values)))
         for fill in cfg.occlusion_fill:
-            tag = f"ioa[{fill:g}]"
-            fooled = per_image[f"{tag}_fooled"].to_numpy(dtype=float)
+            fooled = per_image[occlusion_column(fill, "fooled").name].to_numpy(dtype=float)
             attacked = ~np.isnan(fooled)
             if not attacked.any():
                 continue
-            variant = f"fill={fill:g}/{cfg.occlusion_order}{used}"
-            param = f"N={cfg.occlusion_count},R={res['occlusion_radius']}"
+            variant = occlusion_variant(fill, cfg.occlusion_order, used)
+            param = occlusion_param(cfg.occlusion_count, res["occlusion_radius"])
             flags = fooled[attacked]
             rows.append(result_row(self.name, "inductive_occlusion", variant, param, "error_rate", flags.mean(),
                                    len(flags), bootstrap_ci(flags, seed=self.seed)))
             success = attacked & (fooled == 1)
             for part in ("area", "queries"):
-                values = per_image.loc[success, f"{tag}_{part}"].to_numpy(dtype=float)
+                values = per_image.loc[success, occlusion_column(fill, part).name].to_numpy(dtype=float)
                 rows.append(result_row(self.name, "inductive_occlusion", variant, param, f"mean_{part}",
                                        values.mean() if len(values) else np.nan, len(values)))
         return rows
@@ -254,7 +263,7 @@ class InequalitySuite:
         rows: list[dict[str, Any]] = []
         used = f"/attribution={self.methods[0]}" if len(self.methods) > 1 else ""
         for measure in ALIGNMENT_MEASURES:
-            name = column_name("alignment", measure, "value")
+            name = alignment_column(measure).name
             if name not in per_image:
                 continue
             for subset, mask in (("correct", correct), ("all", np.ones_like(correct))):
@@ -276,28 +285,28 @@ class InequalitySuite:
         variants = {param: attribution_variant(v, further) for param, v in variants.items()}
         for param, variant in variants.items():
             for subset, mask in (("correct", correct), ("all", np.ones_like(correct))):
-                values = per_image.loc[mask, column_name("gini", param, "value", further)].to_numpy(dtype=float)
+                values = per_image.loc[mask, gini_column(param, further).name].to_numpy(dtype=float)
                 if len(values):
                     ci = bootstrap_ci(values, seed=self.seed)
                     rows.append(result_row(self.name, "gini", variant, subset, "mean", values.mean(), len(values), ci))
                     rows.append(result_row(self.name, "gini", variant, subset, "std", values.std(ddof=0), len(values)))
-        if column_name("gini", "pixel", "all_zero", further) not in per_image:
+        if all_zero_column(further).name not in per_image:
             return rows  # a run recorded before the all-zero flag (and the concentration measures) has no more
-        all_zero = per_image[column_name("gini", "pixel", "all_zero", further)]
+        all_zero = per_image[all_zero_column(further).name]
         rows.append(result_row(self.name, "gini", variants["pixel"], "all", "all_zero_maps", all_zero.sum(), len(per_image)))
         rows.append(result_row(self.name, "gini", variants["pixel"], "all", "all_zero_share",
                                all_zero.mean() if len(per_image) else np.nan, len(per_image)))
         nonzero = ~all_zero.to_numpy(dtype=bool)
         for subset, mask in (("correct_nonzero", correct & nonzero), ("all_nonzero", nonzero)):
-            values = per_image.loc[mask, column_name("gini", "pixel", "value", further)].to_numpy(dtype=float)
+            values = per_image.loc[mask, gini_column("pixel", further).name].to_numpy(dtype=float)
             if len(values):  # the Gini mean without the convention-0 all-zero maps
                 rows.append(result_row(self.name, "gini", variants["pixel"], subset, "mean", values.mean(),
                                        len(values), bootstrap_ci(values, seed=self.seed)))
         for measure in CONCENTRATION_COLUMNS:
-            if column_name("concentration", measure, "value", further) not in per_image:
+            if concentration_column(measure, further).name not in per_image:
                 continue  # a run recorded before the concentration measures
             for subset, mask in (("correct", correct), ("all", np.ones_like(correct))):
-                values = per_image.loc[mask, column_name("concentration", measure, "value", further)].to_numpy(dtype=float)
+                values = per_image.loc[mask, concentration_column(measure, further).name].to_numpy(dtype=float)
                 values = values[~np.isnan(values)]  # all-zero maps have no distribution
                 if len(values):
                     rows.append(result_row(self.name, "concentration", attribution_variant(f"{measure}:{cfg.gini_value}",
@@ -333,7 +342,7 @@ def _alignment_columns(attr: torch.Tensor, reference_attr: torch.Tensor) -> dict
     zero = (a == 0).all(1) | (b == 0).all(1)
     values = {"cosine": F.cosine_similarity(a, b, dim=1).masked_fill(zero, float("nan")),
               "spearman": spearman(a.abs(), b.abs())}
-    return {column_name("alignment", measure, "value"): values[measure].cpu().numpy() for measure in ALIGNMENT_MEASURES}
+    return {alignment_column(measure).name: values[measure].cpu().numpy() for measure in ALIGNMENT_MEASURES}
 
 
 def _copy_generator(generator: torch.Generator) -> torch.Generator:

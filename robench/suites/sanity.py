@@ -32,7 +32,7 @@ from robench.errors import RobenchError
 from robench.metrics import bootstrap_ci, gini
 from robench.metrics.similarity import SSIM_SIGMA, SSIM_WINDOW, spearman, ssim
 from robench.models.wrapper import RobenchModel
-from robench.schema import column_name, per_image_columns
+from robench.schema import mprt_column, mprt_step, mprt_step_parts, per_image_columns
 from robench.settings import SanityConfig, config_record
 from robench.suites.base import SUITES, Batch, result_row
 
@@ -65,13 +65,13 @@ def reinitialise(layer: nn.Module, seed: int) -> None:
 
 def step_label(done: int, layers: list[tuple[str, nn.Module]]) -> str:
     """``results.csv`` param of the step that has randomised the top ``done`` layers: ``done/L:deepest layer``."""
-    return f"{done}/{len(layers)}:{layers[done - 1][0] if done else 'original'}"
+    return mprt_step(done, len(layers), layers[done - 1][0] if done else "original")
 
 
 def randomised_share(label: str) -> float:
     """The share of the layers a :func:`step_label` has randomised."""
-    done, total = label.partition(":")[0].split("/")
-    return int(done) / int(total)
+    done, total, _ = mprt_step_parts(label)
+    return done / total
 
 
 def _normalised(maps: Tensor) -> Tensor:
@@ -122,16 +122,16 @@ class SanitySuite:
         original = explain(model)
         randomised = copy.deepcopy(model)  # the user's model is never modified
         layers = randomisable_layers(randomised.net)
-        columns = {column_name("mprt", step_label(0, layers), "gini"): gini(original).double().cpu().numpy()}
+        columns = {mprt_column(step_label(0, layers), "gini").name: gini(original).double().cpu().numpy()}
         reference = _normalised(original)
         for group in np.array_split(np.arange(len(layers)), min(cfg.mprt_steps, len(layers))):
             for position in group:
                 reinitialise(layers[position][1], layer_seed(self.seed, int(position)))
             attr = explain(randomised)
             label = step_label(int(group[-1]) + 1, layers)
-            columns[column_name("mprt", label, "spearman")] = spearman(original, attr).cpu().numpy()
-            columns[column_name("mprt", label, "ssim")] = ssim(reference, _normalised(attr)).cpu().numpy()
-            columns[column_name("mprt", label, "gini")] = gini(attr).double().cpu().numpy()
+            columns[mprt_column(label, "spearman").name] = spearman(original, attr).cpu().numpy()
+            columns[mprt_column(label, "ssim").name] = ssim(reference, _normalised(attr)).cpu().numpy()
+            columns[mprt_column(label, "gini").name] = gini(attr).double().cpu().numpy()
         return columns
 
     def summarize(self, per_image: pd.DataFrame, classes: list[str]) -> list[dict[str, Any]]:
