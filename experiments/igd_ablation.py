@@ -154,17 +154,19 @@ def write_report(study: Path, out: Path) -> Path:
                 "autoattack": study / "runs" / f"{name}-autoattack"}
         rows.append({**model_row(name, runs, study / "models" / f"{name}.pt"), "origin": "study"})
         replaced[name] = runs["replace"]
-    for name, variant in VARIANTS.items():
-        runs = {"sample": out / "runs" / name, "replace": out / "runs" / f"{name}-replace",
-                "autoattack": out / "runs" / f"{name}-autoattack"}
-        if (runs["sample"] / "meta.json").exists():
-            rows.append({**model_row(name, runs, out / "models" / f"{name}.pt"), "origin": "ablation",
-                         "what": variant.what})
-            replaced[name] = runs["replace"]
+    for base_name, variant in VARIANTS.items():
+        for name, what in ((base_name, variant.what), (f"{base_name}-last", f"{variant.what}; the last epoch")):
+            runs = {"sample": out / "runs" / name, "replace": out / "runs" / f"{name}-replace",
+                    "autoattack": out / "runs" / f"{name}-autoattack"}
+            if (runs["sample"] / "meta.json").exists():
+                rows.append({**model_row(name, runs, out / "models" / f"{name}.pt"), "origin": "ablation",
+                             "what": what})
+                replaced[name] = runs["replace"]
     summary = pd.DataFrame(rows)
     summary.to_csv(out / "summary.csv", index=False, float_format="%.4f")
     pairs = [(igd, base) for igd, base in STUDY_PAIRS.items()]
-    pairs += [(name, v.baseline) for name, v in VARIANTS.items() if name != v.baseline and name in replaced]
+    pairs += [(name, v.baseline) for base_name, v in VARIANTS.items() for name in (base_name, f"{base_name}-last")
+              if base_name != v.baseline and name in replaced]
     tests = []
     for igd, base in pairs:
         if base not in replaced or not (replaced[igd] / "meta.json").exists():
@@ -257,6 +259,10 @@ def main() -> int:
                 ckpt = train_variant(name, VARIANTS[name], study_models, models, study_data, args.device, log)
                 run(ckpt, sample, runs / name)
                 run(ckpt, replace, runs / f"{name}-replace")
+                last = models / f"{name}-last.pt"  # the last epoch: the selection by PGD-10 may keep an early one
+                if last.exists() and not Path(f"{ckpt}.state.pt").exists():
+                    run(last, sample, runs / f"{name}-last")
+                    run(last, replace, runs / f"{name}-last-replace")
                 if args.autoattack:
                     run(ckpt, AUTOATTACK, runs / f"{name}-autoattack")
         if args.stage in ("all", "report"):

@@ -1,8 +1,12 @@
 """The columns of ``results.csv``, shared by the suites that write it and the reports that read it back.
 
-Also the one description of the suites' per-image columns (:func:`describe_column`): every reader of
-``per_image.csv.gz`` asks it what a column holds instead of parsing names. Kept free of torch so that
-readers (``robench leaderboard``, ``robench compare``) start fast.
+Also the one declaration of the suites' per-image columns (:data:`FAMILIES`: each family's name template,
+dtype, meaning and the ``results.csv`` rows a column feeds): the suites name their columns by its builders
+(:func:`gini_column`, :func:`noise_column`, :func:`occlusion_column`, ...), every reader of ``per_image.csv.gz``
+asks :func:`describe_column` what a column holds instead of parsing names, and the settings that rows keep in
+their variant or param (occlusion fill, order and limits, model-randomisation steps, top-mass fractions) are
+formatted and read back here only. Kept free of torch so that readers (``robench leaderboard``,
+``robench compare``) start fast.
 """
 
 from __future__ import annotations

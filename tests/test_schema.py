@@ -156,10 +156,13 @@ def test_settings_kept_in_rows_are_formatted_and_read_back_in_one_place() -> Non
     assert top_mass_fraction(top_mass_measure(0.05)) == 0.05 and top_mass_fraction("entropy") is None
 
 
-#: Per-image column names written out by hand: they belong in robench/schema.py only.
+BASE_NAMES = "|".join(sorted(BASE))
+#: Per-image column names written out by hand (built by f-string, or a suite column's name as a literal indexing
+#: or looked up in a per-image table): they belong in robench/schema.py only.
 HAND_MADE_NAME = re.compile(r"""f["'](?:ina|rn|pgd|fgsm|autoattack|lorenz|top_mass)@|f["'](?:ioa|corr|mprt)\[|"""
-                            r"""f["']\{\w+\}@|f["']\{\w+\}_\{|f["']gini_|["'](?:gini_pixel|pgd_large_eps|"""
-                            r"""attribution_all_zero)["']|f["']fill=""")
+                            r"""f["']\{\w+\}@|f["']\{\w+\}_\{|f["']gini_|f["']fill=|"""
+                            rf"""per_image(?:\.loc\[[^,\]]+,\s*|\[)f?["'](?!(?:{BASE_NAMES})["'])|"""
+                            rf"""["'](?!(?:{BASE_NAMES})["'])[^"'\s]+["'] (?:not )?in (?:\w+\.)?per_image\b""")
 
 
 def test_no_reader_or_writer_spells_a_column_name() -> None:
