@@ -129,6 +129,20 @@ def test_report_opens_with_a_summary_and_the_key_plot(zoo_runs: list[Path], tmp_
     assert "<strong>" + max(gini, key=gini.get) + "</strong>" in page and "**" not in page
 
 
+def test_a_report_records_its_inputs_and_rebuilds_the_same(zoo_runs: list[Path], tmp_path: Path) -> None:
+    from robench.reports.report import rebuild_report
+
+    first = build_report(zoo_runs[:2], tmp_path / "cmp", title="two models", examples=False)
+    assert json.loads(first.inputs.read_text()) == {"runs": [str(p) for p in zoo_runs[:2]], "title": "two models",
+                                                    "examples": False}
+    text = first.markdown.read_text()
+    first.markdown.write_text("stale")
+    again = rebuild_report(tmp_path / "cmp")
+    assert again.markdown.read_text() == text and set(again.plots) == set(first.plots)
+    with pytest.raises(RobenchError, match="no readable inputs.json"):
+        rebuild_report(tmp_path)
+
+
 def test_example_grid_recomputes_attributions(zoo_runs: list[Path], tmp_path: Path) -> None:
     report = build_report(zoo_runs[:2], tmp_path / "cmp", examples=True)
     assert "examples" in report.plots, report.notes

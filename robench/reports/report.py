@@ -7,6 +7,7 @@ and writes into ``out_dir``::
     report.html       the same as a web page; its images are the files in plots/ (relative links, so the
                       page opens from disk; share the directory, not the page alone)
     comparison.csv    the comparison table (scope, measure, test, param, one column per model)
+    inputs.json       the runs, title and examples setting: rebuild_report(out_dir) writes the report again
     rankings.csv      several runs: the models ranked by each attribution measure, Kendall's τ per ranking
     plots/NAME.png    each plot once (robench.reports.plots.PLOT_FORMATS)
 
@@ -25,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from robench._version import __version__
+from robench.errors import RobenchError
 from robench.io import check_writable, write_atomic, write_text_atomic
 from robench.reports.compare import common_correct, comparison_table, model_labels, ranking_notes, ranking_table
 from robench.reports.plots import corruption_heatmaps, gini_and_lorenz, noise_curves, occlusion_curves, save_figure
@@ -51,6 +53,7 @@ class Report:
     plots: dict[str, list[Path]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     rankings: Path | None = None  # rankings.csv, when several runs are compared
+    inputs: Path = Path("inputs.json")  # the runs, title and examples setting (rebuild_report), set by build_report
     agreement: list[str] = field(default_factory=list)  # where the rankings by attribution measure disagree
     summary: tuple[pd.DataFrame, str] = (pd.DataFrame(), "")  # the headline table and sentence (_summary)
     key_plot: str | None = None  # the plot shown under the summary: inductive vs random noise, else the Gini
@@ -67,7 +70,7 @@ def build_report(run_dirs: Sequence[Run | str | Path], out_dir: str | Path, titl
     out = Path(out_dir)
     check_writable(out, "the report")  # before plotting: an --out that cannot become a directory, or a read-only one
     plots_dir = out / "plots"
-    report = Report(out, out / "report.md", out / "report.html", out / "comparison.csv")
+    report = Report(out, out / "report.md", out / "report.html", out / "comparison.csv", inputs=out / "inputs.json")
     report.notes += [f"warning: {w}" for w in (r.all_zero_warning() for r in runs) if w]
     sanity = _sanity(runs, labels)
     report.notes += [f"warning: {line}" for flag, line in sanity[1] if flag == 1]
@@ -93,7 +96,23 @@ def build_report(run_dirs: Sequence[Run | str | Path], out_dir: str | Path, titl
     overview = _overview(runs, labels)
     write_text_atomic(report.markdown, _markdown(title, runs, overview, table, rankings, mask, report, sanity))
     write_text_atomic(report.html, _html(title, runs, overview, table, rankings, mask, report, sanity))
+    inputs = {"runs": [str(r.path) if r.path is not None else None for r in runs], "title": title,
+              "examples": examples}  # what rebuild_report needs to write this report again
+    write_text_atomic(report.inputs, json.dumps(inputs, indent=1) + "\n")
     return report
+
+
+def rebuild_report(out_dir: str | Path) -> Report:
+    """Write the report in ``out_dir`` again from the runs, title and examples setting it recorded (``inputs.json``):
+    after a change of robench's report format. A RobenchError when it has no record or a run was never saved."""
+    out = Path(out_dir)
+    try:
+        inputs = json.loads((out / "inputs.json").read_text())
+    except (OSError, ValueError) as e:
+        raise RobenchError(f"{out} has no readable inputs.json (written by reports since robench 0.1): {e}") from None
+    if None in inputs["runs"]:
+        raise RobenchError(f"{out} compares a run that was never saved; it cannot be rebuilt")
+    return build_report(inputs["runs"], out, title=inputs["title"], examples=inputs["examples"])
 
 
 # ---------------------------------------------------------------------------------------------- the headline
