@@ -83,13 +83,13 @@ def train_variant(name: str, variant: Variant, study_models: Path, models: Path,
     return ckpt
 
 
-def margin_ratio(model_path: Path, images: int = 500, share: float = 0.2, seed: int = 0) -> float:
+def margin_ratio(model: torch.nn.Module, images: int = 500, share: float = 0.2, seed: int = 0) -> float:
     """Median over correctly classified sample images of margin² / Σ_S g², S a random ``share`` of the C·H·W entries.
 
     margin = logit_y − max_{j≠y} logit_j and g its input gradient: to first order, noise on S needs an l2 norm of
     about margin / ‖g_S‖ to flip the class, so a small ratio means the boundary is close in those directions.
     """
-    model = robench.load_model(str(model_path)).eval()
+    model = model.eval()
     data = robench.load_data("sample", limit=images)
     gen = torch.Generator().manual_seed(seed)
     ratios = []
@@ -140,7 +140,7 @@ def model_row(name: str, runs: dict[str, Path], ckpt: Path) -> dict[str, object]
     for column, (kind, source) in ERRORS.items():
         if kind in tables:
             row[column] = tables[kind][source].mean()  # NaN (not attacked) on misclassified images
-    row["margin_ratio"] = margin_ratio(ckpt) if ckpt.exists() else float("nan")
+    row["margin_ratio"] = margin_ratio(robench.load_model(str(ckpt))) if ckpt.exists() else float("nan")
     return row
 
 
