@@ -137,30 +137,30 @@ def test_protocol_reads_the_older_pgd_setting_names() -> None:
     assert lb.protocol_key({**row, "pgd_eps": 2 / 255}) != lb.protocol_key(row)
 
 
-def test_file_from_before_the_trace_columns_still_reads(tmp_path: Path) -> None:
-    board = tmp_path / "lb.csv"
+def legacy_board(tmp_path: Path, first_missing: str) -> tuple[pd.DataFrame, pd.DataFrame, Path]:
+    """(the full row, the row read from a file written without the columns from ``first_missing`` on, its path)."""
+    board, legacy = tmp_path / "lb.csv", tmp_path / "legacy.csv"
     lb.add_run(FAST / "trades-autoattack", name="trades-500", path=board)
-    legacy = tmp_path / "legacy.csv"
-    width = lb.LEADERBOARD_COLUMNS.index(lb.TRACE_COLUMNS[0])
+    width = lb.LEADERBOARD_COLUMNS.index(first_missing)
     legacy.write_text(lb.read_leaderboard(board).iloc[:, :width].to_csv(index=False, lineterminator="\n"))
     old = lb.read_leaderboard(legacy)
-    assert old.columns.tolist() == lb.LEADERBOARD_COLUMNS and old["checkpoint"].tolist() == [""]
+    assert old.columns.tolist() == lb.LEADERBOARD_COLUMNS
     assert old["autoattack_n_images"].tolist() == [500]  # a legacy row's AutoAttack ran on the run's images
+    assert old["reference_model"].tolist() == [""] and old["attribution_cosine"].isna().all()
+    return lb.read_leaderboard(board), old, legacy
+
+
+def test_file_from_before_the_trace_columns_still_reads(tmp_path: Path) -> None:
+    _, old, legacy = legacy_board(tmp_path, lb.TRACE_COLUMNS[0])
+    assert old["checkpoint"].tolist() == [""]
     assert ranked(legacy)["robust_accuracy_source"].tolist() == ["autoattack (n=500)"]
     assert lb.stale_rows(old) == ["row 'trades-500': its robench-trained checkpoint (no path recorded) (sha256 "
                                   "1ea79b40394f) is neither a bundled zoo model nor a file with that sha256"]
 
 
 def test_file_from_before_the_alignment_columns_still_reads(tmp_path: Path) -> None:
-    board = tmp_path / "lb.csv"
-    lb.add_run(FAST / "trades-autoattack", name="trades-500", path=board)
-    legacy = tmp_path / "legacy.csv"
-    width = lb.LEADERBOARD_COLUMNS.index(lb.ALIGNMENT_COLUMNS[0])
-    legacy.write_text(lb.read_leaderboard(board).iloc[:, :width].to_csv(index=False, lineterminator="\n"))
-    old = lb.read_leaderboard(legacy)
-    assert old.columns.tolist() == lb.LEADERBOARD_COLUMNS
-    assert old["autoattack_n_images"].tolist() == [500] and old["checkpoint"].tolist() == lb.read_leaderboard(board)["checkpoint"].tolist()
-    assert old["reference_model"].tolist() == [""] and old["attribution_cosine"].isna().all()
+    full, old, _ = legacy_board(tmp_path, lb.ALIGNMENT_COLUMNS[0])
+    assert old["checkpoint"].tolist() == full["checkpoint"].tolist() != [""]
 
 
 def test_autoattack_accuracy_needs_its_image_count(tmp_path: Path) -> None:
