@@ -83,6 +83,12 @@ def train_variant(name: str, variant: Variant, study_models: Path, models: Path,
     return ckpt
 
 
+def same_weights(a: Path, b: Path) -> bool:
+    """Whether two robench checkpoints hold the same weights (the kept epoch was the last one)."""
+    first, second = (torch.load(p, map_location="cpu", weights_only=True)["state_dict"] for p in (a, b))
+    return first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+
+
 def margin_ratio(model: torch.nn.Module, images: int = 500, share: float = 0.2, seed: int = 0) -> float:
     """Median over correctly classified sample images of margin² / Σ_S g², S a random ``share`` of the C·H·W entries.
 
@@ -260,7 +266,7 @@ def main() -> int:
                 run(ckpt, sample, runs / name)
                 run(ckpt, replace, runs / f"{name}-replace")
                 last = models / f"{name}-last.pt"  # the last epoch: the selection by PGD-10 may keep an early one
-                if last.exists() and not Path(f"{ckpt}.state.pt").exists():
+                if last.exists() and not Path(f"{ckpt}.state.pt").exists() and not same_weights(ckpt, last):
                     run(last, sample, runs / f"{name}-last")
                     run(last, replace, runs / f"{name}-last-replace")
                 if args.autoattack:
