@@ -41,6 +41,14 @@ PREFERRED_FILL = 0.5  # the occlusion fill the headline reports when the run has
 ALL_ZERO_WARNING = 0.01  # warn when more than this share of the attribution maps is all zero
 
 
+def recorded_signature(path: Path) -> str | None:
+    """The ``signature`` in ``path/meta.json`` (what determines a run's results), None when it cannot be read."""
+    try:
+        return json.loads((path / "meta.json").read_text()).get("signature")
+    except (ValueError, OSError):
+        return None
+
+
 @dataclass
 class Run:
     """One evaluated model: its results (long format, :data:`RESULT_COLUMNS`), per-image table and metadata.
@@ -71,12 +79,8 @@ class Run:
         data, seed or setting) is refused unless ``overwrite``, as ``robench evaluate --out`` refuses it.
         """
         path = Path(path)
-        existing = path / "meta.json"
-        if existing.exists() and not overwrite:
-            try:
-                other = json.loads(existing.read_text()).get("signature")
-            except (ValueError, OSError):
-                other = None
+        if (path / "meta.json").exists() and not overwrite:
+            other = recorded_signature(path)
             if other is None or other != self.meta.get("signature"):
                 raise RobenchError(f"{path} already holds results of a different run; save to another directory "
                                    "or pass overwrite=True")

@@ -42,7 +42,7 @@ from robench.io import json_text, write_atomic
 from robench.models.modes import eval_mode
 from robench.models.wrapper import RobenchModel
 from robench.progress import make_progress
-from robench.run import Run, load_run, write_results
+from robench.run import Run, load_run, recorded_signature, write_results
 from robench.schema import RESULT_COLUMNS
 from robench.suites.base import Batch, Suite
 
@@ -190,11 +190,7 @@ def _prepare_out_dir(out_dir: Path, signature: str, overwrite: bool) -> Path:
     if out_dir.exists() and not out_dir.is_dir():
         raise RobenchError(f"--out {out_dir} exists and is not a directory")
     if meta_path.exists() and not overwrite:
-        try:
-            old = json.loads(meta_path.read_text()).get("signature")
-        except (ValueError, OSError):
-            old = None
-        if old != signature:
+        if recorded_signature(out_dir) != signature:
             raise RobenchError(f"{out_dir} already holds results of a different run; choose another --out or pass --overwrite")
     if partial.exists():
         sig_file = partial / "signature"
@@ -301,10 +297,9 @@ def _run_batch(model: RobenchModel, data: ImageSet, suites: list[Suite], start: 
 
 def load_finished(out_dir: Path, signature: str) -> Run | None:
     """The run already in ``out_dir`` if it is complete and has this signature."""
+    if recorded_signature(out_dir) != signature:
+        return None
     try:
-        meta = json.loads((out_dir / "meta.json").read_text())
-        if meta.get("signature") != signature:
-            return None
         return load_run(out_dir)
     except (OSError, ValueError, RobenchError):
         return None
