@@ -56,6 +56,8 @@ VARIANTS: dict[str, Variant] = {
     "igd-lam4": Variant("igd-lam4", what="λ = 4, λ warm-up over the first 25% (as λ = 2)"),
     "igd-lam2-full": Variant("igd-lam2", {"igd_fraction": 1.0}, what="λ = 2, the IGD term on the whole batch"),
     "igd-lam2-adv": Variant("igd-lam2", {"student_input": "adv"}, what="λ = 2, student gradient at the adversarial image"),
+    "igd-lam2-adv-seed1": Variant("igd-lam2", {"student_input": "adv", "seed": 1}, baseline="pgd-at-eps8-seed1",
+                                  what="igd-lam2-adv's second seed, against PGD-AT's second seed"),
     "pgd-at-eps8-pgd2": Variant("pgd-at-eps8", PGD2, baseline="pgd-at-eps8-pgd2", what="PGD-AT, inner attack PGD-2"),
     "igd-lam2-pgd2": Variant("igd-lam2", PGD2, baseline="pgd-at-eps8-pgd2", what="λ = 2, inner attack PGD-2"),
     "pgd-at-eps8-long": Variant("pgd-at-eps8", {"epochs": 30}, baseline="pgd-at-eps8-long", what="PGD-AT, 30 epochs"),
@@ -65,6 +67,8 @@ VARIANTS: dict[str, Variant] = {
 # The study's own IGD/PGD-AT pairs (same seed, same recipe apart from IGD)
 STUDY_PAIRS = {"igd-lam1": "pgd-at-eps8", "igd-lam1-seed1": "pgd-at-eps8-seed1", "igd-lam2": "pgd-at-eps8",
                "trades-igd": "trades"}
+# Models trained with two seeds: their McNemar tests pooled over the seeds (pairs.csv's "(seeds pooled)" rows)
+SEEDS = {"igd-lam1": ("igd-lam1", "igd-lam1-seed1"), "igd-lam2-adv": ("igd-lam2-adv", "igd-lam2-adv-seed1")}
 REPLACE: Options = {"data": None, "seed": 0, "suites": "inequality", "noise_mode": "replace", "occlusion_fill": (),
                     "ina_budgets": "0.002,0.004,0.01,0.02", "rn_budgets": "0.1,0.2"}  # data, reference_model: set in main
 AUTOATTACK: Options = {**STUDY.autoattack, "limit": 200}
@@ -118,6 +122,35 @@ def mcnemar(a: pd.Series, b: pd.Series) -> tuple[int, int, float]:
     only_a, only_b = int(((a == 1) & (b == 0) & both).sum()), int(((a == 0) & (b == 1) & both).sum())
     p = binomtest(min(only_a, only_b), only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
     return only_a, only_b, float(p)
+
+
+def holm(p_values: pd.Series) -> pd.Series:
+    """Holm's step-down adjustment of a family of p-values (controls the family-wise error rate; scipy has none)."""
+    order = p_values.sort_values().index
+    m = len(order)
+    adjusted = (p_values[order] * np.arange(m, 0, -1)).cummax().clip(upper=1.0)
+    return adjusted.reindex(p_values.index)
+
+
+def pooled(tests: pd.DataFrame, seeds: dict[str, tuple[str, ...]]) -> pd.DataFrame:
+    """Rows of ``tests`` summed over the seeds of each model in ``seeds`` (name → its per-seed names): the discordant
+    counts of independent pairs add, and the exact McNemar test is taken on the sums (a stratified McNemar test)."""
+    rows = []
+    for name, members in seeds.items():
+        part = tests[tests["igd"].isin(members)]
+        if part["igd"].nunique() < len(members):
+            continue
+        for error, group in part.groupby("error", sort=False):
+            only_igd, only_base = int(group["fooled_igd_only"].sum()), int(group["fooled_baseline_only"].sum())
+            total = only_igd + only_base
+            images = group["images"].sum()
+            rows.append({"igd": f"{name} (seeds pooled)", "baseline": " + ".join(group["baseline"]), "error": error,
+                         "images": int(images),
+                         "error_igd": (group["error_igd"] * group["images"]).sum() / images,
+                         "error_baseline": (group["error_baseline"] * group["images"]).sum() / images,
+                         "fooled_igd_only": only_igd, "fooled_baseline_only": only_base,
+                         "p_mcnemar": binomtest(min(only_igd, only_base), total, 0.5).pvalue if total else 1.0})
+    return pd.DataFrame(rows)
 
 
 EPS8 = "0.0313725"
@@ -185,7 +218,11 @@ def write_report(study: Path, out: Path) -> Path:
             tests.append({"igd": igd, "baseline": base, "error": column, "images": int(common.sum()),
                           "error_igd": a.loc[common, source].mean(), "error_baseline": b.loc[common, source].mean(),
                           "fooled_igd_only": only_igd, "fooled_baseline_only": only_base, "p_mcnemar": p_value})
-    pd.DataFrame(tests).to_csv(out / "pairs.csv", index=False, float_format="%.4g")
+    tests_table = pd.DataFrame(tests)
+    tests_table = pd.concat([tests_table, pooled(tests_table, SEEDS)], ignore_index=True)
+    single = ~tests_table["igd"].str.endswith("(seeds pooled)")  # the family Holm adjusts: every single-seed test
+    tests_table.loc[single, "p_holm"] = holm(tests_table.loc[single, "p_mcnemar"])
+    tests_table.to_csv(out / "pairs.csv", index=False, float_format="%.4g")
     fig, axes = plt.subplots(2, len(PLOTTED), figsize=(4 * len(PLOTTED), 7), constrained_layout=True)
     adversarial = summary[summary["model"] != "standard"]
     for col, error in enumerate(PLOTTED):
@@ -201,7 +238,7 @@ def write_report(study: Path, out: Path) -> Path:
     axes[0, 0].legend(fontsize=7)
     fig.savefig(out / "errors-vs-alignment.png", dpi=110)
     plt.close(fig)
-    (out / "RESULTS.md").write_text(results_markdown(summary, pd.DataFrame(tests)))
+    (out / "RESULTS.md").write_text(results_markdown(summary, tests_table))
     return out / "RESULTS.md"
 
 
@@ -226,7 +263,8 @@ def results_markdown(summary: pd.DataFrame, tests: pd.DataFrame) -> str:
         shown.to_markdown(floatfmt=".3g"), "",
         "## IGD against its PGD-AT baseline (McNemar, exact)", "",
         "On the images both models classify correctly among the 1,195 lossless ones; `fooled_*_only`: images "
-        "fooled in one model and not the other.", "",
+        "fooled in one model and not the other; `p_holm`: Holm's adjustment over every single-seed test in the "
+        "table; `(seeds pooled)`: the two seeds' discordant counts summed (stratified McNemar).", "",
         tests.to_markdown(index=False, floatfmt=".3g"), "",
         "![errors against alignment and Gini](errors-vs-alignment.png)", ""])
 

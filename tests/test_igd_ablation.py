@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from scipy.stats import binom
+from scipy.stats import binom, binomtest
 
 import robench
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-from igd_ablation import margin_ratio, mcnemar  # noqa: E402
+from igd_ablation import holm, margin_ratio, mcnemar, pooled  # noqa: E402
 
 
 def test_mcnemar_counts_discordant_images_and_gives_the_exact_p() -> None:
@@ -38,3 +38,24 @@ def test_margin_ratio_of_a_linear_model_is_its_closed_form() -> None:
     expected = (margin**2 / g.pow(2).sum(1)).detach()[margin > 0].median()
     assert margin_ratio(model, images=40, share=1.0) == pytest.approx(float(expected), rel=1e-4)
     assert margin_ratio(model, images=40, share=0.2) > margin_ratio(model, images=40, share=1.0)  # fewer entries
+
+
+def test_holm_steps_down_and_keeps_the_order() -> None:
+    p = pd.Series([0.01, 0.04, 0.03, 0.005], index=list("abcd"))
+    # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 = 0.02, 0.03, 0.06, 0.04; running maximum: 0.04 → 0.06
+    assert holm(p).tolist() == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm(pd.Series([0.6, 0.5])).tolist() == [1.0, 1.0]  # clipped at 1
+
+
+def test_pooled_sums_the_seeds_discordant_counts() -> None:
+    row = {"error": "ina", "error_baseline": 0.1, "error_igd": 0.2}
+    tests = pd.DataFrame([{**row, "igd": "m", "baseline": "b", "images": 100, "fooled_igd_only": 3,
+                           "fooled_baseline_only": 9},
+                          {**row, "igd": "m-seed1", "baseline": "b-seed1", "images": 300, "fooled_igd_only": 4,
+                           "fooled_baseline_only": 10, "error_igd": 0.4}])
+    out = pooled(tests, {"m": ("m", "m-seed1"), "absent": ("x", "x-seed1")})
+    assert len(out) == 1  # a model without both seeds gives no row
+    r = out.iloc[0]
+    assert (r["fooled_igd_only"], r["fooled_baseline_only"], r["images"]) == (7, 19, 400)
+    assert r["error_igd"] == pytest.approx((0.2 * 100 + 0.4 * 300) / 400)
+    assert r["p_mcnemar"] == pytest.approx(binomtest(7, 26, 0.5).pvalue)
