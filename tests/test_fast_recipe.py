@@ -58,6 +58,20 @@ def test_onecycle_schedule_warms_up_then_decays_to_zero() -> None:
     assert all(a < b for a, b in zip(lrs[:5], lrs[1:6])) and all(a > b for a, b in zip(lrs[5:], lrs[6:]))
 
 
+@pytest.mark.parametrize("steps", [1, 2, 3])
+def test_onecycle_schedule_of_a_few_steps_trains_at_a_positive_rate(steps: int) -> None:
+    from robench.train.config import TrainConfig  # a one-batch smoke run once divided by zero after its last step
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.4)
+    sched = _make_scheduler(opt, TrainConfig(out="x.pt", epochs=1, schedule="onecycle", warmup=0.9, lr=0.4), steps)
+    lrs = []
+    for _ in range(steps):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert max(lrs) > 0 and opt.param_groups[0]["lr"] >= 0
+
+
 def test_plateau_schedule_waits_patience_epochs_before_dropping() -> None:
     from robench.train.config import TrainConfig
     from robench.train.trainer import _step_scheduler

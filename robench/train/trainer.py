@@ -262,7 +262,8 @@ def _device_generator(generator: torch.Generator, device: torch.device) -> torch
 
 def _make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int) -> Any:
     if config.schedule == "onecycle":
-        total, warmup = config.epochs * steps_per_epoch, max(1, round(config.warmup * config.epochs * steps_per_epoch))
+        total = config.epochs * steps_per_epoch
+        warmup = min(max(1, round(config.warmup * total)), total - 1)  # at least one step after the warm-up
         return torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: step / warmup if step < warmup else max(0.0, (total - step) / (total - warmup)))
     if config.schedule == "cosine":
