@@ -160,7 +160,7 @@ ERRORS = {"ina_replace@1%": ("replace", "ina@0.01"), "ina_replace@2%": ("replace
           "occlusion_fill0": ("sample", "ioa[0]_fooled"), "occlusion_fill0.5": ("sample", "ioa[0.5]_fooled"),
           "occlusion_fill1": ("sample", "ioa[1]_fooled"), "rn_add@20%": ("sample", "rn@0.2")}
 PLOTTED = ("ina_replace@1%", "ina_add@2%", "occlusion_fill0.5", "rn_add@20%")
-TESTED = ("ina_replace@1%", "ina_replace@2%", "rn_replace@20%")  # McNemar, on the pair's common-correct images
+TESTED = tuple(ERRORS)  # McNemar on each pair's common-correct images of the run kind (replace: 1,195; sample: 1,000)
 
 
 def model_row(name: str, runs: dict[str, Path], ckpt: Path) -> dict[str, object]:
@@ -187,12 +187,12 @@ def write_report(study: Path, out: Path) -> Path:
     """summary.csv, pairs.csv and errors-vs-alignment.png in ``out`` from the finished runs; returns the summary."""
     import matplotlib.pyplot as plt
 
-    rows, replaced = [], {}
+    rows, paths = [], {}  # paths: model → its runs by kind
     for name in STUDY.models:
         runs = {"sample": study / "runs" / name, "replace": out / "runs" / f"{name}-replace",
                 "autoattack": study / "runs" / f"{name}-autoattack"}
         rows.append({**model_row(name, runs, study / "models" / f"{name}.pt"), "origin": "study"})
-        replaced[name] = runs["replace"]
+        paths[name] = runs
     for base_name, variant in VARIANTS.items():
         for name, what in ((base_name, variant.what), (f"{base_name}-last", f"{variant.what}; the last epoch")):
             runs = {"sample": out / "runs" / name, "replace": out / "runs" / f"{name}-replace",
@@ -200,20 +200,24 @@ def write_report(study: Path, out: Path) -> Path:
             if (runs["sample"] / "meta.json").exists():
                 rows.append({**model_row(name, runs, out / "models" / f"{name}.pt"), "origin": "ablation",
                              "what": what})
-                replaced[name] = runs["replace"]
+                paths[name] = runs
     summary = pd.DataFrame(rows)
     summary.to_csv(out / "summary.csv", index=False, float_format="%.4f")
     pairs = [(igd, base) for igd, base in STUDY_PAIRS.items()]
     pairs += [(name, v.baseline) for base_name, v in VARIANTS.items() for name in (base_name, f"{base_name}-last")
-              if base_name != v.baseline and name in replaced]
+              if base_name != v.baseline and name in paths]
     tests = []
     for igd, base in pairs:
-        if base not in replaced or not (replaced[igd] / "meta.json").exists():
+        if base not in paths:
             continue
-        a, b = (robench.load_run(replaced[n]).per_image for n in (igd, base))
-        common = (a["correct"] == 1) & (b["correct"] == 1)
+        tables = {kind: [robench.load_run(paths[n][kind]).per_image for n in (igd, base)] for kind in ("replace", "sample")
+                  if all((paths[n][kind] / "meta.json").exists() for n in (igd, base))}
         for column in TESTED:
-            source = ERRORS[column][1]
+            kind, source = ERRORS[column]
+            if kind not in tables:
+                continue
+            a, b = tables[kind]
+            common = (a["correct"] == 1) & (b["correct"] == 1)
             only_igd, only_base, p_value = mcnemar(a.loc[common, source], b.loc[common, source])
             tests.append({"igd": igd, "baseline": base, "error": column, "images": int(common.sum()),
                           "error_igd": a.loc[common, source].mean(), "error_baseline": b.loc[common, source].mean(),
@@ -262,7 +266,8 @@ def results_markdown(summary: pd.DataFrame, tests: pd.DataFrame) -> str:
         "images).", "",
         shown.to_markdown(floatfmt=".3g"), "",
         "## IGD against its PGD-AT baseline (McNemar, exact)", "",
-        "On the images both models classify correctly among the 1,195 lossless ones; `fooled_*_only`: images "
+        "On the images both models classify correctly (`*_replace*`: among the 1,195 lossless images; the others: among "
+        "the 1,000 sample images); `fooled_*_only`: images "
         "fooled in one model and not the other; `p_holm`: Holm's adjustment over every single-seed test in the "
         "table; `(seeds pooled)`: the two seeds' discordant counts summed (stratified McNemar).", "",
         tests.to_markdown(index=False, floatfmt=".3g"), "",

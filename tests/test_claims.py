@@ -14,7 +14,7 @@ from robench.reports.runs import PER_IMAGE_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "experiments"))
-from claims_cifar10 import verdicts, write_claims, write_verdicts_beside  # noqa: E402
+from claims_cifar10 import _ablation_section, verdicts, write_claims, write_verdicts_beside  # noqa: E402
 
 STUDY = ROOT / "reports" / "reproduction" / "cifar10-fast"
 LADDER = ("standard", "pgd-at-eps2", "pgd-at-eps4", "pgd-at-eps8")
@@ -116,3 +116,29 @@ def test_verdicts_are_read_back_and_set_beside_another_studys(tmp_path: Path) ->
     assert "| claim: measure | [this](CLAIMS.md) | [that](../other/CLAIMS.md) |" in text
     row = next(line for line in text.splitlines() if line.startswith("| 2. inductive noise error |"))
     assert row.count("**does not hold**") == 1 and row.count("**holds**") == 1
+
+
+def _ablation(tmp_path: Path, error_igd: float, p_holm: float, autoattack: float) -> str:
+    """Claim 4 on a made-up ablation: one aligned IGD model (cosine 0.3) and one barely aligned (0.07) vs PGD-AT."""
+    out = tmp_path / "igd-ablation"
+    out.mkdir(exist_ok=True)
+    pd.DataFrame({"model": ["pgd-at-eps8", "igd-lam1", "aligned", "barely"], "cosine": [0.03, 0.06, 0.3, 0.07],
+                  "pgd10": [0.42, 0.40, 0.41, 0.41], "autoattack@200": [0.37, 0.36, autoattack, 0.36]}
+                 ).to_csv(out / "summary.csv", index=False)
+    row = {"baseline": "pgd-at-eps8", "error": "ina_replace@1%", "images": 700, "error_baseline": 0.10,
+           "fooled_igd_only": 5, "fooled_baseline_only": 40, "p_mcnemar": p_holm / 10}
+    pd.DataFrame([{**row, "igd": "aligned", "error_igd": error_igd, "p_holm": p_holm},
+                  {**row, "igd": "barely", "error_igd": 0.05, "p_holm": 0.001},  # below the alignment floor: not judged
+                  {**row, "igd": "aligned (seeds pooled)", "error_igd": 0.05, "p_holm": float("nan")}]
+                 ).to_csv(out / "pairs.csv", index=False)
+    return "\n".join(_ablation_section(out))
+
+
+def test_claim_4_holds_only_for_an_aligned_model_that_lowers_an_error_and_keeps_robustness(tmp_path: Path) -> None:
+    assert "Overall: **holds** — aligned lower" in _ablation(tmp_path, 0.05, 0.01, 0.37)
+    text = _ablation(tmp_path, 0.05, 0.01, 0.30)  # lower error, but 7 points of AutoAttack accuracy lost
+    assert "Overall: **does not hold**" in text and "| aligned | 0.300 |" in text and "barely" not in text
+    assert "Overall: **does not hold**" in _ablation(tmp_path, 0.05, 0.2, 0.37)  # not beyond chance after Holm
+    raised = _ablation(tmp_path, 0.2, 0.01, 0.37)
+    assert "Overall: **does not hold**" in raised and "ina_replace@1% 20.0% vs 10.0% |" in raised  # raised, not lowered
+    assert verdicts(raised)["4. aligned"] == "**does not hold** (teacher cosine 0.300)"
