@@ -118,13 +118,15 @@ def test_verdicts_are_read_back_and_set_beside_another_studys(tmp_path: Path) ->
     assert row.count("**does not hold**") == 1 and row.count("**holds**") == 1
 
 
-def _ablation(tmp_path: Path, error_igd: float, p_holm: float, autoattack: float) -> str:
-    """Claim 4 on a made-up ablation: one aligned IGD model (cosine 0.3) and one barely aligned (0.07) vs PGD-AT."""
+def _ablation(tmp_path: Path, error_igd: float, p_holm: float, autoattack: float, seed_gap: float = 0.0) -> str:
+    """Claim 4 on a made-up ablation: one aligned IGD model (cosine 0.3) and one barely aligned (0.07) vs PGD-AT;
+    ``seed_gap``: PGD-AT's second seed's ina_replace@1% error above its first's (the seed spread)."""
     out = tmp_path / "igd-ablation"
     out.mkdir(exist_ok=True)
-    pd.DataFrame({"model": ["pgd-at-eps8", "igd-lam1", "aligned", "barely"], "cosine": [0.03, 0.06, 0.3, 0.07],
-                  "pgd10": [0.42, 0.40, 0.41, 0.41], "autoattack@200": [0.37, 0.36, autoattack, 0.36]}
-                 ).to_csv(out / "summary.csv", index=False)
+    pd.DataFrame({"model": ["pgd-at-eps8", "pgd-at-eps8-seed1", "igd-lam1", "aligned", "barely"],
+                  "cosine": [0.03, 0.03, 0.06, 0.3, 0.07], "pgd10": [0.42, 0.42, 0.40, 0.41, 0.41],
+                  "autoattack@200": [0.37, 0.37, 0.36, autoattack, 0.36],
+                  "ina_replace@1%": [0.1, 0.1 + seed_gap, 0.1, error_igd, 0.05]}).to_csv(out / "summary.csv", index=False)
     row = {"baseline": "pgd-at-eps8", "error": "ina_replace@1%", "images": 700, "error_baseline": 0.10,
            "fooled_igd_only": 5, "fooled_baseline_only": 40, "p_mcnemar": p_holm / 10}
     pd.DataFrame([{**row, "igd": "aligned", "error_igd": error_igd, "p_holm": p_holm},
@@ -142,3 +144,5 @@ def test_claim_4_holds_only_for_an_aligned_model_that_lowers_an_error_and_keeps_
     raised = _ablation(tmp_path, 0.2, 0.01, 0.37)
     assert "Overall: **does not hold**" in raised and "ina_replace@1% 20.0% vs 10.0% |" in raised  # raised, not lowered
     assert verdicts(raised)["4. aligned"] == "**does not hold** (teacher cosine 0.300)"
+    assert "Overall: **does not hold**" in _ablation(tmp_path, 0.05, 0.01, 0.37, seed_gap=0.06)  # within the spread
+    assert "Overall: **holds**" in _ablation(tmp_path, 0.05, 0.01, 0.37, seed_gap=0.04)
