@@ -140,6 +140,7 @@ def test_claim_4_holds_only_for_an_aligned_model_that_lowers_an_error_and_keeps_
     assert "Overall: **holds** — aligned lower" in _ablation(tmp_path, 0.05, 0.01, 0.37)
     text = _ablation(tmp_path, 0.05, 0.01, 0.30)  # lower error, but 7 points of AutoAttack accuracy lost
     assert "Overall: **does not hold**" in text and "| aligned | 0.300 |" in text and "barely" not in text
+    assert "aligned lowers ina_replace@1% but loses 7.0 points of AutoAttack accuracy." in text
     assert "Overall: **does not hold**" in _ablation(tmp_path, 0.05, 0.2, 0.37)  # not beyond chance after Holm
     raised = _ablation(tmp_path, 0.2, 0.01, 0.37)
     assert "Overall: **does not hold**" in raised and "ina_replace@1% 20.0% vs 10.0% |" in raised  # raised, not lowered
