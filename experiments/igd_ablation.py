@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 from reproduce_cifar10 import PRESETS, Options, evaluate, logged, method_options  # beside this script
-from scipy.stats import binomtest
+from scipy.stats import binomtest, spearmanr
 
 import robench
 import robench.runner  # noqa: F401  (loaded now: a long run keeps the code it started with)
@@ -246,6 +246,20 @@ def write_report(study: Path, out: Path) -> Path:
     return out / "RESULTS.md"
 
 
+def trends(summary: pd.DataFrame) -> pd.DataFrame:
+    """Spearman's rank correlation of each error (and of clean and PGD-10 accuracy) with the teacher cosine and with
+    the pixel Gini across the models trained adversarially at ε = 8/255 (all but the standard model and PGD-AT at 2 and
+    4/255, whose errors differ for their ε), with its p-value."""
+    models = summary[~summary["model"].isin(("standard", "pgd-at-eps2", "pgd-at-eps4"))]
+    rows = []
+    for column in (*ERRORS, "clean", "pgd10"):
+        for x in ("cosine", "gini"):
+            both = models[[x, column]].dropna()
+            rho, p = spearmanr(both[x], both[column])
+            rows.append({"measure": column, "against": x, "models": len(both), "spearman": rho, "p": p})
+    return pd.DataFrame(rows)
+
+
 def results_markdown(summary: pd.DataFrame, tests: pd.DataFrame) -> str:
     """RESULTS.md: the summary and the McNemar tests as markdown tables (rates in %, cosine and Gini as is)."""
     shown = summary.drop(columns=["origin", "what"], errors="ignore").set_index("model")
@@ -271,6 +285,10 @@ def results_markdown(summary: pd.DataFrame, tests: pd.DataFrame) -> str:
         "fooled in one model and not the other; `p_holm`: Holm's adjustment over every single-seed test in the "
         "table; `(seeds pooled)`: the two seeds' discordant counts summed (stratified McNemar).", "",
         tests.to_markdown(index=False, floatfmt=".3g"), "",
+        "## Trends across the models", "",
+        "Spearman's rank correlation, across the models above trained at ε = 8/255, of each error rate and accuracy "
+        "with the teacher cosine and with the pixel Gini (a positive ρ: the measure grows with cosine or Gini).", "",
+        trends(summary).to_markdown(index=False, floatfmt=".3g"), "",
         "![errors against alignment and Gini](errors-vs-alignment.png)", ""])
 
 

@@ -14,7 +14,7 @@ from scipy.stats import binom, binomtest
 import robench
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-from igd_ablation import holm, margin_ratio, mcnemar, pooled  # noqa: E402
+from igd_ablation import ERRORS, holm, margin_ratio, mcnemar, pooled, trends  # noqa: E402
 
 
 def test_mcnemar_counts_discordant_images_and_gives_the_exact_p() -> None:
@@ -59,3 +59,16 @@ def test_pooled_sums_the_seeds_discordant_counts() -> None:
     assert (r["fooled_igd_only"], r["fooled_baseline_only"], r["images"]) == (7, 19, 400)
     assert r["error_igd"] == pytest.approx((0.2 * 100 + 0.4 * 300) / 400)
     assert r["p_mcnemar"] == pytest.approx(binomtest(7, 26, 0.5).pvalue)
+
+
+def test_trends_rank_the_eps8_models_only() -> None:
+    names = ["standard", "pgd-at-eps2", "pgd-at-eps4", "a", "b", "c", "d"]
+    cosine = [1.0, 0.9, 0.8, 0.1, 0.2, 0.3, 0.4]  # the excluded models would break the monotone relation
+    table = pd.DataFrame({"model": names, "cosine": cosine, "gini": [0.5, 0.6, 0.6, 0.62, 0.6, 0.58, 0.56],
+                          "clean": [0.9, 0.8, 0.7, 0.68, 0.7, 0.69, 0.71], "pgd10": [0.0, 0.2, 0.3, 0.42, 0.4, 0.3, 0.2],
+                          **{error: [0.0, 0.0, 0.0, 0.1, 0.2, 0.3, 0.4] for error in ERRORS}})
+    out = trends(table).set_index(["measure", "against"])
+    assert (out["models"] == 4).all()
+    assert out.loc[("rn_add@20%", "cosine"), "spearman"] == pytest.approx(1.0)
+    assert out.loc[("pgd10", "cosine"), "spearman"] == pytest.approx(-1.0)
+    assert out.loc[("rn_add@20%", "gini"), "spearman"] == pytest.approx(-1.0)
