@@ -36,6 +36,7 @@ from scipy.stats import binomtest, spearmanr
 import robench
 import robench.runner  # noqa: F401  (loaded now: a long run keeps the code it started with)
 import robench.suites  # noqa: F401
+from robench.io import write_atomic, write_text_atomic
 
 STUDY = PRESETS["fast"]
 PGD2 = {"inner_attack": "pgd", "attack_steps": 2, "step_size": round(4 / 255, 8)}  # two steps of ε/2 from a random start
@@ -202,7 +203,7 @@ def write_report(study: Path, out: Path) -> Path:
                              "what": what})
                 paths[name] = runs
     summary = pd.DataFrame(rows)
-    summary.to_csv(out / "summary.csv", index=False, float_format="%.4f")
+    write_atomic(out / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False, float_format="%.4f"))
     pairs = [(igd, base) for igd, base in STUDY_PAIRS.items()]
     pairs += [(name, v.baseline) for base_name, v in VARIANTS.items() for name in (base_name, f"{base_name}-last")
               if base_name != v.baseline and name in paths]
@@ -226,7 +227,7 @@ def write_report(study: Path, out: Path) -> Path:
     tests_table = pd.concat([tests_table, pooled(tests_table, SEEDS)], ignore_index=True)
     single = ~tests_table["igd"].str.endswith("(seeds pooled)")  # the family Holm adjusts: every single-seed test
     tests_table.loc[single, "p_holm"] = holm(tests_table.loc[single, "p_mcnemar"])
-    tests_table.to_csv(out / "pairs.csv", index=False, float_format="%.4g")
+    write_atomic(out / "pairs.csv", lambda tmp: tests_table.to_csv(tmp, index=False, float_format="%.4g"))
     fig, axes = plt.subplots(2, len(PLOTTED), figsize=(4 * len(PLOTTED), 7), constrained_layout=True)
     adversarial = summary[summary["model"] != "standard"]
     for col, error in enumerate(PLOTTED):
@@ -240,9 +241,9 @@ def write_report(study: Path, out: Path) -> Path:
             ax.set_xlabel("teacher cosine (1,195 lossless)" if x == "cosine" else "pixel Gini (sample, correct)")
             ax.set_ylabel(f"{error} error")
     axes[0, 0].legend(fontsize=7)
-    fig.savefig(out / "errors-vs-alignment.png", dpi=110)
+    write_atomic(out / "errors-vs-alignment.png", lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     plt.close(fig)
-    (out / "RESULTS.md").write_text(results_markdown(summary, tests_table))
+    write_text_atomic(out / "RESULTS.md", results_markdown(summary, tests_table))
     return out / "RESULTS.md"
 
 
@@ -337,7 +338,7 @@ def main() -> int:
     finally:
         if log:
             earlier = json.loads(log_path.read_text()) if log_path.exists() else []
-            log_path.write_text(json.dumps(earlier + log, indent=1) + "\n")
+            write_text_atomic(log_path, json.dumps(earlier + log, indent=1) + "\n")
     return 0
 
 
