@@ -82,6 +82,12 @@ def run(name: str, spec: Evaluation, data: str, out: Path) -> Run:
     if spec.data is not None:
         kind, _, path = data.partition(":")
         data, split = f"{kind}:{Path(path).parent / spec.data[0]}", spec.data[1]
+    meta = out / "runs" / name / "meta.json"
+    if meta.exists() and load_run(meta.parent).meta["options"].get("limit") != spec.limit:
+        # a finished run on another number of images than EVALUATIONS asks for now (kept in git): it stops counting
+        # as finished, and the new run resumes from its own partial results if interrupted
+        print(f"{name}: replacing the finished run on a different number of images", flush=True)
+        meta.unlink()
     return robench.evaluate(checkpoint(spec.model), data, spec.suites, out=out / "runs" / name, limit=spec.limit,
                             model_options={"arch": f"tf_efficientnet_{spec.model}"}, data_options={"split": split},
                             **spec.settings)
