@@ -22,6 +22,7 @@ Every call is recorded in ``OUT/commands.json`` as its ``robench`` command line 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from dataclasses import dataclass, field
@@ -121,8 +122,12 @@ def mcnemar(a: pd.Series, b: pd.Series) -> tuple[int, int, float]:
     """(fooled in a only, fooled in b only, exact two-sided McNemar p) over the images both models attacked."""
     both = a.notna() & b.notna()
     only_a, only_b = int(((a == 1) & (b == 0) & both).sum()), int(((a == 0) & (b == 1) & both).sum())
-    p = binomtest(min(only_a, only_b), only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
-    return only_a, only_b, float(p)
+    return only_a, only_b, mcnemar_p(only_a, only_b)
+
+
+def mcnemar_p(only_a: int, only_b: int) -> float:
+    """The exact two-sided McNemar p-value of ``only_a`` and ``only_b`` discordant pairs (1 when there are none)."""
+    return float(binomtest(min(only_a, only_b), only_a + only_b, 0.5).pvalue) if only_a + only_b else 1.0
 
 
 def holm(p_values: pd.Series) -> pd.Series:
@@ -143,14 +148,13 @@ def pooled(tests: pd.DataFrame, seeds: dict[str, tuple[str, ...]]) -> pd.DataFra
             continue
         for error, group in part.groupby("error", sort=False):
             only_igd, only_base = int(group["fooled_igd_only"].sum()), int(group["fooled_baseline_only"].sum())
-            total = only_igd + only_base
             images = group["images"].sum()
             rows.append({"igd": f"{name} (seeds pooled)", "baseline": " + ".join(group["baseline"]), "error": error,
                          "images": int(images),
                          "error_igd": (group["error_igd"] * group["images"]).sum() / images,
                          "error_baseline": (group["error_baseline"] * group["images"]).sum() / images,
                          "fooled_igd_only": only_igd, "fooled_baseline_only": only_base,
-                         "p_mcnemar": binomtest(min(only_igd, only_base), total, 0.5).pvalue if total else 1.0})
+                         "p_mcnemar": mcnemar_p(only_igd, only_base)})
     return pd.DataFrame(rows)
 
 
@@ -164,9 +168,15 @@ PLOTTED = ("ina_replace@1%", "ina_add@2%", "occlusion_fill0.5", "rn_add@20%")
 TESTED = tuple(ERRORS)  # McNemar on each pair's common-correct images of the run kind (replace: 1,195; sample: 1,000)
 
 
+@functools.cache
+def per_image(run: Path) -> pd.DataFrame:
+    """A finished run's per-image table, read once per report (a baseline's runs serve every pair it is in)."""
+    return robench.load_run(run).per_image
+
+
 def model_row(name: str, runs: dict[str, Path], ckpt: Path) -> dict[str, object]:
     """One model's summary: alignment, Gini, errors, accuracies, margin ratio (NaN where a run is missing)."""
-    tables = {kind: robench.load_run(path).per_image for kind, path in runs.items() if (path / "meta.json").exists()}
+    tables = {kind: per_image(path) for kind, path in runs.items() if (path / "meta.json").exists()}
     row: dict[str, object] = {"model": name}
     if "replace" in tables:
         row["cosine"] = tables["replace"]["attribution_cosine"].mean()
@@ -211,7 +221,7 @@ def write_report(study: Path, out: Path) -> Path:
     for igd, base in pairs:
         if base not in paths:
             continue
-        tables = {kind: [robench.load_run(paths[n][kind]).per_image for n in (igd, base)] for kind in ("replace", "sample")
+        tables = {kind: [per_image(paths[n][kind]) for n in (igd, base)] for kind in ("replace", "sample")
                   if all((paths[n][kind] / "meta.json").exists() for n in (igd, base))}
         for column in TESTED:
             kind, source = ERRORS[column]
@@ -223,10 +233,9 @@ def write_report(study: Path, out: Path) -> Path:
             tests.append({"igd": igd, "baseline": base, "error": column, "images": int(common.sum()),
                           "error_igd": a.loc[common, source].mean(), "error_baseline": b.loc[common, source].mean(),
                           "fooled_igd_only": only_igd, "fooled_baseline_only": only_base, "p_mcnemar": p_value})
-    tests_table = pd.DataFrame(tests)
-    tests_table = pd.concat([tests_table, pooled(tests_table, SEEDS)], ignore_index=True)
-    single = ~tests_table["igd"].str.endswith("(seeds pooled)")  # the family Holm adjusts: every single-seed test
-    tests_table.loc[single, "p_holm"] = holm(tests_table.loc[single, "p_mcnemar"])
+    single = pd.DataFrame(tests)
+    single["p_holm"] = holm(single["p_mcnemar"])  # the family Holm adjusts: every single-seed test
+    tests_table = pd.concat([single, pooled(single, SEEDS)], ignore_index=True)  # pooled rows: no p_holm
     write_atomic(out / "pairs.csv", lambda tmp: tests_table.to_csv(tmp, index=False, float_format="%.4g"))
     fig, axes = plt.subplots(2, len(PLOTTED), figsize=(4 * len(PLOTTED), 7), constrained_layout=True)
     adversarial = summary[summary["model"] != "standard"]
