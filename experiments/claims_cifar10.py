@@ -224,6 +224,9 @@ def _ablation_section(ablation: Path) -> list[str]:
              "and its robust accuracy beside the baseline's.", "",
              "| model | teacher cosine | baseline | lowered | raised | robust accuracy (baseline) | claim | verdict |",
              "|---|---|---|---|---|---|---|---|"]
+    def listed(rows: pd.DataFrame) -> str:
+        return ", ".join(f"{r.error} {_pct(r.error_igd)} vs {_pct(r.error_baseline)}" for r in rows.itertuples()) or "none"
+
     held: list[str] = []
     costly: list[str] = []  # models that lower an error but lose robustness
     for model, tests in pairs.groupby("igd", sort=False):
@@ -236,18 +239,15 @@ def _ablation_section(ablation: Path) -> list[str]:
         lowered = significant[(gap > 0) & beyond_spread]
         raised = significant[(gap < 0) & beyond_spread]
         measure = "autoattack@200" if pd.notna(summary.loc[[model, base], "autoattack@200"]).all() else "pgd10"
+        attack = "AutoAttack" if measure == "autoattack@200" else "PGD-10"
         robust, robust_base = summary.loc[model, measure], summary.loc[base, measure]
         kept = robust >= robust_base - 0.02
         ok = len(lowered) > 0 and kept
         held += [model] if ok else []
         costly += [f"{model} lowers {', '.join(lowered['error'])} but loses {100 * (robust_base - robust):.1f} points of "
-                   f"{'AutoAttack' if measure.startswith('autoattack') else 'PGD-10'} accuracy"] if len(lowered) and not kept else []
-
-        def listed(rows: pd.DataFrame) -> str:
-            return ", ".join(f"{r.error} {_pct(r.error_igd)} vs {_pct(r.error_baseline)}" for r in rows.itertuples()) or "none"
-
+                   f"{attack} accuracy"] if len(lowered) and not kept else []
         lines.append(f"| {model} | {summary.loc[model, 'cosine']:.3f} | {base} | {listed(lowered)} | {listed(raised)} | "
-                     f"{'AutoAttack (200)' if measure.startswith('autoattack') else 'PGD-10'} {_pct(robust)} "
+                     f"{attack}{' (200)' if attack == 'AutoAttack' else ''} {_pct(robust)} "
                      f"({_pct(robust_base)}) | an error lower, robustness kept | {_verdict(ok)} |")
     lines += ["", f"Overall: {_verdict(bool(held))} — " + (
         f"{', '.join(held)} lower an error beyond chance at no robustness cost." if held else

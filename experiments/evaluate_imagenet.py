@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import math
 import sys
 from dataclasses import dataclass, field
@@ -83,7 +84,7 @@ def run(name: str, spec: Evaluation, data: str, out: Path) -> Run:
         kind, _, path = data.partition(":")
         data, split = f"{kind}:{Path(path).parent / spec.data[0]}", spec.data[1]
     meta = out / "runs" / name / "meta.json"
-    if meta.exists() and load_run(meta.parent).meta["options"].get("limit") != spec.limit:
+    if meta.exists() and json.loads(meta.read_text())["options"].get("limit") != spec.limit:
         # a finished run on another number of images than EVALUATIONS asks for now (kept in git): it stops counting
         # as finished, and the new run resumes from its own partial results if interrupted
         print(f"{name}: replacing the finished run on a different number of images", flush=True)
