@@ -109,6 +109,25 @@ def test_igd_lambda_warmup_scales_the_cosine_term(batch: tuple[torch.Tensor, tor
         assert float(loss.detach()) == pytest.approx(parts["ce"] + lam * parts["igd"], rel=1e-5)
 
 
+def test_eps_warmup_scales_the_attack(batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """With eps warm-up w, the adversary at progress p has ε and step size times min(1, p / w): at p = 0 PGD-AT's
+    loss is the clean cross-entropy, later it exceeds it."""
+    x, y = batch
+    model = tiny_model().eval()  # eval: the clean and the adversarial forward pass normalise alike
+    attack = AttackSettings(eps=8 / 255, steps=2, step_size=4 / 255, warmup=0.5)
+    assert attack.at(0.25) == AttackSettings(eps=4 / 255, steps=2, step_size=2 / 255)
+    assert attack.at(0.9) == AttackSettings(eps=8 / 255, steps=2, step_size=4 / 255)
+    method = PGDAT(attack)
+    with torch.no_grad():
+        clean = float(F.cross_entropy(model(x), y))
+    for progress, eps in ((0.0, 0.0), (0.75, 8 / 255)):
+        method.progress = progress
+        loss, parts = method.loss(model, x, y, torch.Generator().manual_seed(0), model)
+        assert parts["eps"] == pytest.approx(eps)
+        assert (float(loss) == pytest.approx(clean, rel=1e-5)) == (eps == 0)
+    assert "eps" not in PGDAT(ATTACK).loss(model, x, y, torch.Generator().manual_seed(0), model)[1]
+
+
 def test_trainer_sets_the_warmup_progress(cli, small_npz: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     teacher = save_checkpoint(tiny_model(seed=3), tmp_path / "teacher.pt")
     base = ["train", "--method", "igd", "--arch", "cnn_tiny", "--data", f"npz:{small_npz}", "--epochs", "2",
@@ -119,6 +138,12 @@ def test_trainer_sets_the_warmup_progress(cli, small_npz: Path, tmp_path: Path) 
     assert 0 < lam[0] < 1 and lam[1] == pytest.approx(2.0)
     r = cli(*base, "--lam-warmup", "1", "--out", tmp_path / "bad.pt")
     assert r.code == 2 and "--lam-warmup must lie in [0, 1)" in r.err
+    r = cli(*base, "--eps-warmup", "0.5", "--lam-warmup", "0", "--out", tmp_path / "e.pt")
+    assert r.code == 0, r.err
+    eps = pd.read_csv(tmp_path / "e.pt.log.csv")["eps"].tolist()  # each epoch's mean ε over its steps
+    assert 0 < eps[0] < 4 / 255 and eps[1] == pytest.approx(8 / 255)
+    r = cli(*base, "--eps-warmup", "-0.1", "--out", tmp_path / "bad.pt")
+    assert r.code == 2 and "--eps-warmup must lie in [0, 1)" in r.err
 
 
 @pytest.mark.parametrize("method", [m for m in METHODS if m != "standard"])  # every adversarial method

@@ -11,7 +11,7 @@ is called exactly once per step; every other forward pass uses ``model`` itself.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -30,17 +30,29 @@ class AttackSettings:
     """The training adversary: l∞ ball of radius ``eps``, ``steps`` steps of ``step_size`` (all in [0, 1] units).
 
     ``kind`` ``pgd``: PGD from a uniform start in the ε-ball (``steps=1, step_size=1.25ε`` is FGSM-RS);
-    ``n-fgsm``: one N-FGSM step (``steps`` is ignored).
+    ``n-fgsm``: one N-FGSM step (``steps`` is ignored). ``warmup`` > 0: ε and the step size rise linearly from 0
+    over that fraction of the training (:meth:`at`).
     """
 
     eps: float = 8 / 255
     steps: int = 10
     step_size: float = 2 / 255
     kind: str = "pgd"
+    warmup: float = 0.0
 
     def validate(self) -> None:
         if not 0 <= self.eps <= 1 or self.steps < 0 or self.step_size < 0:
             raise RobenchError(f"--eps must lie in [0, 1] and --steps/--step-size be ≥ 0 (got {self.eps}, {self.steps}, {self.step_size})")
+        if not 0 <= self.warmup < 1:
+            raise RobenchError(f"--eps-warmup must lie in [0, 1), got {self.warmup:g}")
+
+    def at(self, progress: float) -> AttackSettings:
+        """The adversary when the share ``progress`` of the training is done: ε and the step size times
+        min(1, progress / warmup) (these settings themselves without a warm-up)."""
+        if not self.warmup:
+            return self
+        scale = min(1.0, progress / self.warmup)
+        return replace(self, eps=self.eps * scale, step_size=self.step_size * scale, warmup=0.0)
 
     def craft(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
               generator: torch.Generator) -> torch.Tensor:
@@ -94,6 +106,11 @@ class GradientAlignment:
         return float(gradient_cosine(student_grad, teacher_grad).mean())
 
 
+def warmup_parts(attack: AttackSettings, now: AttackSettings) -> dict[str, float]:
+    """The training log's ``eps`` column (the ε of this step) when ``attack`` warms ε up, else nothing."""
+    return {"eps": now.eps} if attack.warmup else {}
+
+
 def trades_loss(model: torch.nn.Module, forward: torch.nn.Module, x: torch.Tensor, x_adv: torch.Tensor,
                 y: torch.Tensor, beta: float, label_smoothing: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
     """CE(f(x), y) + β · KL(f(x) ‖ f(x_adv)) / N, as in the TRADES reference implementation."""
@@ -112,12 +129,14 @@ class PGDAT:
     def __init__(self, attack: AttackSettings | None = None, label_smoothing: float = 0.0) -> None:
         self.attack, self.label_smoothing = attack or AttackSettings(), label_smoothing
         self.attack.validate()
+        self.progress = 1.0  # share of the training done (the trainer sets it before each step): the ε warm-up
 
     def loss(self, model: RobenchModel, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
              forward: torch.nn.Module) -> tuple[torch.Tensor, dict[str, float]]:
-        x_adv = self.attack.craft(model, x, y, generator)
+        attack = self.attack.at(self.progress)
+        x_adv = attack.craft(model, x, y, generator)
         ce = F.cross_entropy(forward(x_adv), y, label_smoothing=self.label_smoothing)
-        return ce, {"ce": float(ce.detach())}
+        return ce, {"ce": float(ce.detach()), **warmup_parts(self.attack, attack)}
 
 
 class TRADES:
@@ -129,15 +148,17 @@ class TRADES:
     def __init__(self, attack: AttackSettings | None = None, beta: float = 6.0, label_smoothing: float = 0.0) -> None:
         self.attack, self.beta, self.label_smoothing = attack or AttackSettings(), beta, label_smoothing
         self.attack.validate()
+        self.progress = 1.0  # the ε warm-up's progress (as PGDAT's)
         if self.attack.kind != "pgd":
             raise RobenchError(f"TRADES crafts its examples with its own KL attack; --inner-attack {self.attack.kind} "
                                "applies to pgd-at and igd only")
 
     def loss(self, model: RobenchModel, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
              forward: torch.nn.Module) -> tuple[torch.Tensor, dict[str, float]]:
-        a = self.attack
+        a = self.attack.at(self.progress)
         x_adv = trades_adversary(model, x, eps=a.eps, steps=a.steps, step_size=a.step_size, generator=generator)
-        return trades_loss(model, forward, x, x_adv, y, self.beta, self.label_smoothing)
+        loss, parts = trades_loss(model, forward, x, x_adv, y, self.beta, self.label_smoothing)
+        return loss, {**parts, **warmup_parts(self.attack, a)}
 
 
 class IGD:
@@ -157,7 +178,8 @@ class IGD:
     column that other methods fill through :class:`GradientAlignment` when given a teacher.
 
     ``lam_warmup`` > 0 raises λ linearly from 0 over that fraction of the training (``progress``, the share
-    of the steps done, set by the trainer before each step), so that the cross-entropy is learned first.
+    of the steps done, set by the trainer before each step), so that the cross-entropy is learned first; the
+    attack's own ``warmup`` does the same for ε.
     """
 
     selection = "pgd"
@@ -186,7 +208,7 @@ class IGD:
 
     def loss(self, model: RobenchModel, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
              forward: torch.nn.Module) -> tuple[torch.Tensor, dict[str, float]]:
-        a = self.attack
+        a = self.attack.at(self.progress)
         if self.base == "trades":
             x_adv = trades_adversary(model, x, eps=a.eps, steps=a.steps, step_size=a.step_size, generator=generator)
             base, parts = trades_loss(model, forward, x, x_adv, y, self.beta, self.label_smoothing)
@@ -194,6 +216,7 @@ class IGD:
             x_adv = a.craft(model, x, y, generator)
             base = F.cross_entropy(forward(x_adv), y, label_smoothing=self.label_smoothing)
             parts = {"ce": float(base.detach())}
+        parts.update(warmup_parts(self.attack, a))
         m = math.ceil(self.fraction * len(y))
         x_igd, y_igd = x[:m], y[:m]
         # The double backprop runs in float32 even under --amp: second-order terms lose too much in half types.

@@ -94,6 +94,8 @@ class TrainConfig:
                                     "n-fgsm (one step of --step-size from 2ε noise, no projection).")
     attack_steps: int = setting(10, "PGD steps of the training adversary.")
     step_size: float = setting(2 / 255, "PGD step size in [0,1] units.")
+    eps_warmup: float = setting(0.0, "Adversarial methods: fraction of the training steps over which ε and the step "
+                                     "size rise linearly from 0 (0: the full ε from the first step).")
     beta: float = setting(6.0, "TRADES β.")
     lam: float = setting(1.0, "IGD λ (weight of the cosine term).")
     lam_warmup: float = setting(0.0, "IGD: fraction of the training steps over which λ rises linearly from 0 to "
@@ -128,8 +130,9 @@ class TrainConfig:
                                f"(got {self.eps:g}, {self.attack_steps}, {self.step_size:g})")
         if self.inner_attack not in INNER_ATTACKS:
             raise RobenchError(f"unknown inner attack {self.inner_attack!r}; choose from {', '.join(INNER_ATTACKS)}")
-        if not 0 <= self.lam_warmup < 1:
-            raise RobenchError(f"--lam-warmup must lie in [0, 1), got {self.lam_warmup:g}")
+        for name in ("lam_warmup", "eps_warmup"):
+            if not 0 <= getattr(self, name) < 1:
+                raise RobenchError(f"--{name.replace('_', '-')} must lie in [0, 1), got {getattr(self, name):g}")
         if not 0 <= self.label_smoothing < 1 or not 0 <= self.warmup < 1 or self.crop_padding < 0:
             raise RobenchError(f"--label-smoothing and --warmup must lie in [0, 1) and --crop-padding be ≥ 0 (got "
                                f"{self.label_smoothing:g}, {self.warmup:g}, {self.crop_padding})")

@@ -73,7 +73,7 @@ METHODS: Registry[MethodBuilder] = Registry("training method")
 
 
 def _attack(config: TrainConfig) -> AttackSettings:
-    return AttackSettings(config.eps, config.attack_steps, config.step_size, config.inner_attack)
+    return AttackSettings(config.eps, config.attack_steps, config.step_size, config.inner_attack, config.eps_warmup)
 
 
 @METHODS.register("standard")

@@ -206,7 +206,7 @@ class TrainStep:
               total_steps: int | None = None) -> dict[str, float]:
         """One pass over the data in a generator-drawn order; returns mean loss parts per image.
 
-        A method with a ``progress`` attribute (IGD's λ warm-up) gets the share of the ``total_steps`` done
+        A method with a ``progress`` attribute (the ε and λ warm-ups) gets the share of the ``total_steps`` done
         before each step (``first_step``: the steps of the earlier epochs)."""
         self.model.train()
         if self.config.freeze_bn:  # fine-tuning on small batches: BatchNorm keeps its statistics and normalises with them
