@@ -163,8 +163,8 @@ def summary(out: Path, data: str) -> str:
                             & (table["metric"] == "error_rate")].iterrows():
             lines.append(f"| {row['test']} | {fmt(row['value'])} |")
         lines.append("")
-    lines += fine_tuned_section(runs) or ["## Models robench makes at 224 px", "", "None yet: the CPU fine-tuning runs "
-                                           "and why they are not evidence are in `finetune/README.md`.", ""]
+    lines += fine_tuned_section(runs) or ["## Models robench makes at 224 px", "", "Not evaluated yet: the fine-tuning "
+                                           "runs and their per-epoch accuracies are in `finetune/README.md`.", ""]
     lines += ["## Runs", "", "| run | suites | images | seconds |", "|---|---|---|---|"]
     for name, r in runs.items():
         lines.append(f"| `runs/{name}` | {r.meta['options'].get('suite')} | {len(r.per_image)} | "
