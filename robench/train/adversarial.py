@@ -25,6 +25,12 @@ GRAD_TARGETS = ("logit", "loss")
 STUDENT_INPUTS = ("clean", "adv")
 
 
+def warmup_scale(progress: float, warmup: float) -> float:
+    """The linear warm-up's factor: min(1, progress / warmup), 1 without a warm-up (``warmup`` 0); ``progress`` and
+    ``warmup`` are shares of the training's steps."""
+    return min(1.0, progress / warmup) if warmup else 1.0
+
+
 @dataclass
 class AttackSettings:
     """The training adversary: l∞ ball of radius ``eps``, ``steps`` steps of ``step_size`` (all in [0, 1] units).
@@ -51,7 +57,7 @@ class AttackSettings:
         min(1, progress / warmup) (these settings themselves without a warm-up)."""
         if not self.warmup:
             return self
-        scale = min(1.0, progress / self.warmup)
+        scale = warmup_scale(progress, self.warmup)
         return replace(self, eps=self.eps * scale, step_size=self.step_size * scale, warmup=0.0)
 
     def craft(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
@@ -229,7 +235,7 @@ class IGD:
         igd = (1 - cosine).mean()
         mean_cosine = float(cosine.mean().detach())  # grad_cosine: the log's column shared with measured methods
         parts.update(igd=float(igd.detach()), cos=mean_cosine, grad_cosine=mean_cosine)
-        lam = self.lam * min(1.0, self.progress / self.lam_warmup) if self.lam_warmup else self.lam
+        lam = self.lam * warmup_scale(self.progress, self.lam_warmup)
         if self.lam_warmup:
             parts["lam"] = lam
         return base + lam * igd, parts
