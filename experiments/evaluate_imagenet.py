@@ -24,6 +24,7 @@ from typing import Any
 import robench
 from robench.io import write_atomic
 from robench.reports.runs import Run, load_run
+from robench.schema import eps_label
 from robench.settings import recorded_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -237,8 +238,8 @@ def fine_tuned_section(runs: dict[str, Run]) -> list[str]:
         return f"{row['value']:.3f}{ci}"
 
     measures = [("clean accuracy", "accuracy", "accuracy", "all", None),
-                ("PGD-10 accuracy, ε = 1/255", "pgd", "robust_accuracy", None, "0.00392157"),
-                ("PGD-10 accuracy, ε = 4/255", "pgd", "robust_accuracy", None, "0.0156863"),
+                ("PGD-10 accuracy, ε = 1/255", "pgd", "robust_accuracy", None, eps_label(1 / 255)),
+                ("PGD-10 accuracy, ε = 4/255", "pgd", "robust_accuracy", None, eps_label(4 / 255)),
                 ("saliency cosine with the untouched Lite0, correct", "alignment", "mean", "cosine", "correct"),
                 ("pixel Gini of abs(saliency), correct", "gini", "mean", "pixel", "correct"),
                 ("regional Gini (sum, 16 × 16), correct", "gini", "mean", "region_sum", "correct"),
