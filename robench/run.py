@@ -27,7 +27,14 @@ import pandas as pd
 
 from robench.errors import RobenchError
 from robench.io import atomic_path, gzip_bytes, json_text
-from robench.schema import RESULT_COLUMNS, mprt_step_parts, occlusion_column, per_image_columns, top_mass_measure
+from robench.schema import (
+    RESULT_COLUMNS,
+    STORED_DIGITS,
+    mprt_step_parts,
+    occlusion_column,
+    per_image_columns,
+    top_mass_measure,
+)
 from robench.settings import recorded_settings
 
 #: The per-image table's file in a run directory: its CSV text gzip-compressed by :func:`robench.io.gzip_bytes`
@@ -191,8 +198,9 @@ def write_results(out_dir: Path, results: pd.DataFrame, per_image: pd.DataFrame,
     """
     with atomic_path(out_dir / "meta.json") as meta_tmp, atomic_path(out_dir / PER_IMAGE_FILE) as image_tmp, \
             atomic_path(out_dir / "results.csv") as results_tmp:
-        results.to_csv(results_tmp, index=False, float_format="%.6g")
-        image_tmp.write_bytes(gzip_bytes(per_image.to_csv(index=False, float_format="%.6g").encode()))
+        float_format = f"%.{STORED_DIGITS}g"
+        results.to_csv(results_tmp, index=False, float_format=float_format)
+        image_tmp.write_bytes(gzip_bytes(per_image.to_csv(index=False, float_format=float_format).encode()))
         meta_tmp.write_text(json_text(meta))
         (out_dir / "meta.json").unlink(missing_ok=True)
         (out_dir / LEGACY_PER_IMAGE_FILE).unlink(missing_ok=True)

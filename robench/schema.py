@@ -115,12 +115,26 @@ class PerImageColumn:
 LOWER_IS_MORE_UNEQUAL = ("entropy", "participation")
 
 
+#: Significant digits of the floats written to a run's files (results.csv, per_image.csv.gz).
+STORED_DIGITS = 6
+#: Significant digits of a per-image Lorenz point: plot material (the mean curve of the common-correct images),
+#: where 1e-4 relative is far below what a plot shows; 4 digits take a fifth off a run's per-image file.
+LORENZ_DIGITS = 4
+
+
+def significant(values: Iterable[float], digits: int) -> list[float]:
+    """Each of ``values`` to ``digits`` significant digits (NaN kept), by way of the :data:`STORED_DIGITS` a run's
+    files write, so that rounding a value read back from a file gives what rounding the value itself gave."""
+    return [v if v != v else float(f"{float(f'{v:.{STORED_DIGITS}g}'):.{digits}g}") for v in map(float, values)]
+
+
 @dataclass(frozen=True)
 class ColumnFamily:
     """One family of per-image columns, declared once: the name ``template`` (fields ``{test}``, ``{param}``,
     ``{part}``, each matched by its pattern in ``fields`` when reading a name; a field not in the template is
     fixed in ``fixed``), whether a further attribution method qualifies the name (``[method]``), the dtype and
-    meaning of each part, and the ``results.csv`` rows a column feeds."""
+    meaning of each part, the ``results.csv`` rows a column feeds, and the significant ``digits`` its suite keeps
+    (:data:`STORED_DIGITS`, what a run's files write, unless fewer serve the column's use: :func:`significant`)."""
 
     key: str
     template: str
@@ -130,6 +144,7 @@ class ColumnFamily:
     rows: Callable[[PerImageColumn], ResultsRow | None]
     qualified: bool = False
     flags: tuple[str, ...] = ()
+    digits: int = STORED_DIGITS
 
     def dtype(self, part: str) -> str:
         return "bool" if part in self.flags else "float"
@@ -173,7 +188,8 @@ FAMILIES: dict[str, ColumnFamily] = {f.key: f for f in [
                  _attribution_variant_row("mean"), qualified=True),
     ColumnFamily("lorenz", "lorenz@{param}", {"param": r"[^\[\]]+"}, {"test": "lorenz", "part": "share"},
                  {"share": "share of the total |attribution| held by the smallest {param} of the entries"},
-                 lambda c: ResultsRow("lorenz", "mean_share", "pixel", c.param), qualified=True),
+                 lambda c: ResultsRow("lorenz", "mean_share", "pixel", c.param), qualified=True,
+                 digits=LORENZ_DIGITS),
     ColumnFamily("all_zero", "attribution_all_zero", {}, {"test": "gini", "param": "pixel", "part": "all_zero"},
                  {"all_zero": "1 = the attribution map is all zero (Gini 0 by convention)"},
                  _attribution_variant_row("all_zero_share", "all"), qualified=True, flags=("all_zero",)),

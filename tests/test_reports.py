@@ -18,6 +18,7 @@ from robench.reports.compare import common_correct, comparison_table, model_labe
 from robench.reports.plots import save_figure
 from robench.reports.report import build_report
 from robench.reports.runs import LEGACY_PER_IMAGE_FILE, PER_IMAGE_FILE, headline, load_run
+from robench.schema import LORENZ_DIGITS, STORED_DIGITS, significant
 
 ZOO_RUNS = Path(__file__).resolve().parents[1] / "reports" / "zoo"
 NAMES = ("standard", "pgd-at", "igd")
@@ -271,3 +272,17 @@ def test_reload_reads_options_as_the_cli_wrote_them(tiny_checkpoint: Path, tmp_p
     assert model.info.input_size == (3, 32, 32) and model.info.mean == (0.5, 0.5, 0.5)
     x, y = reload_images(run, np.arange(3))
     assert x.shape == (3, 3, 32, 32) and y.tolist() == run.per_image["label"].tolist()[:3]
+
+
+
+def test_lorenz_points_keep_fewer_digits_in_memory_and_on_disk(zoo_runs: list[Path], tmp_path: Path) -> None:
+    """A run's per-image Lorenz points hold LORENZ_DIGITS significant digits (the suite rounds them as it makes
+    them, so the table in memory is the table on disk); the Gini values keep STORED_DIGITS."""
+    run = load_run(zoo_runs[0])
+    lorenz = [c for c in run.per_image.columns if c.startswith("lorenz@")]
+    assert lorenz and LORENZ_DIGITS < STORED_DIGITS
+    values = run.per_image[lorenz].to_numpy().ravel()
+    assert (np.array(significant(values, LORENZ_DIGITS)) == values).all()
+    gini = run.per_image["gini_pixel"].to_numpy()
+    assert (np.array(significant(gini, LORENZ_DIGITS)) != gini).mean() > 0.5
+    pd.testing.assert_frame_equal(load_run(run.save(tmp_path / "again")).per_image, run.per_image)

@@ -36,6 +36,7 @@ from robench.schema import (
     occlusion_variant,
     per_image_columns,
     robust_column,
+    significant,
     top_mass_fraction,
     top_mass_measure,
 )
@@ -171,3 +172,14 @@ def test_no_reader_or_writer_spells_a_column_name() -> None:
     found = [f"{path.relative_to(ROOT)}:{n}: {line.strip()}" for path in files
              for n, line in enumerate(path.read_text().splitlines(), 1) if HAND_MADE_NAME.search(line)]
     assert not found, "column names built outside robench/schema.py:\n" + "\n".join(found)
+
+
+def test_significant_rounds_as_a_value_read_back_from_a_run_file_would() -> None:
+    """Rounding goes by way of the six digits a run's files keep: 0.123449996 is 0.12345 there, so 0.1235 (rounding
+    the raw value would give 0.1234 and a table re-saved from its file would change); NaN stays; idempotent."""
+    assert significant([0.123449996, 0.00074415926, 123.456, 0.0], 4) == [0.1235, 0.0007442, 123.5, 0.0]
+    assert np.isnan(significant([float("nan")], 4)[0])
+    values = np.random.default_rng(0).uniform(1e-5, 1.0, size=2000)
+    once = significant(values, 4)
+    assert significant(once, 4) == once and significant([float(f"{v:.6g}") for v in values], 4) == once
+    assert np.allclose(once, values, rtol=5.01e-4, atol=0) and not np.allclose(once, values, rtol=1e-6, atol=0)

@@ -63,6 +63,7 @@ from robench.schema import (
     occlusion_param,
     occlusion_variant,
     per_image_columns,
+    significant,
     top_mass_measure,
 )
 from robench.settings import InequalityConfig, config_record
@@ -210,7 +211,8 @@ class InequalitySuite:
             _, shares = lorenz_on_grid(values.flatten(1), grid_size=LORENZ_GRID)
             shares_np = torch.as_tensor(shares).double().cpu().numpy()
             for i in range(1, LORENZ_GRID - 1):
-                named[lorenz_column(i / (LORENZ_GRID - 1)).name] = shares_np[:, i]
+                column = lorenz_column(i / (LORENZ_GRID - 1))
+                named[column.name] = np.array(significant(shares_np[:, i], column.declaration.digits))
         for param, v in concentration_columns(values).items():
             named[concentration_column(param, further).name] = v
         return named
