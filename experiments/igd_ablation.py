@@ -32,12 +32,13 @@ import numpy as np
 import pandas as pd
 import torch
 from reproduce_cifar10 import PRESETS, Options, evaluate, logged, method_options  # beside this script
-from scipy.stats import binomtest, spearmanr
+from scipy.stats import spearmanr
 
 import robench
 import robench.runner  # noqa: F401  (loaded now: a long run keeps the code it started with)
 import robench.suites  # noqa: F401
 from robench.io import write_atomic, write_text_atomic
+from robench.metrics.paired import holm, mcnemar, mcnemar_p
 
 STUDY = PRESETS["fast"]
 PGD2 = {"inner_attack": "pgd", "attack_steps": 2, "step_size": round(4 / 255, 8)}  # two steps of ε/2 from a random start
@@ -116,26 +117,6 @@ def margin_ratio(model: torch.nn.Module, images: int = 500, share: float = 0.2, 
         keep = margin > 0
         ratios.append((margin[keep] ** 2 / (g * mask).pow(2).flatten(1).sum(1)[keep]).detach())
     return float(torch.cat(ratios).median())
-
-
-def mcnemar(a: pd.Series, b: pd.Series) -> tuple[int, int, float]:
-    """(fooled in a only, fooled in b only, exact two-sided McNemar p) over the images both models attacked."""
-    both = a.notna() & b.notna()
-    only_a, only_b = int(((a == 1) & (b == 0) & both).sum()), int(((a == 0) & (b == 1) & both).sum())
-    return only_a, only_b, mcnemar_p(only_a, only_b)
-
-
-def mcnemar_p(only_a: int, only_b: int) -> float:
-    """The exact two-sided McNemar p-value of ``only_a`` and ``only_b`` discordant pairs (1 when there are none)."""
-    return float(binomtest(min(only_a, only_b), only_a + only_b, 0.5).pvalue) if only_a + only_b else 1.0
-
-
-def holm(p_values: pd.Series) -> pd.Series:
-    """Holm's step-down adjustment of a family of p-values (controls the family-wise error rate; scipy has none)."""
-    order = p_values.sort_values().index
-    m = len(order)
-    adjusted = (p_values[order] * np.arange(m, 0, -1)).cummax().clip(upper=1.0)
-    return adjusted.reindex(p_values.index)
 
 
 def pooled(tests: pd.DataFrame, seeds: dict[str, tuple[str, ...]]) -> pd.DataFrame:

@@ -329,6 +329,16 @@ def rankings(runs: Sequence[Run | str | Path]) -> Any:
     return ranking_table([r if isinstance(r, Run) else load_run(r) for r in runs])
 
 
+def paired(a: Run | str | Path, b: Run | str | Path, columns: Sequence[str] | None = None, seed: int = 0) -> Any:
+    """Model ``a`` against model ``b`` on the images both classify correctly, one row per error column (INA, RN,
+    occlusion, PGD, AutoAttack, corruptions): both error rates, their difference with a 95% paired-bootstrap
+    interval, the discordant images and McNemar's exact p (:func:`robench.reports.compare.paired_errors`)."""
+    from robench.reports.compare import paired_errors
+
+    run_a, run_b = (r if isinstance(r, Run) else load_run(r) for r in (a, b))
+    return paired_errors(run_a, run_b, columns=columns, seed=seed)
+
+
 def report(run: Run | str | Path, out: str | Path | None = None, *, title: str | None = None,
            examples: bool = True) -> Any:
     """One model's report (:func:`compare` with one run)."""

@@ -187,6 +187,32 @@ def compare(
 
 
 @app.command()
+def paired(
+    run_a: Path = typer.Argument(..., help="A run directory (model A)."),
+    run_b: Path = typer.Argument(..., help="A run directory of the same images (model B)."),
+    column: Optional[list[str]] = typer.Option(None, "--column", help="A per-image error column (repeatable; default all)."),
+    seed: int = typer.Option(0, help="The bootstrap's seed."),
+) -> None:
+    """Model A against model B on the images both classify correctly: error rates, the difference with a 95% paired
+    bootstrap interval, and McNemar's exact p, one row per error column."""
+    from robench.api import paired as paired_errors
+
+    table = paired_errors(run_a, run_b, columns=column or None, seed=seed)
+    out = Table(title=f"{run_a} (A) against {run_b} (B), on the images both classify correctly")
+    for col in ("column", "images", "error A", "error B", "A − B [95% CI]", "A only", "B only", "McNemar p"):
+        out.add_column(col, justify="left" if col == "column" else "right")
+    for row in table.itertuples(index=False):
+        if row.images == 0:
+            out.add_row(row.column, "0", *["–"] * 6)
+            continue
+        counts = ["–", "–", "–"] if row.p_mcnemar != row.p_mcnemar else [str(row.fooled_a_only), str(row.fooled_b_only),
+                                                                          f"{row.p_mcnemar:.3g}"]
+        out.add_row(row.column, str(row.images), f"{row.error_a:.3f}", f"{row.error_b:.3f}",
+                    f"{row.difference:+.3f} [{row.ci_low:+.3f}, {row.ci_high:+.3f}]", *counts)
+    console.print(out)
+
+
+@app.command()
 def report(
     run_dir: Path = typer.Argument(..., help="A run directory written by robench evaluate."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report directory (default RUN_DIR/report)."),

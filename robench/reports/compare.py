@@ -8,6 +8,10 @@ gives both, side by side, one column per model:
 - scope ``common``: recomputed from ``per_image.csv.gz`` on :func:`common_correct` (the images all of
   them get right), so that differences between models are not differences between image sets.
 
+:func:`paired_errors` tests two models against each other on their common-correct images, measure by measure:
+McNemar's exact test on the images fooled in one model and not the other, and a paired bootstrap interval of the
+difference in error rate.
+
 :func:`ranking_table` ranks the models by every attribution measure of every attribution method on the
 common-correct images (1 = the most unequal maps) and gives Kendall's τ of each ranking against the
 headline one, the pixel Gini of the first attribution method; :func:`ranking_notes` says in words where
@@ -23,6 +27,8 @@ import pandas as pd
 from scipy.stats import kendalltau
 
 from robench.errors import RobenchError
+from robench.metrics import bootstrap_ci
+from robench.metrics.paired import mcnemar
 from robench.run import Run
 from robench.schema import PerImageColumn, per_image_columns, top_mass_fraction
 
@@ -89,6 +95,54 @@ def common_values(run: Run, mask: np.ndarray) -> pd.DataFrame:
         rows.append({"test": column.test, "param": column.setting, "metric": metric, "value": float(values.mean()),
                      "n": int(values.notna().sum()), "attribution": column.attribution, "family": column.family})
     return pd.DataFrame(rows, columns=["test", "param", "metric", "value", "n", "attribution", "family"])
+
+
+#: The per-image parts that are per-image error flags, or become them (:meth:`PerImageColumn.errors`).
+ERROR_PARTS = ("fooled", "robust", "correct")
+PAIRED_COLUMNS = ["column", "test", "param", "images", "error_a", "error_b", "difference", "ci_low", "ci_high",
+                  "fooled_a_only", "fooled_b_only", "p_mcnemar"]
+
+
+def paired_errors(a: Run, b: Run, columns: Sequence[str] | None = None, seed: int = 0) -> pd.DataFrame:
+    """Model ``a`` against model ``b`` on the images both classify correctly (and both attacked), one row per error
+    column (:data:`PAIRED_COLUMNS`).
+
+    ``error_a`` / ``error_b``: error rates (fooled, or wrong under PGD/AutoAttack/a corruption) on those images;
+    ``difference`` = error_a − error_b with its 95% paired-bootstrap interval (``ci_low``, ``ci_high``: images
+    resampled, each keeping both models' values); ``fooled_a_only`` / ``fooled_b_only``: the discordant images and
+    ``p_mcnemar`` the exact two-sided McNemar p (NaN where a column holds shares of several trials, not 0/1).
+
+    Args:
+        a, b: runs on the same images (:func:`check_comparable`).
+        columns: per-image column names (default: every error column both runs have, in ``a``'s order).
+        seed: the bootstrap's seed.
+    """
+    check_comparable([a, b])
+    mask = common_correct([a, b])
+    names = [c.name for c in per_image_columns(a.per_image.columns) if c.part in ERROR_PARTS
+             and c.name in b.per_image.columns] if columns is None else list(columns)
+    rows = []
+    for name in names:
+        column = next(iter(per_image_columns([name])), None)
+        if column is None or column.part not in ERROR_PARTS:
+            raise RobenchError(f"{name!r} is not a per-image error column (fooled, robust or corruption flags)")
+        if name not in a.per_image.columns or name not in b.per_image.columns:
+            raise RobenchError(f"{name!r} is not in both runs' per-image tables")
+        pair = [column.errors(pd.to_numeric(r.per_image.loc[mask, name], errors="coerce").to_numpy(dtype=float))
+                for r in (a, b)]
+        both = ~np.isnan(pair[0]) & ~np.isnan(pair[1])
+        ea, eb = pair[0][both], pair[1][both]
+        row = {"column": name, "test": column.test, "param": column.setting, "images": int(both.sum())}
+        if not both.any():
+            rows.append(row)
+            continue
+        low, high = bootstrap_ci(ea - eb, seed=seed)
+        binary = np.isin(ea, (0.0, 1.0)).all() and np.isin(eb, (0.0, 1.0)).all()
+        only_a, only_b, p = mcnemar(ea, eb) if binary else (None, None, float("nan"))
+        rows.append({**row, "error_a": float(ea.mean()), "error_b": float(eb.mean()),
+                     "difference": float(ea.mean() - eb.mean()), "ci_low": low, "ci_high": high,
+                     "fooled_a_only": only_a, "fooled_b_only": only_b, "p_mcnemar": p})
+    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
 
 
 #: (label, test, variant prefix, param, metric) of the ``own``-scope rows, in reading order.
