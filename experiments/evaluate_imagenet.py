@@ -67,7 +67,13 @@ EVALUATIONS: dict[str, Evaluation] = {
 #: The fine-tuned models and the untouched one under their protocol (runs of experiments/finetune_imagenet.sh).
 FINE_TUNED = {"lite0-ft-baseline": "Lite0, untouched", "ft-standard": "fine-tuned, standard",
               "ft-pgd-at-eps1": "PGD-AT ε = 1/255", "ft-igd-eps1": "IGD λ = 1, ε = 1/255",
-              "ft-pgd-at-eps4": "PGD-AT ε = 4/255", "ft-igd-eps4": "IGD λ = 1, ε = 4/255"}
+              "ft-pgd-at-eps4": "PGD-AT ε = 4/255", "ft-igd-eps4": "IGD λ = 4, ε = 4/255"}
+#: The paired comparisons of the fine-tuned models (A against B on the images both classify correctly), and the
+#: error columns compared (McNemar and a paired bootstrap: robench.paired).
+FINE_TUNED_PAIRS = [("ft-standard", "lite0-ft-baseline"), ("ft-pgd-at-eps1", "ft-standard"),
+                    ("ft-igd-eps1", "ft-pgd-at-eps1"), ("ft-pgd-at-eps4", "ft-standard"), ("ft-igd-eps4", "ft-pgd-at-eps4")]
+PAIRED_ERRORS = {"ina@0.01": "INA 1%", "ina@0.02": "INA 2%", "rn@0.1": "RN 10%", "ioa[0]_fooled": "occlusion fill 0",
+                 "ioa[0.5]_fooled": "occlusion fill 0.5"}
 
 
 def checkpoint(model: str) -> Path:
@@ -258,6 +264,26 @@ def fine_tuned_section(runs: dict[str, Run]) -> list[str]:
              "|---|" + "---|" * len(present)]
     for label, *key in measures:
         lines.append(f"| {label} | " + " | ".join(cell(r, *key) for r in present.values()) + " |")
+    return lines + [""] + paired_lines(present)
+
+
+def paired_lines(present: dict[str, Run]) -> list[str]:
+    """The pairs of FINE_TUNED_PAIRS both present, each error of PAIRED_ERRORS as A − B on the images both classify
+    correctly, with its paired-bootstrap interval and McNemar's p (robench.paired)."""
+    pairs = [(a, b) for a, b in FINE_TUNED_PAIRS if a in present and b in present]
+    if not pairs:
+        return []
+    lines = ["Paired: A − B in error rate on the images both models classify correctly (their number in the first "
+             "column), 95% paired-bootstrap interval in brackets, McNemar's exact p after the semicolon "
+             "(`robench paired`).", "",
+             "| A against B (images) | " + " | ".join(PAIRED_ERRORS.values()) + " |",
+             "|---|" + "---|" * len(PAIRED_ERRORS)]
+    for a, b in pairs:
+        table = robench.paired(present[a], present[b], columns=list(PAIRED_ERRORS)).set_index("column")
+        cells = [f"{r['difference']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]; p = {r['p_mcnemar']:.2g}"
+                 if r["images"] else "–" for _, r in table.iterrows()]
+        lines.append(f"| {FINE_TUNED[a]} against {FINE_TUNED[b]} ({int(table['images'].max())}) | "
+                     + " | ".join(cells) + " |")
     return lines + [""]
 
 

@@ -40,3 +40,7 @@ def test_the_fine_tuned_table_reads_each_measure_from_the_runs(tmp_path: Path) -
     assert len(rows) == 11 and not [row for row in rows if "–" in row], rows
     cosine = next(row for row in rows if row.startswith("| saliency cosine"))
     assert cosine.split(" | ")[1].startswith("1.000")  # the untouched model against itself
+    assert not [line for line in lines if line.startswith("| PGD-AT ε = 4/255 against")]  # its pair is ft-standard
+    paired = evaluate_imagenet.paired_lines({"ft-pgd-at-eps4": runs["ft-pgd-at-eps4"], "ft-standard": runs["lite0-ft-baseline"]})
+    row = next(line for line in paired if line.startswith("| PGD-AT ε = 4/255 against fine-tuned, standard ("))
+    assert row.count("p = ") == len(evaluate_imagenet.PAIRED_ERRORS) and "–" not in row, row
