@@ -310,6 +310,15 @@ def test_selection_keeps_the_best_pgd_epoch_or_a_later_cleaner_one_within_the_to
     assert trainer.select_epoch(_log((0.6, 0.4), (0.5, 0.4), (0.7, 0.4)), by_pgd=False) == 3
 
 
+def test_selection_skips_an_epoch_whose_attack_raised_the_accuracy() -> None:
+    """PGD accuracy above clean accuracy (igd-lam2-full-long's epochs 21-25: 30.8% clean, 46.7% PGD-10) means the
+    attack failed, not that the model is robust: such an epoch is neither kept nor the best to beat."""
+    log = _log((0.70, 0.35), (0.31, 0.47), (0.66, 0.36))
+    assert trainer.select_epoch(log, by_pgd=True) == 3
+    assert trainer.select_epoch(log[:2], by_pgd=True) == 1
+    assert trainer.select_epoch(log, by_pgd=False) == 1
+
+
 def test_training_on_a_test_only_dataset_is_an_error(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     r = cli("train", "--arch", "cnn_tiny", "--data", "sample", "--epochs", 1, "--out", tmp_path / "m.pt")
     assert r.code == 2

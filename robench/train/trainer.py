@@ -295,7 +295,8 @@ def select_epoch(log: list[dict[str, Any]], by_pgd: bool, tolerance: float = 0.0
     its ``test_pgd_acc`` beats every earlier one, or (``tolerance`` > 0) when it lies within ``tolerance``
     of the best so far and its ``test_acc`` beats the kept epoch's. The kept epoch's PGD accuracy is thus never more than
     ``tolerance`` below the best, and each decision needs only the epochs so far (a checkpoint is saved
-    when its epoch is kept).
+    when its epoch is kept). An epoch whose PGD accuracy exceeds its clean accuracy is never kept by PGD, nor
+    counted as the best: the attack failed on it (the sign of masked gradients, not of robustness).
     """
     kept, kept_clean, best = 0, -1.0, -1.0
     for row in log:
@@ -305,6 +306,8 @@ def select_epoch(log: list[dict[str, Any]], by_pgd: bool, tolerance: float = 0.0
                 kept, kept_clean = int(row["epoch"]), clean
             continue
         robust = float(row["test_pgd_acc"])
+        if robust > clean:  # the attack helped: its gradients mislead, its figure is no robustness
+            continue
         if robust > best or (tolerance > 0 and robust >= best - tolerance and clean > kept_clean):
             kept, kept_clean = int(row["epoch"]), clean
         best = max(best, robust)
