@@ -195,9 +195,9 @@ def paired(
 ) -> None:
     """Model A against model B on the images both classify correctly: error rates, the difference with a 95% paired
     bootstrap interval, and McNemar's exact p, one row per error column."""
-    from robench.api import paired as paired_errors
+    from robench.api import paired as paired_table
 
-    table = paired_errors(run_a, run_b, columns=column or None, seed=seed)
+    table = paired_table(run_a, run_b, columns=column or None, seed=seed)
     out = Table(title=f"{run_a} (A) against {run_b} (B), on the images both classify correctly")
     for col in ("column", "images", "error A", "error B", "A − B [95% CI]", "A only", "B only", "McNemar p"):
         out.add_column(col, justify="left" if col == "column" else "right")

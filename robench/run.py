@@ -28,8 +28,8 @@ import pandas as pd
 from robench.errors import RobenchError
 from robench.io import atomic_path, gzip_bytes, json_text
 from robench.schema import (
+    FLOAT_FORMAT,
     RESULT_COLUMNS,
-    STORED_DIGITS,
     mprt_step_parts,
     occlusion_column,
     per_image_columns,
@@ -198,9 +198,8 @@ def write_results(out_dir: Path, results: pd.DataFrame, per_image: pd.DataFrame,
     """
     with atomic_path(out_dir / "meta.json") as meta_tmp, atomic_path(out_dir / PER_IMAGE_FILE) as image_tmp, \
             atomic_path(out_dir / "results.csv") as results_tmp:
-        float_format = f"%.{STORED_DIGITS}g"
-        results.to_csv(results_tmp, index=False, float_format=float_format)
-        image_tmp.write_bytes(gzip_bytes(per_image.to_csv(index=False, float_format=float_format).encode()))
+        results.to_csv(results_tmp, index=False, float_format=FLOAT_FORMAT)
+        image_tmp.write_bytes(gzip_bytes(per_image.to_csv(index=False, float_format=FLOAT_FORMAT).encode()))
         meta_tmp.write_text(json_text(meta))
         (out_dir / "meta.json").unlink(missing_ok=True)
         (out_dir / LEGACY_PER_IMAGE_FILE).unlink(missing_ok=True)

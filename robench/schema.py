@@ -115,8 +115,10 @@ class PerImageColumn:
 LOWER_IS_MORE_UNEQUAL = ("entropy", "participation")
 
 
-#: Significant digits of the floats written to a run's files (results.csv, per_image.csv.gz).
+#: Significant digits of the floats written to a run's files (results.csv, per_image.csv.gz) and to the tables
+#: built from them (comparison, rankings, leaderboard): :data:`FLOAT_FORMAT`.
 STORED_DIGITS = 6
+FLOAT_FORMAT = f"%.{STORED_DIGITS}g"
 #: Significant digits of a per-image Lorenz point: plot material (the mean curve of the common-correct images),
 #: where 1e-4 relative is far below what a plot shows; 4 digits take a fifth off a run's per-image file.
 LORENZ_DIGITS = 4

@@ -17,6 +17,11 @@ def mcnemar_p(only_a: int, only_b: int) -> float:
     return float(binomtest(min(only_a, only_b), only_a + only_b, 0.5).pvalue) if only_a + only_b else 1.0
 
 
+def binary_flags(*flags: np.ndarray) -> bool:
+    """Whether every non-NaN value of ``flags`` is 0 or 1 (what :func:`mcnemar` needs)."""
+    return all(np.isin(f[~np.isnan(f)], (0.0, 1.0)).all() for f in (np.asarray(f, dtype=np.float64) for f in flags))
+
+
 def mcnemar(a: np.ndarray, b: np.ndarray) -> tuple[int, int, float]:
     """(fooled in a only, fooled in b only, exact two-sided McNemar p) of paired 0/1 error flags.
 
@@ -30,7 +35,7 @@ def mcnemar(a: np.ndarray, b: np.ndarray) -> tuple[int, int, float]:
     if a.shape != b.shape:
         raise ValueError(f"paired flags need equal lengths, got {a.size} and {b.size}")
     both = ~np.isnan(a) & ~np.isnan(b)
-    if not np.isin(a[both], (0.0, 1.0)).all() or not np.isin(b[both], (0.0, 1.0)).all():
+    if not binary_flags(a[both], b[both]):
         raise ValueError("McNemar's test needs 0/1 flags (NaN: not attacked); these hold other values")
     only_a = int(((a == 1) & (b == 0) & both).sum())
     only_b = int(((a == 0) & (b == 1) & both).sum())

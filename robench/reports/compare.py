@@ -28,7 +28,7 @@ from scipy.stats import kendalltau
 
 from robench.errors import RobenchError
 from robench.metrics import bootstrap_ci
-from robench.metrics.paired import mcnemar
+from robench.metrics.paired import binary_flags, mcnemar
 from robench.run import Run
 from robench.schema import PerImageColumn, per_image_columns, top_mass_fraction
 
@@ -70,8 +70,10 @@ def common_correct(runs: Sequence[Run]) -> np.ndarray:
     return mask
 
 
+#: The per-image parts that are per-image error flags, or become them (:meth:`PerImageColumn.errors`).
+ERROR_PARTS = ("fooled", "robust", "correct")
 #: The per-image parts averaged on the common-correct images (Lorenz points are plotted, not tabled).
-COMMON_PARTS = ("value", "fooled", "robust", "correct")
+COMMON_PARTS = ("value", *ERROR_PARTS)
 
 
 def common_values(run: Run, mask: np.ndarray) -> pd.DataFrame:
@@ -97,8 +99,6 @@ def common_values(run: Run, mask: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["test", "param", "metric", "value", "n", "attribution", "family"])
 
 
-#: The per-image parts that are per-image error flags, or become them (:meth:`PerImageColumn.errors`).
-ERROR_PARTS = ("fooled", "robust", "correct")
 PAIRED_COLUMNS = ["column", "test", "param", "images", "error_a", "error_b", "difference", "ci_low", "ci_high",
                   "fooled_a_only", "fooled_b_only", "p_mcnemar"]
 
@@ -137,8 +137,7 @@ def paired_errors(a: Run, b: Run, columns: Sequence[str] | None = None, seed: in
             rows.append(row)
             continue
         low, high = bootstrap_ci(ea - eb, seed=seed)
-        binary = np.isin(ea, (0.0, 1.0)).all() and np.isin(eb, (0.0, 1.0)).all()
-        only_a, only_b, p = mcnemar(ea, eb) if binary else (None, None, float("nan"))
+        only_a, only_b, p = mcnemar(ea, eb) if binary_flags(ea, eb) else (None, None, float("nan"))
         rows.append({**row, "error_a": float(ea.mean()), "error_b": float(eb.mean()),
                      "difference": float(ea.mean() - eb.mean()), "ci_low": low, "ci_high": high,
                      "fooled_a_only": only_a, "fooled_b_only": only_b, "p_mcnemar": p})

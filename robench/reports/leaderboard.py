@@ -32,6 +32,7 @@ import pandas as pd
 from robench.errors import RobenchError
 from robench.io import sha256_file, write_atomic
 from robench.run import ALIGNMENT_COLUMNS, ATTRIBUTION_COLUMNS, HEADLINE_COLUMNS, METHOD_PARAMS, Run, headline, load_run
+from robench.schema import FLOAT_FORMAT
 from robench.zoo import zoo_dir
 
 #: Where a row's model comes from, as stated by its source (empty for robench-trained models except ``origin``).
@@ -54,7 +55,6 @@ STATED_METHODS = (*METHOD_PARAMS, "adversarial", "mixed", "certified", "robust-u
 DEFAULT_PATH = Path("reports/leaderboard.csv")
 #: Seconds to wait for another process's lock before giving up.
 LOCK_TIMEOUT = 60.0
-FLOAT_FORMAT = "%.6g"
 
 INT_COLUMNS = ["n_images"]
 #: Whole numbers that may be missing (empty field, read as <NA>).

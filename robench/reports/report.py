@@ -31,7 +31,7 @@ from robench.io import check_writable, write_atomic, write_text_atomic
 from robench.reports.compare import common_correct, comparison_table, model_labels, ranking_notes, ranking_table
 from robench.reports.plots import corruption_heatmaps, gini_and_lorenz, noise_curves, occlusion_curves, save_figure
 from robench.run import Run, headline, load_run
-from robench.schema import gini_column, occlusion_column
+from robench.schema import FLOAT_FORMAT, gini_column, occlusion_column
 
 PLOT_CAPTIONS = {
     "noise": "Inductive noise vs random noise: error rate against budget on the common-correct images.",
@@ -84,12 +84,12 @@ def build_report(run_dirs: Sequence[Run | str | Path], out_dir: str | Path, titl
     for name, fig in figures.items():
         if fig is not None:
             report.plots[name] = save_figure(fig, plots_dir, name)
-    write_atomic(report.table, lambda tmp: table.to_csv(tmp, index=False, float_format="%.6g"))
+    write_atomic(report.table, lambda tmp: table.to_csv(tmp, index=False, float_format=FLOAT_FORMAT))
     rankings = ranking_table(runs) if len(runs) > 1 else None
     if rankings is not None:
         report.rankings = out / "rankings.csv"
         report.agreement = ranking_notes(rankings, labels)
-        write_atomic(report.rankings, lambda tmp: rankings.to_csv(tmp, index=False, float_format="%.6g"))
+        write_atomic(report.rankings, lambda tmp: rankings.to_csv(tmp, index=False, float_format=FLOAT_FORMAT))
     report.summary = _summary(runs, labels, table, mask)
     report.key_plot = next((name for name in KEY_PLOTS if name in report.plots), None)
     title = title or ("robench comparison: " + ", ".join(labels) if len(runs) > 1 else f"robench report: {labels[0]}")
