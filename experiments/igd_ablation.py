@@ -38,7 +38,7 @@ import robench
 import robench.runner  # noqa: F401  (loaded now: a long run keeps the code it started with)
 import robench.suites  # noqa: F401
 from robench.io import write_atomic, write_text_atomic
-from robench.metrics.paired import holm, mcnemar, mcnemar_p
+from robench.metrics.paired import holm, mcnemar_p
 
 STUDY = PRESETS["fast"]
 PGD2 = {"inner_attack": "pgd", "attack_steps": 2, "step_size": round(4 / 255, 8)}  # two steps of ε/2 from a random start
@@ -150,14 +150,14 @@ TESTED = tuple(ERRORS)  # McNemar on each pair's common-correct images of the ru
 
 
 @functools.cache
-def per_image(run: Path) -> pd.DataFrame:
-    """A finished run's per-image table, read once per report (a baseline's runs serve every pair it is in)."""
-    return robench.load_run(run).per_image
+def finished(run: Path) -> robench.Run:
+    """A finished run, read once per report (a baseline's runs serve every pair it is in)."""
+    return robench.load_run(run)
 
 
 def model_row(name: str, runs: dict[str, Path], ckpt: Path) -> dict[str, object]:
     """One model's summary: alignment, Gini, errors, accuracies, margin ratio (NaN where a run is missing)."""
-    tables = {kind: per_image(path) for kind, path in runs.items() if (path / "meta.json").exists()}
+    tables = {kind: finished(path).per_image for kind, path in runs.items() if (path / "meta.json").exists()}
     row: dict[str, object] = {"model": name}
     if "replace" in tables:
         row["cosine"] = tables["replace"]["attribution_cosine"].mean()
@@ -202,18 +202,18 @@ def write_report(study: Path, out: Path) -> Path:
     for igd, base in pairs:
         if base not in paths:
             continue
-        tables = {kind: [per_image(paths[n][kind]) for n in (igd, base)] for kind in ("replace", "sample")
-                  if all((paths[n][kind] / "meta.json").exists() for n in (igd, base))}
-        for column in TESTED:
-            kind, source = ERRORS[column]
-            if kind not in tables:
+        for kind in ("replace", "sample"):
+            if not all((paths[n][kind] / "meta.json").exists() for n in (igd, base)):
                 continue
-            a, b = tables[kind]
-            common = (a["correct"] == 1) & (b["correct"] == 1)
-            only_igd, only_base, p_value = mcnemar(a.loc[common, source], b.loc[common, source])
-            tests.append({"igd": igd, "baseline": base, "error": column, "images": int(common.sum()),
-                          "error_igd": a.loc[common, source].mean(), "error_baseline": b.loc[common, source].mean(),
-                          "fooled_igd_only": only_igd, "fooled_baseline_only": only_base, "p_mcnemar": p_value})
+            tested = [column for column in TESTED if ERRORS[column][0] == kind]
+            table = robench.paired(*(finished(paths[n][kind]) for n in (igd, base)),
+                                   columns=[ERRORS[column][1] for column in tested]).set_index("column")
+            for column in tested:  # on the pair's common-correct images (every one of them attacked in both)
+                r = table.loc[ERRORS[column][1]]
+                tests.append({"igd": igd, "baseline": base, "error": column, "images": int(r["images"]),
+                              "error_igd": r["error_a"], "error_baseline": r["error_b"],
+                              "fooled_igd_only": int(r["fooled_a_only"]), "fooled_baseline_only": int(r["fooled_b_only"]),
+                              "p_mcnemar": r["p_mcnemar"]})
     single = pd.DataFrame(tests)
     single["p_holm"] = holm(single["p_mcnemar"])  # the family Holm adjusts: every single-seed test
     tests_table = pd.concat([single, pooled(single, SEEDS)], ignore_index=True)  # pooled rows: no p_holm
