@@ -32,7 +32,7 @@ from robench.models.loading import load_model
 from robench.train.adversarial import frozen, gradient_cosine, input_gradient
 from robench.train.config import make_config
 from robench.train.methods import make_method
-from robench.train.trainer import TrainStep
+from robench.train.trainer import TrainStep, train_mode
 
 ROOT = Path(__file__).resolve().parents[1]
 LITE0 = ROOT / "runs" / "imagenet-ft" / "lite0.pt"
@@ -51,10 +51,7 @@ def first_steps(data: str, lr: float, lam: float, steps: int) -> list[dict[str, 
     method = make_method(config, train.image_shape, model.info.num_classes, torch.device("cpu"))
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=config.momentum, weight_decay=config.weight_decay)
     step = TrainStep(model, model, method, optimizer, config, torch.device("cpu"), DistContext.from_env("cpu"))
-    model.train()
-    for module in model.modules():  # --freeze-bn
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.eval()
+    train_mode(model, freeze_bn=True)
     images, labels = torch.from_numpy(np.array(train.images)), torch.from_numpy(train.labels)
     generator = torch.Generator().manual_seed(0)
     rows = []

@@ -186,6 +186,16 @@ def _init_from_data(net: torch.nn.Module, train_set: ImageSet, seed: int, count:
     fit(torch.from_numpy(np.array(train_set.images[pick])).permute(0, 3, 1, 2).float().div_(255.0))
 
 
+def train_mode(model: torch.nn.Module, freeze_bn: bool = False) -> None:
+    """``model`` in training mode; with ``freeze_bn`` (fine-tuning on small batches) its BatchNorm layers stay in eval
+    mode: they keep their statistics and normalise with them."""
+    model.train()
+    if freeze_bn:
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.eval()
+
+
 class TrainStep:
     """One optimisation step and one epoch of them (mixed precision on request).
 
@@ -208,11 +218,7 @@ class TrainStep:
 
         A method with a ``progress`` attribute (the ε and λ warm-ups) gets the share of the ``total_steps`` done
         before each step (``first_step``: the steps of the earlier epochs)."""
-        self.model.train()
-        if self.config.freeze_bn:  # fine-tuning on small batches: BatchNorm keeps its statistics and normalises with them
-            for module in self.model.modules():
-                if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-                    module.eval()
+        train_mode(self.model, self.config.freeze_bn)
         order = torch.randperm(len(labels), generator=generator)
         totals: dict[str, float] = {}
         for index, start in enumerate(range(0, len(order), self.config.batch_size)):
