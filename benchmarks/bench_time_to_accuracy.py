@@ -22,7 +22,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from robench.io import write_atomic, write_text_atomic  # noqa: E402
+from robench.io import write_text_atomic  # noqa: E402
+from robench.reports.plots import save_figure  # noqa: E402
 
 
 def curve(label: str, log: Path) -> pd.DataFrame:
@@ -57,7 +58,7 @@ def main() -> int:
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", fontsize=8, frameon=False)  # below the panels, off the curves
     fig.tight_layout(rect=(0, 0.045 * n_runs, 1, 1))
-    write_atomic(args.out.with_suffix(".png"), lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    save_figure(fig, args.out.parent, args.out.name)
     summary = curves.groupby("run", sort=False).agg(
         epochs=("epoch", "max"), minutes=("minutes", "max"), best_clean=("clean", "max"), best_pgd=("pgd", "max"))
     command = "python benchmarks/bench_time_to_accuracy.py " + " ".join(f'--run "{label}={log}"' for label, log in runs)

@@ -39,6 +39,7 @@ import robench.runner  # noqa: F401  (loaded now: a long run keeps the code it s
 import robench.suites  # noqa: F401
 from robench.io import write_atomic, write_text_atomic
 from robench.metrics.paired import holm, mcnemar_p
+from robench.reports.plots import save_figure
 
 STUDY = PRESETS["fast"]
 PGD2 = {"inner_attack": "pgd", "attack_steps": 2, "step_size": round(4 / 255, 8)}  # two steps of ε/2 from a random start
@@ -231,8 +232,7 @@ def write_report(study: Path, out: Path) -> Path:
             ax.set_xlabel("teacher cosine (1,195 lossless)" if x == "cosine" else "pixel Gini (sample, correct)")
             ax.set_ylabel(f"{error} error")
     axes[0, 0].legend(fontsize=7)
-    write_atomic(out / "errors-vs-alignment.png", lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
-    plt.close(fig)
+    save_figure(fig, out, "errors-vs-alignment")
     write_text_atomic(out / "RESULTS.md", results_markdown(summary, tests_table))
     return out / "RESULTS.md"
 

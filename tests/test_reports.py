@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import shutil
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from robench.errors import RobenchError
 from robench.io import gzip_bytes
 from robench.reports.compare import common_correct, comparison_table, model_labels
-from robench.reports.plots import save_figure
+from robench.reports.plots import palette_png, save_figure
 from robench.reports.report import build_report
 from robench.reports.runs import LEGACY_PER_IMAGE_FILE, PER_IMAGE_FILE, headline, load_run
 from robench.schema import LORENZ_DIGITS, STORED_DIGITS, significant
@@ -110,6 +111,25 @@ def test_saved_figures_are_byte_identical_when_drawn_again(tmp_path: Path) -> No
             "scatter.png", "scatter.svg"]
     for ext in ("png", "svg"):
         assert (tmp_path / "a" / f"scatter.{ext}").read_bytes() == (tmp_path / "b" / f"scatter.{ext}").read_bytes()
+
+
+def test_a_saved_png_is_a_palette_image_that_looks_like_the_figure(tmp_path: Path) -> None:
+    """The stored PNG has at most 256 colours, differs from matplotlib's RGBA rendering by little, and is smaller."""
+    from PIL import Image
+
+    fig, ax = plt.subplots()
+    image = ax.imshow(np.linspace(0, 1, 400).reshape(20, 20), cmap="viridis")  # a smooth colour ramp: the worst case
+    fig.colorbar(image)
+    ax.plot([0, 19], [0, 19], color="#D55E00")
+    rendered = io.BytesIO()
+    fig.savefig(rendered, format="png", dpi=100, bbox_inches="tight")
+    (path,) = save_figure(fig, tmp_path, "ramp")
+    with Image.open(path) as stored, Image.open(rendered) as original:
+        assert stored.mode == "P" and len(stored.getcolors(1 << 16) or []) <= 256
+        diff = np.abs(np.asarray(stored.convert("RGB"), dtype=float) - np.asarray(original.convert("RGB"), dtype=float))
+    assert diff.mean() < 2.0 and diff.max() < 32  # 8-bit levels
+    assert path.stat().st_size < len(rendered.getvalue())
+    assert palette_png(rendered.getvalue()) == path.read_bytes()  # deterministic, and what save_figure stores
 
 
 def test_report_opens_with_a_summary_and_the_key_plot(zoo_runs: list[Path], tmp_path: Path) -> None:
