@@ -16,7 +16,7 @@ import pytest
 from robench.errors import RobenchError
 from robench.io import gzip_bytes
 from robench.reports.compare import common_correct, comparison_table, model_labels
-from robench.reports.plots import palette_png, save_figure
+from robench.reports.plots import fitting_font_size, palette_png, save_figure
 from robench.reports.report import build_report
 from robench.reports.runs import LEGACY_PER_IMAGE_FILE, PER_IMAGE_FILE, headline, load_run
 from robench.schema import LORENZ_DIGITS, STORED_DIGITS, significant
@@ -130,6 +130,19 @@ def test_a_saved_png_is_a_palette_image_that_looks_like_the_figure(tmp_path: Pat
     assert diff.mean() < 2.0 and diff.max() < 32  # 8-bit levels
     assert path.stat().st_size < len(rendered.getvalue())
     assert palette_png(rendered.getvalue()) == path.read_bytes()  # deterministic, and what save_figure stores
+
+
+@pytest.mark.parametrize("label", ["standard", "abcrown-cifar_marabou_medium", "salman-cifar_cnn_wide_1_NOR" * 2])
+def test_a_title_at_its_fitting_font_size_fits_its_panel(label: str) -> None:
+    """Measured by matplotlib's renderer: the title is no wider than the width it was sized for (long names shrink)."""
+    width_pt = 0.9 * 2.6 * 72
+    size = fitting_font_size(label, width_pt)
+    fig = plt.figure(dpi=72)  # 1 pixel = 1 point
+    text = fig.text(0, 0, label, fontsize=size)
+    extent = text.get_window_extent(renderer=fig.canvas.get_renderer())
+    plt.close(fig)
+    assert extent.width <= width_pt or size == 6.0
+    assert size == 12.0 if len(label) < 15 else size < 12.0
 
 
 def test_report_opens_with_a_summary_and_the_key_plot(zoo_runs: list[Path], tmp_path: Path) -> None:

@@ -45,6 +45,16 @@ OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 
 
+PANEL_WIDTH_IN = 2.6  # the width of one model's corruption heat map (inches)
+
+
+def fitting_font_size(text: str, width_pt: float, largest: float = 12.0, smallest: float = 6.0) -> float:
+    """The font size (points, within [smallest, largest]) at which ``text`` fits ``width_pt`` points, taking a
+    character as 0.6 of the font size wide (DejaVu Sans averages about 0.55): long model names shrink instead of
+    running into the next panel's title."""
+    return max(smallest, min(largest, width_pt / (0.6 * max(len(text), 1))))
+
+
 def style(i: int) -> dict[str, object]:
     """Colour and marker of the i-th model."""
     return {"color": OKABE_ITO[i % len(OKABE_ITO)], "marker": MARKERS[i % len(MARKERS)]}
@@ -238,7 +248,7 @@ def corruption_heatmaps(runs: Sequence[Run], labels: Sequence[str]) -> Figure | 
     severities = sorted({c for _, t in tables for c in t.columns}, key=int)
     cols = min(4, len(tables))
     rows = math.ceil(len(tables) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols + 1.8, (0.32 * len(names) + 1.1) * rows + 0.6),
+    fig, axes = plt.subplots(rows, cols, figsize=(PANEL_WIDTH_IN * cols + 1.8, (0.32 * len(names) + 1.1) * rows + 0.6),
                              sharey=True, squeeze=False, layout="constrained")
     image = None
     for ax, (label, table) in zip(axes.flat, tables):
@@ -247,7 +257,7 @@ def corruption_heatmaps(runs: Sequence[Run], labels: Sequence[str]) -> Figure | 
         ax.set_xticks(range(len(severities)), severities)
         ax.set_yticks(range(len(names)), [n.replace("_", " ") for n in names])
         ax.set_xlabel("severity")
-        ax.set_title(label)
+        ax.set_title(label, fontsize=fitting_font_size(label, width_pt=0.9 * PANEL_WIDTH_IN * 72))
         for (r, c), v in np.ndenumerate(values):
             if not np.isnan(v):
                 ax.text(c, r, f"{v:.0f}", ha="center", va="center", fontsize=7, color="white" if v < 60 else "black")
