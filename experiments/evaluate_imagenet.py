@@ -50,6 +50,10 @@ class Evaluation:
 DUAN = {"attribution": "integrated_gradients", "ina_budgets": "5000", "noise": "uniform", "noise_mode": "replace",
         "occlusion_fill": "0", "occlusion_order": "radius_first", "occlusion_search": "sweep"}
 
+#: Duan et al.'s integrated-gradient Gini of adversarially trained ImageNet ResNet-50s (methods.md §2), by ε in /255.
+DUAN_IMAGENET_AT_GINI = {"global": {8: 0.94}, "regional": {1: 0.86, 2: 0.88, 4: 0.93, 8: 0.97}}
+DUAN_CIFAR10_STANDARD_GINI = 0.58  # their Table 1: a standard CIFAR-10 ResNet-18
+
 EVALUATIONS: dict[str, Evaluation] = {
     "lite0-clean": Evaluation("lite0", "clean", None),
     "lite1-clean": Evaluation("lite1", "clean", None),
@@ -226,6 +230,17 @@ def inequality_section(saliency: dict[str, Run], duan: dict[str, Run]) -> list[s
                          f" | {fmt(r.value('gini', 'mean', 'region_sum', 'correct'))} | "
                          f"{fmt(r.value('inductive_noise', 'error_rate'))} | "
                          f"{fmt(r.value('inductive_occlusion', 'error_rate'))} |")
+        ginis = [r.value("gini", "mean", "pixel", "correct") for r in duan.values()]
+        lines += ["", "Duan et al. give integrated-gradient Gini at 224 px only for adversarially trained ImageNet "
+                  "ResNet-50s (methods.md §2): global "
+                  + ", ".join(f"{g:.2f} at ε = {e}/255" for e, g in DUAN_IMAGENET_AT_GINI["global"].items())
+                  + "; regional (16 × 16 sums) "
+                  + ", ".join(f"{g:.2f}" for g in DUAN_IMAGENET_AT_GINI["regional"].values()) + " at ε = "
+                  + " / ".join(f"{e}" for e in DUAN_IMAGENET_AT_GINI["regional"]) + "/255; their standard "
+                  f"CIFAR-10 ResNet-18 is at {DUAN_CIFAR10_STANDARD_GINI:.2f} global (Table 1). The standard Lite "
+                  f"models here: {'–'.join(dict.fromkeys((fmt(min(ginis)), fmt(max(ginis)))))} global, "
+                  + ("between the two." if DUAN_CIFAR10_STANDARD_GINI < min(ginis) and max(ginis)
+                     < DUAN_IMAGENET_AT_GINI["global"][8] else "not between the two.")]
     return lines + [""]
 
 
