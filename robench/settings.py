@@ -155,6 +155,10 @@ class InequalityConfig(AttributionSettings):
     noise_mode: str = setting("add", "add (INA1) or replace (INA2).")
     noise: str = setting("gaussian", "gaussian N(0,1) (IGD) or uniform U[min x, max x] (Duan).")
     trials: int = setting(1, "Noise draws per image and budget.")
+    region_block: int | None = setting(None, "Block size b (px) of the regional Gini (Duan's sum over b×b blocks; "
+                                             "default: the finest power-of-two grid of at most 14×14 regions: 4 at "
+                                             "32 px, 16 at 224 px, 32 at 240-260 px). Fix it to compare models of "
+                                             "different resolutions.")
     occlusion_fill: tuple[float, ...] = setting((0.0, 0.5, 1.0), "Occlusion fill values (0 Duan, 0.5/1 IGD); "
                                                 "empty: no occlusion.", parse=parse_optional_floats)
     occlusion_order: str = setting("count_first", "count_first (IGD) or radius_first (Duan).")
@@ -185,7 +189,7 @@ class InequalityConfig(AttributionSettings):
                               ("occlusion_order", ORDERS), ("occlusion_search", ("auto", *SEARCHES))):
             if getattr(self, name) not in allowed:
                 raise SettingError(name, f"must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        for name in ("trials", "occlusion_count", "attack_batch"):
+        for name in ("trials", "occlusion_count", "attack_batch", "region_block"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise SettingError(name, f"must be at least 1, got {getattr(self, name)}")
         if self.occlusion_radius is not None and self.occlusion_radius < 1:
@@ -201,6 +205,9 @@ class InequalityConfig(AttributionSettings):
             if too_big := [b for b in budgets if isinstance(b, int) and not isinstance(b, bool) and b > c * h * w]:
                 raise SettingError(name, f"count {too_big[0]} exceeds the {c * h * w} entries (C·H·W) of one image",
                                    sep=" ")
+        if self.region_block is not None and self.region_block > min(h, w):
+            raise SettingError("region_block", f"{self.region_block} exceeds the {min(h, w)}-pixel side of one image",
+                               sep=" ")
         if self.occlusion_count > h * w:
             raise SettingError("occlusion_count", f"{self.occlusion_count} exceeds the {h * w} pixels of one image",
                                sep=" ")
@@ -370,9 +377,10 @@ def recorded_settings(recorded: dict[str, Any]) -> dict[str, Any]:
 
     ``occlusion_max_radius`` (the user's value, None for the default) is dropped: older runs recorded the
     resolved radius beside it as ``occlusion_radius``, the name that holds it now. Runs recorded before
-    the occlusion search was a setting swept the grid. An unset reference model is left out, so that runs
-    without one compare equal to those recorded before the setting existed. Attribution options recorded
-    by the methods' keywords (``{"steps": 8}``, before they had names) read by name (``{"ig_steps": 8}``).
+    the occlusion search was a setting swept the grid. An unset reference model or regional-Gini block is
+    left out, so that runs without one compare equal to those recorded before the setting existed. Attribution
+    options recorded by the methods' keywords (``{"steps": 8}``, before they had names) read by name
+    (``{"ig_steps": 8}``).
     """
     settings = {LEGACY_NAMES.get(k, k): v for k, v in recorded.items() if k != "occlusion_max_radius"}
     if isinstance(settings.get("attribution_options"), dict):
@@ -382,6 +390,7 @@ def recorded_settings(recorded: dict[str, Any]) -> dict[str, Any]:
                                            for k, v in settings["attribution_options"].items()}
     if "occlusion_order" in settings:
         settings.setdefault("occlusion_search", "sweep")
-    if settings.get("reference_model", "") is None:  # no reference: as runs recorded before the setting existed
-        del settings["reference_model"]
+    for unset in ("reference_model", "region_block"):  # left unset: as runs recorded before the setting existed
+        if settings.get(unset, "") is None:
+            del settings[unset]
     return settings

@@ -69,6 +69,30 @@ def test_gini_column_matches_captum_and_direct_formula(tmp_path: Path) -> None:
     np.testing.assert_allclose(result.per_image["gini_pixel"].to_numpy(), expected, rtol=1e-4, atol=1e-6)
 
 
+def test_region_block_sets_the_regional_gini_block(tmp_path: Path) -> None:
+    """--region-block 8 at 32 px: each image's regional Gini is the Gini of its 4×4 channel-and-block sums of
+    Captum's |saliency| (the default block there is 4: 8×8 regions), and the block is recorded."""
+    torch.manual_seed(0)
+    model = RobenchModel(create_model("cnn_tiny"), ModelInfo("t", "cnn_tiny", 10, (3, 32, 32), (0.5,) * 3, (0.25,) * 3))
+    data = load_dataset("sample", limit=8)
+    config = InequalityConfig(ina_budgets=(0.01,), rn_budgets=(0.1,), occlusion_fill=(), region_block=8)
+    result = evaluate(model, data, make_suites("inequality", suite_options={"inequality": {"config": config}}),
+                      out_dir=tmp_path / "run")
+    x, y = data.batch(0, len(data))
+    sums = captum_abs_saliency(model.eval(), x, y).reshape(len(data), 3, 4, 8, 4, 8).sum(axis=(1, 3, 5))
+    np.testing.assert_allclose(result.per_image["gini_region_sum"].to_numpy(), [mad_gini(m) for m in sums],
+                               rtol=1e-4, atol=1e-6)
+    assert json.loads((tmp_path / "run" / "meta.json").read_text())["suites"]["inequality"]["block_sum"] == 8
+
+
+def test_a_region_block_larger_than_the_image_is_a_one_line_error(cli, tiny_checkpoint: Path,  # type: ignore[no-untyped-def]
+                                                                   tmp_path: Path) -> None:
+    r = cli("evaluate", "--model", tiny_checkpoint, "--limit", "4", "--suite", "inequality", *FAST,
+            "--region-block", "64", "--out", tmp_path / "run")
+    assert r.code != 0 and "--region-block 64 exceeds the 32-pixel side of one image" in r.err
+    assert not (tmp_path / "run" / "meta.json").exists()
+
+
 @pytest.mark.slow
 def test_resnet20_mean_pixel_gini_matches_independent_computation(foreign_checkpoint: Path) -> None:
     model = load_model(str(foreign_checkpoint), arch="cifar_resnet20:resnet20", arch_path=str(USER_ARCH),

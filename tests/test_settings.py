@@ -22,7 +22,7 @@ ATTRIBUTION_OPTION_FLAGS = {"--ig-steps", "--ig-method", "--ig-baseline", "--int
 DOCUMENTED_SUITE_FLAGS = {
     "inequality": {"--attribution", *ATTRIBUTION_OPTION_FLAGS, "--gini-value", "--ina-budgets", "--rn-budgets",
                    "--noise-mode", "--noise", "--trials", "--occlusion-fill", "--occlusion-order", "--occlusion-count",
-                   "--occlusion-radius", "--occlusion-search", "--attack-batch", "--reference-model"},
+                   "--occlusion-radius", "--occlusion-search", "--attack-batch", "--reference-model", "--region-block"},
     "adversarial": {"--eps", "--pgd-steps", "--pgd-rel-stepsize", "--pgd-restarts", "--autoattack", "--masking-checks"},
     "corruptions": {"--corruptions", "--severities", "--corruption-table", "--corruption-engine", "--workers"},
     "sanity": {"--attribution", *ATTRIBUTION_OPTION_FLAGS, "--mprt-steps", "--mprt-threshold", "--mprt-verdict-share"},

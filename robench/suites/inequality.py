@@ -99,7 +99,7 @@ class InequalitySuite:
         numel = c * h * w
         self.config.check_image((c, h, w))  # counts larger than an image, named by their setting
         self._resolved = {
-            "block_sum": default_block_size(h, "sum"),
+            "block_sum": self.config.region_block or default_block_size(h, "sum"),
             "block_avgpool": min(default_block_size(h, "avgpool"), h, w),
             "occlusion_radius": self.config.occlusion_radius or default_max_radius(h),
             "ina_k": resolve_budgets(self.config.ina_budgets, numel),
