@@ -16,7 +16,9 @@ Stages (each resumable: a finished checkpoint or run is kept, an interrupted one
   each IGD variant against its PGD-AT baseline on their common-correct images, the margin check
   (median margin² / Σ g² over a random 20% of entries), and ``OUT/errors-vs-alignment.png``.
 
-Every call is recorded in ``OUT/commands.json`` as its ``robench`` command line with its wall time.
+Every call is recorded in ``OUT/commands.json`` as its ``robench`` command line with its wall time. The new
+checkpoints go to ``--models`` (``runs/igd-ablation``, not committed: reports/ has a size budget); each training
+log is copied beside the runs, to ``OUT/models/NAME.pt.log.csv``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,8 +82,9 @@ AUTOATTACK: Options = {**STUDY.autoattack, "limit": 200}
 
 
 def train_variant(name: str, variant: Variant, study_models: Path, models: Path, study_data: Options, device: str,
-                  log: list[dict]) -> Path:
-    """Train ``name`` into MODELS/NAME.pt (resuming an interrupted run); returns the checkpoint."""
+                  log: list[dict], logs: Path) -> Path:
+    """Train ``name`` into MODELS/NAME.pt (resuming an interrupted run) and copy its training log into ``logs``;
+    returns the checkpoint."""
     ckpt = models / f"{name}.pt"
     if ckpt.exists() and not Path(f"{ckpt}.state.pt").exists():
         return ckpt
@@ -88,6 +92,8 @@ def train_variant(name: str, variant: Variant, study_models: Path, models: Path,
                "name": name, "device": device, "out": str(ckpt),
                **({"resume": True} if Path(f"{ckpt}.state.pt").exists() else {})}
     logged(log, "train", options, lambda: robench.train(**options))
+    logs.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(f"{ckpt}.log.csv", logs / f"{ckpt.name}.log.csv")
     return ckpt
 
 
@@ -176,7 +182,7 @@ def model_row(name: str, runs: dict[str, Path], ckpt: Path) -> dict[str, object]
     return row
 
 
-def write_report(study: Path, out: Path) -> Path:
+def write_report(study: Path, out: Path, models: Path) -> Path:
     """summary.csv, pairs.csv and errors-vs-alignment.png in ``out`` from the finished runs; returns the summary."""
     import matplotlib.pyplot as plt
 
@@ -191,7 +197,7 @@ def write_report(study: Path, out: Path) -> Path:
             runs = {"sample": out / "runs" / name, "replace": out / "runs" / f"{name}-replace",
                     "autoattack": out / "runs" / f"{name}-autoattack"}
             if (runs["sample"] / "meta.json").exists():
-                rows.append({**model_row(name, runs, out / "models" / f"{name}.pt"), "origin": "ablation",
+                rows.append({**model_row(name, runs, models / f"{name}.pt"), "origin": "ablation",
                              "what": what})
                 paths[name] = runs
     summary = pd.DataFrame(rows)
@@ -287,6 +293,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--study", type=Path, default=Path("reports/reproduction/cifar10-fast"))
     p.add_argument("--out", type=Path, default=Path("reports/reproduction/cifar10-fast/igd-ablation"))
+    p.add_argument("--models", type=Path, default=Path("runs/igd-ablation"),
+                   help="Where the new checkpoints go (not committed).")
     p.add_argument("--data-dir", default="../shared/data")
     p.add_argument("--stage", choices=("all", "free", "train", "report"), default="all")
     p.add_argument("--only", default=None, help="Comma-separated subset of the variants (train stage).")
@@ -294,7 +302,7 @@ def main() -> int:
                    help="Run the AutoAttack evaluation of each variant (the slowest step).")
     p.add_argument("--device", default="auto")
     args = p.parse_args()
-    study_models, models, runs = args.study / "models", args.out / "models", args.out / "runs"
+    study_models, models, runs = args.study / "models", args.models, args.out / "runs"
     models.mkdir(parents=True, exist_ok=True)
     study_data = {"data": "cifar10", "data_dir": args.data_dir}
     teacher = str(study_models / "standard.pt")
@@ -314,7 +322,8 @@ def main() -> int:
                 run(study_models / f"{name}.pt", replace, runs / f"{name}-replace")
         if args.stage in ("all", "train"):
             for name in args.only.split(",") if args.only else VARIANTS:
-                ckpt = train_variant(name, VARIANTS[name], study_models, models, study_data, args.device, log)
+                ckpt = train_variant(name, VARIANTS[name], study_models, models, study_data, args.device, log,
+                                     args.out / "models")
                 run(ckpt, sample, runs / name)
                 run(ckpt, replace, runs / f"{name}-replace")
                 last = models / f"{name}-last.pt"  # the last epoch: the selection by PGD-10 may keep an early one
@@ -324,7 +333,7 @@ def main() -> int:
                 if args.autoattack:
                     run(ckpt, AUTOATTACK, runs / f"{name}-autoattack")
         if args.stage in ("all", "report"):
-            print(f"report: {write_report(args.study, args.out)}")
+            print(f"report: {write_report(args.study, args.out, models)}")
     finally:
         if log:
             earlier = json.loads(log_path.read_text()) if log_path.exists() else []
