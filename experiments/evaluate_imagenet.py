@@ -45,11 +45,12 @@ class Evaluation:
     data: tuple[str, str] | None = None  # (file beside the validation archive, split)
 
 
+#: The regional Gini on Duan's 224-px blocks (16 × 16) at every resolution: the default block is 32 at 240 and 260 px.
+SAME_BLOCKS = {"region_block": 16}
 #: Duan et al.'s 224-px protocol (docs/attacks.md): integrated gradients, 5,000 entries replaced by U[min x, max x]
-#: noise, occlusion with black squares, radius outer, every step swept as in their code; regional Gini on their
-#: 224-px blocks (16 × 16) at every resolution.
+#: noise, occlusion with black squares, radius outer, every step swept as in their code.
 DUAN = {"attribution": "integrated_gradients", "ina_budgets": "5000", "noise": "uniform", "noise_mode": "replace",
-        "occlusion_fill": "0", "occlusion_order": "radius_first", "occlusion_search": "sweep", "region_block": 16}
+        "occlusion_fill": "0", "occlusion_order": "radius_first", "occlusion_search": "sweep", **SAME_BLOCKS}
 
 #: Duan et al.'s integrated-gradient Gini of adversarially trained ImageNet ResNet-50s (methods.md §2), by ε in /255.
 DUAN_IMAGENET_AT_GINI = {"global": {8: 0.94}, "regional": {1: 0.86, 2: 0.88, 4: 0.93, 8: 0.97}}
@@ -60,8 +61,7 @@ EVALUATIONS: dict[str, Evaluation] = {
     "lite1-clean": Evaluation("lite1", "clean", None),
     "lite2-clean": Evaluation("lite2", "clean", None),
     # saliency on every image; integrated gradients (50 passes per image) on a 100-image subset of each model
-    # the regional Gini on 16 × 16 blocks at every resolution (the default block is 32 at 240 and 260 px)
-    **{f"{m}-inequality": Evaluation(m, "inequality", None, {"region_block": 16}) for m in PUBLISHED_TOP1},
+    **{f"{m}-inequality": Evaluation(m, "inequality", None, SAME_BLOCKS) for m in PUBLISHED_TOP1},
     **{f"{m}-inequality-duan-ig": Evaluation(m, "inequality", 100, DUAN) for m in PUBLISHED_TOP1},
     "lite0-adversarial": Evaluation("lite0", "adversarial", 100, {"eps": "1/255,4/255"}),
     "lite0-autoattack": Evaluation("lite0", "adversarial", 200, {"eps": "1/255,4/255", "autoattack": True}),

@@ -44,8 +44,6 @@ PNG_DPI = 100  # matplotlib's own; 150 made the committed reports 1.4 MB heavier
 PNG_COLOURS = 256
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
-
-
 PANEL_WIDTH_IN = 2.6  # the width of one model's corruption heat map (inches)
 
 
