@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import math
 import sys
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import robench
+from robench.errors import OtherRunError
 from robench.io import write_atomic
 from robench.reports.runs import Run, load_run
 from robench.schema import eps_label
@@ -97,15 +98,17 @@ def run(name: str, spec: Evaluation, data: str, out: Path) -> Run:
     if spec.data is not None:
         kind, _, path = data.partition(":")
         data, split = f"{kind}:{Path(path).parent / spec.data[0]}", spec.data[1]
-    meta = out / "runs" / name / "meta.json"
-    if meta.exists() and json.loads(meta.read_text())["options"].get("limit") != spec.limit:
-        # a finished run on another number of images than EVALUATIONS asks for now (kept in git): it stops counting
-        # as finished, and the new run resumes from its own partial results if interrupted
-        print(f"{name}: replacing the finished run on a different number of images", flush=True)
-        meta.unlink()
-    return robench.evaluate(checkpoint(spec.model), data, spec.suites, out=out / "runs" / name, limit=spec.limit,
-                            model_options={"arch": f"tf_efficientnet_{spec.model}"}, data_options={"split": split},
-                            **spec.settings)
+    evaluate = partial(robench.evaluate, checkpoint(spec.model), data, spec.suites, out=out / "runs" / name,
+                       limit=spec.limit, model_options={"arch": f"tf_efficientnet_{spec.model}"},
+                       data_options={"split": split}, **spec.settings)
+    try:
+        return evaluate()
+    except OtherRunError:
+        # a finished run made otherwise than EVALUATIONS asks for now (another image count or setting; kept in git):
+        # it stops counting as finished, and the new run resumes from its own partial results if interrupted
+        print(f"{name}: replacing the finished run made with other images or settings", flush=True)
+        (out / "runs" / name / "meta.json").unlink()
+        return evaluate()
 
 
 def fmt(value: float, digits: int = 3) -> str:

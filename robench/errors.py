@@ -1,6 +1,6 @@
-"""The exception types for user mistakes, three in all: :class:`RobenchError`, the base; :class:`SettingError`, naming
-the setting at fault; and :class:`robench.io.WriteError` (defined beside the writing code), a file that cannot be
-written, also an ``OSError``. The CLI prints the message of any of them as one line and exits 2."""
+"""The exception types for user mistakes, four in all: :class:`RobenchError`, the base; :class:`SettingError`, naming
+the setting at fault; :class:`OtherRunError`, an output directory holding another run's results; and
+:class:`robench.io.WriteError` (defined beside the writing code), a file that cannot be written, also an ``OSError``. The CLI prints the message of any of them as one line and exits 2."""
 
 
 class RobenchError(Exception):
@@ -24,3 +24,9 @@ class SettingError(RobenchError):
     def named(self, name: str) -> str:
         """The message with the setting called ``name`` (the CLI passes its flag)."""
         return f"{name}{self.sep}{self.message}"
+
+
+class OtherRunError(RobenchError):
+    """An output directory already holds the finished results of a different run (another ``signature``: model, data,
+    seed or setting). Scripts that mean to replace such a run catch it, remove ``meta.json`` and evaluate again: the
+    new run's finished batches are kept for a resume, which ``overwrite=True`` would discard."""

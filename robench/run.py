@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from robench.errors import RobenchError
+from robench.errors import OtherRunError, RobenchError
 from robench.io import atomic_path, gzip_bytes, json_text
 from robench.schema import (
     FLOAT_FORMAT,
@@ -89,7 +89,7 @@ class Run:
         if (path / "meta.json").exists() and not overwrite:
             other = recorded_signature(path)
             if other is None or other != self.meta.get("signature"):
-                raise RobenchError(f"{path} already holds results of a different run; save to another directory "
+                raise OtherRunError(f"{path} already holds results of a different run; save to another directory "
                                    "or pass overwrite=True")
         path.mkdir(parents=True, exist_ok=True)
         write_results(path, self.results, self.per_image, self.meta)

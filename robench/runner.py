@@ -37,7 +37,7 @@ from robench._version import __version__
 from robench.data.imageset import ImageSet
 from robench.devices import full_float32
 from robench.distributed import DistContext
-from robench.errors import RobenchError, SettingError
+from robench.errors import OtherRunError, RobenchError, SettingError
 from robench.io import json_text, write_atomic
 from robench.models.modes import eval_mode
 from robench.models.wrapper import RobenchModel
@@ -148,14 +148,14 @@ def evaluate(model: RobenchModel, data: ImageSet, suites: list[Suite], *, out_di
         return finished if finished is not None else Run.empty(meta)
     partial = None
     if out_dir is not None:  # rank 0 checks and cleans the directory; the others then use (or create) it
-        error = None
+        error: RobenchError | None = None
         if ctx.is_main:
             try:
                 partial = _prepare_out_dir(out_dir, signature, overwrite)
             except RobenchError as exc:
-                error = str(exc)
+                error = exc
         if (error := ctx.broadcast(error)) is not None:
-            raise RobenchError(error)
+            raise error
         partial = partial or _join_out_dir(out_dir, signature)
     started = time.time()
     starts = list(range(0, len(data), batch_size))[ctx.rank::ctx.world]
@@ -191,7 +191,7 @@ def _prepare_out_dir(out_dir: Path, signature: str, overwrite: bool) -> Path:
         raise RobenchError(f"--out {out_dir} exists and is not a directory")
     if meta_path.exists() and not overwrite:
         if recorded_signature(out_dir) != signature:
-            raise RobenchError(f"{out_dir} already holds results of a different run; choose another --out or pass --overwrite")
+            raise OtherRunError(f"{out_dir} already holds results of a different run; choose another --out or pass --overwrite")
     if partial.exists():
         sig_file = partial / "signature"
         if overwrite or not sig_file.exists() or sig_file.read_text() != signature:

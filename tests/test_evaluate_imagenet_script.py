@@ -14,18 +14,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 import evaluate_imagenet  # noqa: E402
 
 
-@pytest.mark.parametrize(("limit", "replaced"), [(4, False), (None, True)])
-def test_a_finished_run_on_another_number_of_images_is_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                 limit: int | None, replaced: bool) -> None:
-    out = tmp_path / "imagenet"
-    robench.evaluate("zoo:standard", "sample", "clean", out=out / "runs" / "lite0-clean", limit=4)
+@pytest.mark.parametrize(("limit", "settings", "replaced"),
+                         [(4, {}, False), (None, {}, True), (4, {"seed": 1}, True)])
+def test_a_finished_run_made_otherwise_is_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: int | None,
+                                                   settings: dict[str, Any], replaced: bool) -> None:
+    """A finished run on another number of images or with another setting (here the seed) is evaluated again into its
+    directory, without ``overwrite`` (which would discard an interrupted replacement's finished batches); the same run
+    is kept."""
+    out, evaluate = tmp_path / "imagenet", robench.evaluate
+    first = evaluate("zoo:standard", "sample", "clean", out=out / "runs" / "lite0-clean", limit=4)
     calls: list[dict[str, Any]] = []
+
+    def on_the_sample(model: Path, data: str, suites: str, model_options: Any, data_options: Any,
+                      **kwargs: Any) -> robench.Run:  # the ImageNet model and images replaced by the bundled ones
+        calls.append(kwargs)
+        return evaluate("zoo:standard", "sample", suites, **kwargs)
+
     monkeypatch.setattr(evaluate_imagenet, "checkpoint", lambda model: Path(f"{model}.pth"))
-    monkeypatch.setattr(robench, "evaluate", lambda *args, **kwargs: calls.append(kwargs))
-    spec = evaluate_imagenet.Evaluation("lite0", "clean", limit)
-    evaluate_imagenet.run("lite0-clean", spec, "imagenet:x.tar", out)
-    assert (out / "runs" / "lite0-clean" / "meta.json").exists() is not replaced  # no longer counts as finished
-    assert calls[0]["limit"] == limit and "overwrite" not in calls[0]  # an interrupted replacement resumes
+    monkeypatch.setattr(robench, "evaluate", on_the_sample)
+    spec = evaluate_imagenet.Evaluation("lite0", "clean", limit, settings)
+    again = evaluate_imagenet.run("lite0-clean", spec, "imagenet:x.tar", out)
+    assert len(calls) == 1 + replaced and all("overwrite" not in c for c in calls)
+    assert (again.meta["signature"] != first.meta["signature"]) is replaced
+    assert robench.load_run(out / "runs" / "lite0-clean").meta["signature"] == again.meta["signature"]
 
 
 def test_the_fine_tuned_table_reads_each_measure_from_the_runs(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import robench
-from robench.errors import RobenchError
+from robench.errors import OtherRunError
 
 FAST = {"ina_budgets": "0.01", "rn_budgets": "0.1", "occlusion_fill": "0.5", "occlusion_count": 2}
 
@@ -50,9 +50,22 @@ def test_report_and_compare_a_wrapped_module_saved_or_not(run: robench.Run, tmp_
 def test_save_refuses_another_runs_directory(run: robench.Run, tmp_path: Path) -> None:
     other = robench.evaluate("zoo:standard", "sample", "inequality", limit=24, out=tmp_path / "b", **FAST)
     before = (tmp_path / "b" / "meta.json").read_bytes()
-    with pytest.raises(RobenchError, match=r"already holds results of a different run; .* overwrite=True$"):
+    with pytest.raises(OtherRunError, match=r"already holds results of a different run; .* overwrite=True$"):
         run.save(tmp_path / "b")
     assert (tmp_path / "b" / "meta.json").read_bytes() == before  # nothing written
     other.save(tmp_path / "b")  # the same run again: allowed
     run.save(tmp_path / "b", overwrite=True)
     assert robench.load_run(tmp_path / "b").name == run.name
+
+
+def test_evaluate_into_another_runs_directory_raises_other_run_error(tmp_path: Path) -> None:
+    """Another setting into a finished run's directory: refused and untouched; without its meta.json, replaced."""
+    robench.evaluate("zoo:standard", "sample", "inequality", limit=8, out=tmp_path / "r", **FAST)
+    before = (tmp_path / "r" / "meta.json").read_bytes()
+    other = dict(FAST, ina_budgets="0.02")
+    with pytest.raises(OtherRunError, match=r"already holds results of a different run; .* --overwrite$"):
+        robench.evaluate("zoo:standard", "sample", "inequality", limit=8, out=tmp_path / "r", **other)
+    assert (tmp_path / "r" / "meta.json").read_bytes() == before
+    (tmp_path / "r" / "meta.json").unlink()  # what experiments/evaluate_imagenet.py does to replace a stale run
+    replaced = robench.evaluate("zoo:standard", "sample", "inequality", limit=8, out=tmp_path / "r", **other)
+    assert replaced.meta["suites"]["inequality"]["ina_budgets"] == [0.02]
