@@ -86,3 +86,31 @@ def test_finished_run_does_no_corruption_work(cli, tiny_checkpoint: Path, tmp_pa
 
     monkeypatch.setattr(corruptions_suite, "cached_array", refuse)
     assert cli("evaluate", "--model", tiny_checkpoint, *args).code == 0
+
+
+def test_mean_rows_have_an_image_bootstrap_interval_matching_scipy() -> None:
+    """The mean over severities, the noise family and all corruptions: each value as before (the mean of the
+    severity error rates) with the percentile-bootstrap interval over images of each image's mean error, which
+    scipy.stats.bootstrap reproduces."""
+    from scipy.stats import bootstrap
+
+    from robench.settings import CorruptionsConfig
+
+    (suite,) = [s for s in make_suites("corruptions", suite_options={"corruptions": {"config": CorruptionsConfig(
+        corruptions="gaussian_noise,shot_noise,pixelate", severities=(1, 3, 5))}}) if s.name == "corruptions"]
+    suite.restore({"corruption_table": "imagenet-c"})
+    rng = np.random.default_rng(4)
+    columns = {f"corr[{name}/{s}]": rng.random(400) > rate for name in suite.names for s, rate in
+               zip((1, 3, 5), (0.2, 0.4, 0.7), strict=True)}
+    per_image = pd.DataFrame(columns)
+    rows = pd.DataFrame(suite.summarize(per_image, [])).set_index(["test", "param"])
+    for test, names in (("pixelate", ["pixelate"]), ("noise_family", ["gaussian_noise", "shot_noise"]),
+                        ("all", suite.names)):
+        row = rows.loc[(test, "mean")]
+        severity_rates = [1 - per_image[f"corr[{n}/{s}]"].mean() for n in names for s in (1, 3, 5)]
+        assert row["value"] == pytest.approx(np.mean(severity_rates), abs=1e-12)
+        image_error = np.mean([1 - per_image[f"corr[{n}/{s}]"].to_numpy(float) for n in names for s in (1, 3, 5)], 0)
+        reference = bootstrap((image_error,), np.mean, method="percentile", n_resamples=20000, random_state=0)
+        assert row["ci_low"] < row["value"] < row["ci_high"]
+        assert row["ci_low"] == pytest.approx(reference.confidence_interval.low, abs=0.006)
+        assert row["ci_high"] == pytest.approx(reference.confidence_interval.high, abs=0.006)

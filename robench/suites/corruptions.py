@@ -13,6 +13,7 @@ is compared with the clean error.
 from __future__ import annotations
 
 from dataclasses import asdict
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -106,22 +107,32 @@ class CorruptionsSuite:
         return columns
 
     def summarize(self, per_image: pd.DataFrame, classes: list[str]) -> list[dict[str, Any]]:
+        """Error rate per corruption and severity, then means over severities, over the noise family and over all
+        corruptions; each with a bootstrap interval over images (a mean row's from each image's mean error)."""
         rows: list[dict[str, Any]] = []
         errors: dict[str, list[float]] = {}
+        per_image_error: dict[str, np.ndarray] = {}  # shape N: each image's error averaged over the severities
         n = len(per_image)
+        ci = partial(bootstrap_ci, seed=self.seed)
         for name in self.names:
             source = f"torch/{self._table}" if self._uses_torch(name) else "imagecorruptions/imagenet-c"
+            wrong_by_severity = []
             for severity in self.config.severities:
                 column = corruption_column(name, severity)
                 wrong = 1.0 - per_image[column.name].to_numpy(dtype=float)
                 rows.append(result_row(self.name, column.test, source, column.param, "error_rate", wrong.mean(), n,
-                                       bootstrap_ci(wrong, seed=self.seed)))
+                                       ci(wrong)))
                 errors.setdefault(name, []).append(wrong.mean())
-            rows.append(result_row(self.name, name, source, "mean", "error_rate", float(np.mean(errors[name])), n))
-        noise = [errors[k] for k in ("gaussian_noise", "shot_noise", "impulse_noise") if k in errors]
+                wrong_by_severity.append(wrong)
+            per_image_error[name] = np.mean(wrong_by_severity, axis=0)
+            rows.append(result_row(self.name, name, source, "mean", "error_rate", float(np.mean(errors[name])), n,
+                                   ci(per_image_error[name])))
+        noise = [k for k in ("gaussian_noise", "shot_noise", "impulse_noise") if k in errors]
         if noise:
             rows.append(result_row(self.name, "noise_family", "gaussian+shot+impulse", "mean", "error_rate",
-                                   float(np.mean(noise)), n))
+                                   float(np.mean([errors[k] for k in noise])), n,
+                                   ci(np.mean([per_image_error[k] for k in noise], axis=0))))
         rows.append(result_row(self.name, "all", ",".join(self.names), "mean", "error_rate",
-                               float(np.mean(list(errors.values()))), n))
+                               float(np.mean(list(errors.values()))), n,
+                               ci(np.mean(list(per_image_error.values()), axis=0))))
         return rows
