@@ -45,8 +45,8 @@ def progress_mode() -> str:
 
 class LoggedProgress(Progress):
     """A rich :class:`~rich.progress.Progress` without a live display that writes one line per task every
-    ``interval`` seconds (``description: done/total (percent), elapsed H:MM:SS, remaining H:MM:SS``) and a last
-    line when a task that has written one ends."""
+    ``interval`` seconds (``description: done/total (percent), elapsed H:MM:SS, remaining H:MM:SS``; under torchrun
+    each rank's lines start ``rank R:``) and a last line when a task that has written one ends."""
 
     def __init__(self, interval: float, console: Console) -> None:
         super().__init__(console=console, disable=True, speed_estimate_period=LOG_SPEED_WINDOW_S)
@@ -77,7 +77,8 @@ class LoggedProgress(Progress):
         self._last_line[task_id] = (time.monotonic(), task.completed)
         done = f"{task.completed:.0f}/{task.total:.0f} ({task.percentage:.0f}%)" if task.total else f"{task.completed:.0f}"
         state = "done" if task.finished else f"remaining {_clock(task.time_remaining)}"
-        self.console.print(f"{task.description}: {done}, elapsed {_clock(task.elapsed)}, {state}",
+        rank = f"rank {os.environ['RANK']}: " if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""  # under torchrun
+        self.console.print(f"{rank}{task.description}: {done}, elapsed {_clock(task.elapsed)}, {state}",
                            markup=False, highlight=False, soft_wrap=True)
 
 

@@ -34,6 +34,11 @@ def test_lines_count_up_to_done_and_a_loop_shorter_than_the_interval_writes_none
     monkeypatch.setenv("ROBENCH_PROGRESS_INTERVAL", "3600")
     assert list(track(range(4), total=4, description="decoding")) == [0, 1, 2, 3]
     assert capsys.readouterr().err == ""
+    monkeypatch.setenv("ROBENCH_PROGRESS_INTERVAL", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")  # under torchrun: each rank's shard, said whose
+    list(track(range(2), total=2, description="evaluating"))
+    assert capsys.readouterr().err.splitlines()[0].startswith("rank 1: evaluating: 1/2 (50%)")
 
 
 def test_an_evaluation_in_a_log_file_reports_within_its_batches(monkeypatch: pytest.MonkeyPatch,
