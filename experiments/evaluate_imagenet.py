@@ -173,13 +173,16 @@ def summary(out: Path, data: str) -> str:
     corr = runs.get("lite0-corruptions")
     if corr is not None:
         lines += ["## Corruptions (Lite0)", "", f"{len(corr.per_image)} images, 19 corruptions × 5 severities, "
-                  f"ImageNet-C parameters; error rate per corruption over all the images (mean over severities; clean error "
-                  f"{fmt(corr.value('accuracy', 'error_rate', 'all'))}):", "",
-                  "| corruption | error |", "|---|---|"]
+                  f"ImageNet-C parameters; error rate per corruption over all the images (mean over severities, 95% "
+                  f"bootstrap interval over images; clean error {fmt(corr.value('accuracy', 'error_rate', 'all'))}). "
+                  "A run made before robench gave these intervals gets them from `robench resummarize DIR`, without "
+                  "a new evaluation:",
+                  "", "| corruption | error |", "|---|---|"]
         table = corr.results
         for _, row in table[(table["suite"] == "corruptions") & (table["param"] == "mean")
                             & (table["metric"] == "error_rate")].iterrows():
-            lines.append(f"| {row['test']} | {fmt(row['value'])} |")
+            interval = "" if math.isnan(row["ci_low"]) else f" [{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]"
+            lines.append(f"| {row['test']} | {fmt(row['value'])}{interval} |")
         lines.append("")
     lines += fine_tuned_section(runs) or ["## Models robench makes at 224 px", "", "Not evaluated yet: the fine-tuning "
                                            "runs and their per-epoch accuracies are in `finetune/README.md`.", ""]

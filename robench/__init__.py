@@ -2,8 +2,7 @@
 
 The Python API (docs/python-api.md) is importable from here: ``robench.evaluate``, ``robench.load_model``,
 ``robench.wrap``, ``robench.load_data``, ``robench.load_run``, ``robench.compare``, ``robench.rankings``, ``robench.paired``,
-``robench.report``,
-``robench.train``, ``robench.leaderboard`` and the :class:`Run` they return. They are imported on first
+``robench.report``, ``robench.resummarize``, ``robench.train``, ``robench.leaderboard`` and the :class:`Run` they return. They are imported on first
 use, so ``import robench`` stays light.
 """
 
@@ -15,7 +14,8 @@ from typing import Any
 from robench._version import __version__
 
 _API = {"evaluate": "robench.api", "load_model": "robench.api", "wrap": "robench.api", "load_data": "robench.api",
-        "compare": "robench.api", "rankings": "robench.api", "paired": "robench.api", "report": "robench.api", "train": "robench.train",
+        "compare": "robench.api", "rankings": "robench.api", "paired": "robench.api", "report": "robench.api",
+        "resummarize": "robench.api", "train": "robench.train",
         "load_run": "robench.run", "Run": "robench.run", "leaderboard": "robench.reports.leaderboard"}
 
 __all__ = ["__version__", *_API]

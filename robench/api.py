@@ -339,6 +339,28 @@ def paired(a: Run | str | Path, b: Run | str | Path, columns: Sequence[str] | No
     return paired_errors(run_a, run_b, columns=columns, seed=seed)
 
 
+def resummarize(run: Run | str | Path, *, save: bool = True) -> Run:
+    """A finished run's results recomputed by this version of robench from its per-image table and recorded
+    settings alone (no model, no images): rows and intervals added to the suites since the run was made appear,
+    the values already there stay. With ``save`` (and a run on disk) its results.csv is rewritten atomically;
+    per_image.csv.gz and meta.json are left as they are."""
+    import pandas as pd
+
+    from robench.run import write_results_table
+    from robench.schema import RESULT_COLUMNS
+    from robench.suites import restore_suites
+
+    loaded = run if isinstance(run, Run) else load_run(run)
+    order = list(dict.fromkeys(loaded.results["suite"]))  # as the run ordered them; meta.json sorts them by name
+    suites = sorted(restore_suites(loaded.meta), key=lambda s: order.index(s.name) if s.name in order else len(order))
+    classes = loaded.meta["dataset"].get("classes") or []
+    results = pd.DataFrame([row for suite in suites for row in suite.summarize(loaded.per_image, classes)],
+                           columns=RESULT_COLUMNS)
+    if save and loaded.path is not None:
+        write_results_table(loaded.path, results)
+    return Run(loaded.path, loaded.meta, results, loaded.per_image)
+
+
 def report(run: Run | str | Path, out: str | Path | None = None, *, title: str | None = None,
            examples: bool = True) -> Any:
     """One model's report (:func:`compare` with one run)."""

@@ -213,6 +213,17 @@ def paired(
 
 
 @app.command()
+def resummarize(runs: list[Path] = typer.Argument(..., help="Finished run directories.")) -> None:
+    """Rewrite each run's results.csv from its per-image table and recorded settings with this robench (rows and
+    intervals added since the run was made); no model or images needed."""
+    from robench.api import resummarize as resummarize_run
+
+    for run in runs:
+        again = resummarize_run(run)
+        console.print(f"{run}/results.csv rewritten: {len(again.results)} rows")
+
+
+@app.command()
 def report(
     run_dir: Path = typer.Argument(..., help="A run directory written by robench evaluate."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report directory (default RUN_DIR/report)."),

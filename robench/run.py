@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from robench.errors import OtherRunError, RobenchError
-from robench.io import atomic_path, gzip_bytes, json_text
+from robench.io import atomic_path, gzip_bytes, json_text, write_atomic
 from robench.schema import (
     FLOAT_FORMAT,
     RESULT_COLUMNS,
@@ -203,6 +203,12 @@ def write_results(out_dir: Path, results: pd.DataFrame, per_image: pd.DataFrame,
         meta_tmp.write_text(json_text(meta))
         (out_dir / "meta.json").unlink(missing_ok=True)
         (out_dir / LEGACY_PER_IMAGE_FILE).unlink(missing_ok=True)
+
+
+def write_results_table(out_dir: Path, results: pd.DataFrame) -> None:
+    """Rewrite a finished run's results.csv alone, atomically (:func:`robench.api.resummarize`)."""
+    write_atomic(out_dir / "results.csv",
+                 lambda tmp: results.to_csv(tmp, index=False, float_format=FLOAT_FORMAT))  # called at once
 
 
 def _read_csv(path: Path, columns: list[str], exact: bool = False) -> pd.DataFrame:
