@@ -12,6 +12,7 @@ is compared with the clean error.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from functools import partial
 from typing import Any
@@ -110,29 +111,25 @@ class CorruptionsSuite:
         """Error rate per corruption and severity, then means over severities, over the noise family and over all
         corruptions; each with a bootstrap interval over images (a mean row's from each image's mean error)."""
         rows: list[dict[str, Any]] = []
-        errors: dict[str, list[float]] = {}
-        per_image_error: dict[str, np.ndarray] = {}  # shape N: each image's error averaged over the severities
         n = len(per_image)
         ci = partial(bootstrap_ci, seed=self.seed)
+        wrong: dict[str, np.ndarray] = {}  # per corruption, severities × images: 1 where the image was misclassified
+
+        def mean_row(test: str, variant: str, names: Sequence[str]) -> dict[str, Any]:
+            rates = [[float(flags.mean()) for flags in wrong[k]] for k in names]  # each severity's error rate
+            return result_row(self.name, test, variant, "mean", "error_rate", float(np.mean(rates)), n,
+                              ci(np.mean([wrong[k].mean(axis=0) for k in names], axis=0)))
+
         for name in self.names:
             source = f"torch/{self._table}" if self._uses_torch(name) else "imagecorruptions/imagenet-c"
-            wrong_by_severity = []
-            for severity in self.config.severities:
-                column = corruption_column(name, severity)
-                wrong = 1.0 - per_image[column.name].to_numpy(dtype=float)
-                rows.append(result_row(self.name, column.test, source, column.param, "error_rate", wrong.mean(), n,
-                                       ci(wrong)))
-                errors.setdefault(name, []).append(wrong.mean())
-                wrong_by_severity.append(wrong)
-            per_image_error[name] = np.mean(wrong_by_severity, axis=0)
-            rows.append(result_row(self.name, name, source, "mean", "error_rate", float(np.mean(errors[name])), n,
-                                   ci(per_image_error[name])))
-        noise = [k for k in ("gaussian_noise", "shot_noise", "impulse_noise") if k in errors]
+            columns = [corruption_column(name, severity) for severity in self.config.severities]
+            wrong[name] = np.stack([1.0 - per_image[column.name].to_numpy(dtype=float) for column in columns])
+            for column, flags in zip(columns, wrong[name], strict=True):
+                rows.append(result_row(self.name, column.test, source, column.param, "error_rate", flags.mean(), n,
+                                       ci(flags)))
+            rows.append(mean_row(name, source, [name]))
+        noise = [k for k in ("gaussian_noise", "shot_noise", "impulse_noise") if k in wrong]
         if noise:
-            rows.append(result_row(self.name, "noise_family", "gaussian+shot+impulse", "mean", "error_rate",
-                                   float(np.mean([errors[k] for k in noise])), n,
-                                   ci(np.mean([per_image_error[k] for k in noise], axis=0))))
-        rows.append(result_row(self.name, "all", ",".join(self.names), "mean", "error_rate",
-                               float(np.mean(list(errors.values()))), n,
-                               ci(np.mean(list(per_image_error.values()), axis=0))))
+            rows.append(mean_row("noise_family", "gaussian+shot+impulse", noise))
+        rows.append(mean_row("all", ",".join(self.names), self.names))
         return rows
