@@ -344,18 +344,13 @@ def resummarize(run: Run | str | Path, *, save: bool = True) -> Run:
     settings alone (no model, no images): rows and intervals added to the suites since the run was made appear,
     the values already there stay. With ``save`` (and a run on disk) its results.csv is rewritten atomically;
     per_image.csv.gz and meta.json are left as they are."""
-    import pandas as pd
-
     from robench.run import write_results_table
-    from robench.schema import RESULT_COLUMNS
-    from robench.suites import restore_suites
+    from robench.suites import restore_suites, summary_table
 
     loaded = run if isinstance(run, Run) else load_run(run)
     order = list(dict.fromkeys(loaded.results["suite"]))  # as the run ordered them; meta.json sorts them by name
     suites = sorted(restore_suites(loaded.meta), key=lambda s: order.index(s.name) if s.name in order else len(order))
-    classes = loaded.meta["dataset"].get("classes") or []
-    results = pd.DataFrame([row for suite in suites for row in suite.summarize(loaded.per_image, classes)],
-                           columns=RESULT_COLUMNS)
+    results = summary_table(suites, loaded.per_image, loaded.meta["dataset"].get("classes") or [])
     if save and loaded.path is not None:
         write_results_table(loaded.path, results)
     return Run(loaded.path, loaded.meta, results, loaded.per_image)

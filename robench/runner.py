@@ -43,7 +43,7 @@ from robench.models.modes import eval_mode
 from robench.models.wrapper import RobenchModel
 from robench.progress import make_progress
 from robench.run import Run, load_run, recorded_signature, write_results
-from robench.schema import RESULT_COLUMNS
+from robench.suites import summary_table
 from robench.suites.base import Batch, Suite
 
 PARTIAL = ".partial"
@@ -167,8 +167,7 @@ def evaluate(model: RobenchModel, data: ImageSet, suites: list[Suite], *, out_di
     ordered = sorted((item for rank_parts in parts or [] for item in rank_parts), key=lambda item: item[0])
     per_image = pd.concat([part for _, part, _ in ordered], ignore_index=True)
     earlier_s = sum(seconds for _, _, seconds in ordered)  # batches finished by interrupted earlier attempts
-    rows = [row for suite in suites for row in suite.summarize(per_image, data.classes)]
-    results = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    results = summary_table(suites, per_image, data.classes)
     meta.update(duration_s=round(time.time() - started + earlier_s, 3), finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 n_images=len(per_image))
     meta = json.loads(json_text(meta))  # as meta.json holds it (tuples as lists): the same Run whether saved or not

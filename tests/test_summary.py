@@ -1,6 +1,6 @@
 """A run's results recomputed from its per-image table and recorded settings alone (the suites' ``summarize``
-on :func:`robench.suites.restore_suites`), and on the common-correct images the comparison's scope
-(:func:`robench.reports.compare.common_values`)."""
+on :func:`robench.suites.restore_suites`, through :func:`robench.resummarize`), and on the common-correct images the
+comparison's scope (:func:`robench.reports.compare.common_values`)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ from conftest import ROOT, committed
 
 import robench
 from robench.reports.compare import common_correct, common_values
-from robench.schema import RESULT_COLUMNS
-from robench.suites import restore_suites
 
 KEYS = ["suite", "test", "variant", "param", "metric"]
 SMALL = {"ina_budgets": (0.01, 0.02), "rn_budgets": (0.1,), "occlusion_fill": (0.5,), "occlusion_count": 2,
@@ -23,13 +21,9 @@ SMALL = {"ina_budgets": (0.01, 0.02), "rn_budgets": (0.1,), "occlusion_fill": (0
 
 def summary(run: robench.Run, mask: np.ndarray | None = None) -> pd.DataFrame:
     """Result rows recomputed from the per-image table and the recorded settings alone (no model, no images), on
-    the images ``mask`` selects (all by default), in the order of the run's own results."""
-    per_image = run.per_image if mask is None else run.per_image[np.asarray(mask, dtype=bool)]
-    order = list(dict.fromkeys(run.results["suite"]))  # meta.json keeps the suites sorted by name
-    suites = sorted(restore_suites(run.meta), key=lambda s: order.index(s.name) if s.name in order else len(order))
-    classes = run.meta["dataset"].get("classes") or []
-    rows = [row for suite in suites for row in suite.summarize(per_image.reset_index(drop=True), classes)]
-    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    the images ``mask`` selects (all by default), in the order of the run's own results (:func:`robench.resummarize`)."""
+    per_image = run.per_image if mask is None else run.per_image[np.asarray(mask, dtype=bool)].reset_index(drop=True)
+    return robench.resummarize(robench.Run(None, run.meta, run.results, per_image), save=False).results
 
 
 @pytest.fixture(scope="module")

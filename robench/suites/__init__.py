@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
+
+import pandas as pd
 
 from robench.errors import RobenchError
 from robench.options import config_from_values
+from robench.schema import RESULT_COLUMNS
 from robench.settings import (
     SUITE_CONFIGS,
     AdversarialConfig,
@@ -66,5 +70,12 @@ def restore_suites(meta: dict[str, Any]) -> list[Suite]:
     return suites
 
 
+def summary_table(suites: Sequence[Suite], per_image: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
+    """The results table (``RESULT_COLUMNS``): each suite's ``summarize`` rows on the per-image table, in suite order.
+    What a run writes to results.csv, and what :func:`robench.resummarize` recomputes from a finished run."""
+    return pd.DataFrame([row for suite in suites for row in suite.summarize(per_image, classes)],
+                        columns=RESULT_COLUMNS)
+
+
 __all__ = ["FULL", "SUITES", "SUITE_CONFIGS", "AdversarialConfig", "Batch", "CorruptionsConfig", "InequalityConfig",
-           "SanityConfig", "Suite", "make_suites", "restore_suites", "result_row", "suite_names"]
+           "SanityConfig", "Suite", "make_suites", "restore_suites", "result_row", "suite_names", "summary_table"]
