@@ -1,9 +1,9 @@
 """robench: measure the inequality phenomenon of adversarially trained image classifiers.
 
 The Python API (docs/python-api.md) is importable from here: ``robench.evaluate``, ``robench.load_model``,
-``robench.wrap``, ``robench.load_data``, ``robench.load_run``, ``robench.compare``, ``robench.rankings``, ``robench.paired``,
-``robench.report``, ``robench.resummarize``, ``robench.train``, ``robench.leaderboard`` and the :class:`Run` they return. They are imported on first
-use, so ``import robench`` stays light.
+``robench.wrap``, ``robench.load_data``, ``robench.load_run``, ``robench.compare``, ``robench.rankings``,
+``robench.paired``, ``robench.report``, ``robench.resummarize``, ``robench.train``, ``robench.leaderboard`` and the
+:class:`Run` they return. They are imported on first use, so ``import robench`` stays light.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The exception types for user mistakes, four in all: :class:`RobenchError`, the base; :class:`SettingError`, naming
 the setting at fault; :class:`OtherRunError`, an output directory holding another run's results; and
-:class:`robench.io.WriteError` (defined beside the writing code), a file that cannot be written, also an ``OSError``. The CLI prints the message of any of them as one line and exits 2."""
+:class:`robench.io.WriteError` (defined beside the writing code), a file that cannot be written, also an ``OSError``.
+The CLI prints the message of any of them as one line and exits 2."""
 
 
 class RobenchError(Exception):
